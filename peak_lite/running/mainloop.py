@@ -1,0 +1,362 @@
+"""The main loop: IMainLoop on asyncio, its signal proxy and the default handler.
+
+One asyncio loop belongs to one ``MainLoop``.  It is created on first use of
+``eventLoop`` (so components can register readers and timers before
+``run()``), and ``run()`` closes it on return: cancelled tasks are wound
+down, async generators shut down, the loop closed.  A later ``eventLoop``
+access or ``run()`` starts a fresh asyncio loop; nothing registered on the
+old one survives.
+"""
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+
+from zope.interface import implementer
+
+from peak_lite.running.interfaces import EXIT_OK, IMainLoop, ISignalHandler, RunningError
+from peak_lite.util import signal_stack
+
+__all__ = ['MainLoop', 'StopOnStandardSignals', 'forgetLoopAfterFork', 'SIGNAL_HANDLER_PROPERTY']
+
+log = logging.getLogger(__name__)
+
+SIGNAL_HANDLER_PROPERTY = 'peak.running.mainLoop.signalHandler'
+
+# Loops abandoned in a forked child.  They are kept referenced on purpose:
+# collecting them would run destructors (BaseEventLoop.__del__ closing the
+# loop, transports closing sockets, "Task was destroyed" reports) that touch
+# resources the parent process still owns.
+_abandoned = []
+
+
+def forgetLoopAfterFork(loop):
+    """Abandon an asyncio loop inherited across ``fork()``, touching nothing of the parent's.
+
+    An epoll instance is shared by parent and child like any inherited
+    descriptor, so ``loop.close()`` in the child, which unregisters the
+    self-pipe (``epoll_ctl(DEL)``), would silently remove the parent's
+    registration too.  Instead this closes the child's copies of the epoll
+    descriptor and of the self-pipe with ``os.close``, cancels every pending
+    callback and timer (so a loop still unwinding on the child's stack runs
+    none of the parent's work), marks the loop closed and keeps it referenced
+    forever.  Safe to call on a loop that is still inside ``run_forever`` in
+    the child, provided it is stopped before it selects again.
+    """
+    if loop is None or loop.is_closed():
+        return
+    for handle in list(getattr(loop, '_ready', ())) + list(getattr(loop, '_scheduled', ())):
+        handle.cancel()
+    fds = []
+    selector = getattr(loop, '_selector', None)
+    inner = getattr(selector, '_selector', None)   # the select.epoll/kqueue/poll object
+    if inner is not None and hasattr(inner, 'fileno'):
+        fds.append(inner.fileno())
+    for name in ('_ssock', '_csock'):
+        sock = getattr(loop, name, None)
+        if sock is not None:
+            fds.append(sock.detach())
+    for fd in fds:
+        if fd is not None and fd >= 0:
+            try:
+                os.close(fd)
+            except OSError:
+                log.debug("closing inherited loop descriptor %d failed", fd, exc_info=True)
+    # BaseEventLoop.close() returns at once for a closed loop, and __del__
+    # does nothing; flipping the flag is the only way to say "closed" without
+    # running the close machinery.
+    loop._closed = True
+    _abandoned.append(loop)
+
+
+class _DeferringProxy:
+    """What the loop pushes with pushSignals: each OS-level handler only queues.
+
+    For every ``SIGxxx`` method of the real handler the proxy has a method of
+    the same name.  Called by Python's signal machinery, it notes which task
+    was running (for "stop after the current task") and queues the real
+    method with ``call_soon_threadsafe``, which also writes the loop's
+    self-pipe: the loop wakes even when idle in ``select()``, which PEP 475
+    would otherwise silently restart.
+    """
+
+    def __init__(self, mainLoop, handler, loop):
+        self._mainLoop = mainLoop
+        self._handler = handler
+        self._loop = loop
+        for name in signal_stack.SIGNAL_NAMES:
+            method = getattr(handler, name, None)
+            if method is not None:
+                setattr(self, name, self._deferrer(method))
+
+    def _deferrer(self, method):
+        def defer(signum, frame):
+            loop = self._loop
+            if loop.is_closed():
+                return
+            interrupted = asyncio.current_task(loop)
+            loop.call_soon_threadsafe(self._mainLoop._dispatchSignal, method, signum, interrupted)
+        return defer
+
+    def __repr__(self):
+        return f"<deferring proxy for {self._handler!r}>"
+
+
+@implementer(ISignalHandler)
+class StopOnStandardSignals:
+    """The default signal handler (see IMainLoop, ISignalHandler).
+
+    SIGHUP: stop once the callback or task running when the signal arrived
+    has completed.  SIGINT, SIGTERM: stop now.
+    """
+
+    def __init__(self, mainLoop):
+        self.mainLoop = mainLoop
+
+    def SIGHUP(self, signum, frame):
+        self.mainLoop.stopAfterCurrent()
+
+    def SIGINT(self, signum, frame):
+        self.mainLoop.stop()
+
+    def SIGTERM(self, signum, frame):
+        self.mainLoop.stop()
+
+
+def _isHandlerFactory(ob):
+    if isinstance(ob, type):
+        return True
+    return callable(ob) and not any(
+        getattr(ob, name, None) is not None for name in signal_stack.SIGNAL_NAMES)
+
+
+@implementer(IMainLoop)
+class MainLoop:
+    """See IMainLoop.
+
+    ``MainLoop(parentComponent=None, signalHandler=None)`` needs no configured
+    root.  Without an explicit ``signalHandler`` the handler is the config
+    property ``peak.running.mainLoop.signalHandler`` looked up from
+    ``parentComponent`` (when there is one), else StopOnStandardSignals.  A
+    handler given as a class, or as a callable with no ``SIGxxx`` methods, is
+    a factory called with this main loop; anything else is used as is.
+    """
+
+    def __init__(self, parentComponent=None, signalHandler=None):
+        self.parentComponent = parentComponent
+        self._signalHandler = signalHandler
+        self._loop = None
+        self._loopPid = None
+        self._running = False
+        self._exitCode = EXIT_OK
+        self._startedAt = None
+        self._idleTimeout = 0
+        self._runAtLeast = 0
+        self._idleTimer = None
+        self._wakeup = None     # (rsock, wsock, previous wakeup fd) while running
+        self.lastActivity = None
+        # The task that was running when the signal now being dispatched arrived.
+        self.interruptedTask = None
+
+    # -- configuration ---------------------------------------------------
+
+    @property
+    def signalHandler(self):
+        if self._signalHandler is None:
+            handler = StopOnStandardSignals
+            if self.parentComponent is not None:
+                from peak_lite.config import lookupProperty
+                handler = lookupProperty(
+                    self.parentComponent, SIGNAL_HANDLER_PROPERTY, default=StopOnStandardSignals)
+            self._signalHandler = handler
+        if _isHandlerFactory(self._signalHandler):
+            self._signalHandler = self._signalHandler(self)
+        return self._signalHandler
+
+    @signalHandler.setter
+    def signalHandler(self, handler):
+        if self._running:
+            raise RunningError("cannot change signalHandler while the main loop runs;"
+                               " set it before run()")
+        self._signalHandler = handler
+
+    @property
+    def eventLoop(self):
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+            self._loopPid = os.getpid()
+        return self._loop
+
+    # -- IMainLoop -------------------------------------------------------
+
+    def run(self, stopAfter=0, idleTimeout=0, runAtLeast=0):
+        """See IMainLoop."""
+        if self._running:
+            raise RunningError("MainLoop.run() called while it is already running")
+        for name, value in (('stopAfter', stopAfter), ('idleTimeout', idleTimeout),
+                            ('runAtLeast', runAtLeast)):
+            if value is None or value < 0:
+                raise RunningError(f"MainLoop.run(): {name} must be a number >= 0, got {value!r}")
+        loop = self.eventLoop
+        self._installWakeup(loop)
+        try:
+            pushed = self._pushSignals(loop)
+        except BaseException:
+            self._removeWakeup(loop)
+            raise
+        self._running = True
+        self._exitCode = EXIT_OK
+        self._startedAt = self.lastActivity = time.monotonic()
+        self._idleTimeout, self._runAtLeast = idleTimeout, runAtLeast
+        try:
+            if stopAfter:
+                loop.call_later(stopAfter, self.stop)
+            if idleTimeout:
+                self._scheduleIdleCheck()
+            loop.run_forever()
+            return self._exitCode
+        finally:
+            self._running = False
+            self.lastActivity = self._startedAt = self._idleTimer = None
+            self.interruptedTask = None
+            if pushed is not None and signal_stack.depth() == pushed:
+                # A forked child's bootstrap may already have popped our frame.
+                signal_stack.popSignals()
+            self._removeWakeup(loop)
+            self._finishLoop(loop)
+
+    def activityOccurred(self):
+        """See IMainLoop."""
+        if self._running:
+            self.lastActivity = time.monotonic()
+
+    def exitWith(self, exitCode):
+        """See IMainLoop."""
+        self._exitCode = exitCode
+        self.stop()
+
+    def stop(self):
+        """See IMainLoop.  Does nothing while the loop is not running."""
+        if self._running and self._loop is not None and not self._loop.is_closed():
+            self._loop.stop()
+
+    # -- additions -------------------------------------------------------
+
+    def stopAfterCurrent(self):
+        """Stop once the task that was running when the signal arrived completes.
+
+        Called from a signal method (which already runs after the interrupted
+        callback returned).  With no task interrupted, stop now.
+        """
+        task = self.interruptedTask
+        if task is None or task.done():
+            self.stop()
+        else:
+            task.add_done_callback(lambda _task: self.stop())
+
+    def close(self):
+        """Close the asyncio loop if one was made and not run; run() closes its own."""
+        if self._running:
+            raise RunningError("MainLoop.close() called while it is running; call stop()")
+        if self._loop is not None and not self._loop.is_closed():
+            self._finishLoop(self._loop)
+        self._loop = None
+
+    def forgetAfterFork(self):
+        """In a forked child: abandon the inherited asyncio loop (see forgetLoopAfterFork)."""
+        loop, self._loop = self._loop, None
+        self._removeWakeup(None)
+        forgetLoopAfterFork(loop)
+
+    # -- internals -------------------------------------------------------
+
+    def _pushSignals(self, loop):
+        if threading.current_thread() is not threading.main_thread():
+            log.debug("MainLoop.run() outside the main thread: signals are not handled")
+            return None
+        signal_stack.pushSignals(_DeferringProxy(self, self.signalHandler, loop))
+        return signal_stack.depth()
+
+    def _installWakeup(self, loop):
+        """Point the C-level wakeup fd at a pipe the loop reads.
+
+        The kernel may deliver a signal to any thread (an executor thread,
+        say); then the main thread's select() is not interrupted and the
+        Python-level handler would not run until the loop woke for another
+        reason.  The wakeup fd is written by the C handler whatever thread
+        took the signal, so the loop wakes and the handler runs promptly.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return
+        rsock, wsock = socket.socketpair()
+        rsock.setblocking(False)
+        wsock.setblocking(False)
+        previous = signal.set_wakeup_fd(wsock.fileno(), warn_on_full_buffer=False)
+        self._wakeup = rsock, wsock, previous
+        loop.add_reader(rsock.fileno(), self._drainWakeup, rsock)
+
+    def _removeWakeup(self, loop):
+        wakeup, self._wakeup = self._wakeup, None
+        if wakeup is None:
+            return
+        rsock, wsock, previous = wakeup
+        signal.set_wakeup_fd(previous)
+        if loop is not None and os.getpid() == self._loopPid:
+            loop.remove_reader(rsock.fileno())
+        # In a forked child, closing our copies is enough: an epoll
+        # registration lives with the parent's open file description.
+        rsock.close()
+        wsock.close()
+
+    @staticmethod
+    def _drainWakeup(rsock):
+        try:
+            while rsock.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _dispatchSignal(self, method, signum, interrupted):
+        self.interruptedTask = interrupted
+        try:
+            method(signum, None)
+        except Exception:
+            log.error("signal handler %r for %s failed", method,
+                      signal.Signals(signum).name, exc_info=True)
+        finally:
+            self.interruptedTask = None
+
+    def _scheduleIdleCheck(self):
+        due = max(self.lastActivity + self._idleTimeout, self._startedAt + self._runAtLeast)
+        self._idleTimer = self._loop.call_at(due, self._idleCheck)
+
+    def _idleCheck(self):
+        now = time.monotonic()
+        if (now >= self.lastActivity + self._idleTimeout
+                and now >= self._startedAt + self._runAtLeast):
+            self.stop()
+        else:
+            self._scheduleIdleCheck()
+
+    def _finishLoop(self, loop):
+        if os.getpid() != self._loopPid:
+            # We are a forked child unwinding the parent's loop.
+            self.forgetAfterFork()
+            return
+        try:
+            tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        except Exception:
+            log.error("winding down the main loop's tasks failed", exc_info=True)
+        finally:
+            loop.close()
+            self._loop = None
