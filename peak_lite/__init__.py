@@ -1,0 +1,1 @@
+"""peak_lite: a small PEAK-style component framework and pre-forking process manager."""

@@ -1,0 +1,1 @@
+"""Commands, the main loop and process spawning."""

@@ -1,0 +1,138 @@
+"""Contracts and exceptions of the running layer: commands, main loop, processes."""
+
+from zope.interface import Attribute, Interface
+
+# Exit statuses (DESIGN §6)
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2          # usage or configuration error: one line on stderr
+EXIT_LOAD_FAILED = 3    # the application failed to load
+
+
+class RunningError(Exception):
+    """Base class of errors raised by peak_lite.running."""
+
+    exitCode = EXIT_FAILURE
+
+
+class InvocationError(RunningError):
+    """The command line or configuration is wrong; reported as one line, exit 2."""
+
+    exitCode = EXIT_USAGE
+
+
+class LoadError(RunningError):
+    """The application could not be built; reported as one line, exit 3."""
+
+    exitCode = EXIT_LOAD_FAILED
+
+
+class ICmdLineApp(Interface):
+    """A runnable command-line application."""
+
+    def run():
+        """Run and return an exit code (an int), or a command factory for the trampoline."""
+
+
+class ICmdLineAppFactory(Interface):
+    """Makes ICmdLineApp objects."""
+
+    def __call__(parentComponent, componentName=None, argv=None, stdin=None,
+                 stdout=None, stderr=None, environ=None, **attrs):
+        """Return an ICmdLineApp using exactly the I/O given (never sys.*)."""
+
+
+class IRerunnableCGI(Interface):
+    """Serves one CGI-style request per call, and may be called again."""
+
+    def runCGI(stdin, stdout, stderr, environ, argv=()):
+        """Serve one request read from ``stdin``/``environ``; write the response to ``stdout``."""
+
+
+class IWSGIApplication(Interface):
+    """A PEP 3333 application: ``app(environ, start_response) -> iterable of bytes``."""
+
+    def __call__(environ, start_response):
+        """Serve one request."""
+
+
+class IExecutable(Interface):
+    """Documentation only.
+
+    A thing is executable if it adapts to ICmdLineAppFactory, ICmdLineApp,
+    IRerunnableCGI or IWSGIApplication, or is a zero-argument callable that
+    returns an exit code.
+    """
+
+
+class IMainLoop(Interface):
+    """The event loop a command runs on (asyncio underneath)."""
+
+    eventLoop = Attribute("The asyncio event loop, for readers, timers and tasks")
+    lastActivity = Attribute("time.monotonic() of the last activity, or None while not running")
+
+    def run(stopAfter=0, idleTimeout=0, runAtLeast=0):
+        """Run until stopped and return the exit code given to exitWith (default 0).
+
+        For each argument 0 means off.  ``stopAfter``: stop after that many
+        seconds.  ``idleTimeout``: stop after that long without
+        activityOccurred(), but never before ``runAtLeast`` seconds have passed.
+        While running, the ``signalHandler`` (config property
+        ``peak.running.mainLoop.signalHandler``) is pushed with pushSignals
+        behind a deferring proxy, and popped on return.
+        """
+
+    def activityOccurred():
+        """Note activity now (resets the idle timeout)."""
+
+    def exitWith(exitCode):
+        """Make run() return ``exitCode``, which may be a command factory (for the trampoline)."""
+
+    def stop():
+        """Make run() return its current exit code (0 unless exitWith was called)."""
+
+
+class ISignalHandler(Interface):
+    """An object whose methods named after signals (SIGHUP, SIGTERM, ...) handle them.
+
+    Under a MainLoop each method is called as a loop callback with
+    ``(signum, frame)``, never inside the OS-level handler.
+    """
+
+
+class IWorkerStatus(Interface):
+    """How a worker reports its state to whatever supervises it.
+
+    Gateways call ``busy()`` around each request.  Without a supervisor the
+    implementation is a cheap no-op.  It must not make a system call per request.
+    """
+
+    stopping = Attribute("True once the worker has been asked to stop gracefully")
+
+    def busy():
+        """Return a context manager marking this worker busy for one request, idle after."""
+
+
+class IProcessProxy(Interface):
+    """The parent's handle on one child process."""
+
+    pid = Attribute("The child's pid")
+    isRunning = Attribute("True until the child has been reaped")
+    exitStatus = Attribute("The exit code, or None if running or killed by a signal")
+    exitSignal = Attribute("The number of the signal that killed it, or None")
+
+    def sendSignal(sig):
+        """Send a signal given by name ('SIGHUP', 'HUP') or number; False if already gone."""
+
+
+class IProcessTemplate(Interface):
+    """Something that can start child processes."""
+
+    def spawn(parentComponent):
+        """Fork.
+
+        In the parent return ``(proxy, None)``.  In the child return
+        ``(None, stub)``, where ``stub`` is the command the child must run; the
+        caller hands it to the runMain trampoline (``mainLoop.exitWith(stub)``)
+        so that nothing of the parent stays on the child's stack.
+        """

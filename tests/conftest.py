@@ -1,0 +1,19 @@
+import pytest
+
+from tests.support.postgres import pg_db, postgres_server  # noqa: F401
+from tests.support.procs import Proc
+
+
+@pytest.fixture
+def procs():
+    """Start processes with ``procs(argv, **kw)``; all are killed and checked at teardown."""
+    started = []
+
+    def start(argv, **kw):
+        p = Proc(argv, **kw)
+        started.append(p)
+        return p
+
+    yield start
+    for p in reversed(started):
+        p.stop()

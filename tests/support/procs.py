@@ -1,0 +1,118 @@
+"""Waiting on conditions, and running real processes that leave nothing behind."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+VENV_BIN = os.path.dirname(sys.executable)
+
+
+def wait_for(condition, timeout=10.0, interval=0.01, message=None):
+    """Poll ``condition()`` until it returns a true value; return that value.
+
+    Raises AssertionError after ``timeout`` seconds, naming ``message`` or the
+    condition.  This is the only way tests wait: never a bare sleep.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(
+                f"timed out after {timeout}s waiting for {message or condition!r}")
+        time.sleep(interval)
+
+
+def pid_alive(pid):
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            state = f.read().rsplit(')', 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state not in ('Z', 'X')
+
+
+def group_pids(pgid):
+    """Pids of live (non-zombie) processes whose process group is ``pgid``."""
+    found = []
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f'/proc/{name}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if fields[0] not in ('Z', 'X') and int(fields[2]) == pgid:
+            found.append(int(name))
+    return found
+
+
+def children_of(pid):
+    """Pids of the live direct children of ``pid``."""
+    try:
+        with open(f'/proc/{pid}/task/{pid}/children') as f:
+            return [int(p) for p in f.read().split() if pid_alive(int(p))]
+    except FileNotFoundError:
+        return []
+
+
+class Proc:
+    """A process started in its own session (so its own process group).
+
+    ``stop()`` kills the whole group and asserts that nothing of it is left.
+    Use it as a context manager or through the ``procs`` fixture.
+    """
+
+    def __init__(self, argv, env=None, cwd=None, stdin=subprocess.DEVNULL,
+                 stdout=None, stderr=None, pass_fds=()):
+        self.argv = list(argv)
+        full_env = dict(os.environ)
+        full_env['PATH'] = VENV_BIN + os.pathsep + full_env.get('PATH', '')
+        full_env.pop('PEAK_CONFIG', None)
+        # Children import what this interpreter imports, however it was set up
+        # (a virtualenv, or a buildout script that puts eggs on sys.path).
+        full_env['PYTHONPATH'] = os.pathsep.join(p for p in sys.path if p)
+        if env:
+            full_env.update(env)
+        self.popen = subprocess.Popen(
+            self.argv, env=full_env, cwd=cwd, stdin=stdin, stdout=stdout,
+            stderr=stderr, pass_fds=pass_fds, start_new_session=True)
+        self.pid = self.popen.pid
+        self.pgid = self.pid
+
+    def wait(self, timeout=10.0):
+        return self.popen.wait(timeout)
+
+    @property
+    def returncode(self):
+        return self.popen.poll()
+
+    def signal(self, signum):
+        os.kill(self.pid, signum)
+
+    def stop(self, timeout=10.0):
+        """Kill the process group and assert every member is gone."""
+        try:
+            os.killpg(self.pgid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
+            if stream is not None:
+                stream.close()
+        wait_for(lambda: not group_pids(self.pgid), timeout,
+                 message=f"process group {self.pgid} ({self.argv[:3]}) to be gone")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()

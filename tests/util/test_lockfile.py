@@ -1,0 +1,119 @@
+"""Pid files and flock locks, exercised by real processes."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from zope.interface.verify import verifyObject
+
+from peak_lite.util.interfaces import AlreadyLocked, ILock, IPidFile, LockError
+from peak_lite.util.lockfile import FlockFile, PidFile, readPidFile
+from tests.support.procs import pid_alive, wait_for
+
+HOLDER = textwrap.dedent("""
+    import os, sys, time
+    from peak_lite.util.lockfile import PidFile
+    path, mode = sys.argv[1], sys.argv[2]
+    if mode == 'adopt':
+        pf = PidFile.fromEnvironment(os.environ, path)
+        assert pf is not None, os.environ.get(PidFile.ENV)
+        print('adopted', os.getpid(), flush=True)
+    else:
+        pf = PidFile(path).create()
+        print('locked', os.getpid(), flush=True)
+        if mode == 'exec':
+            env = dict(os.environ)
+            pf.inheritAcrossExec(env)
+            os.execve(sys.executable, [sys.executable, '-c', sys.argv[3], path, 'adopt', ''], env)
+    sys.stdin.read()          # hold until told to go
+    pf.remove()
+""")
+
+
+def hold(procs, path, mode='hold'):
+    p = procs([sys.executable, '-c', HOLDER, str(path), mode, HOLDER],
+              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    line = p.popen.stdout.readline().decode()
+    assert line.split()[0] in ('locked', 'adopted'), line
+    return p, int(line.split()[1])
+
+
+def test_interfaces(tmp_path):
+    verifyObject(ILock, FlockFile(tmp_path / 'l'))
+    verifyObject(IPidFile, PidFile(tmp_path / 'p'))
+
+
+def test_second_process_refused_naming_the_holder(procs, tmp_path):
+    path = tmp_path / 'app.pid'
+    p, pid = hold(procs, path)
+    assert path.read_text() == f"{pid}\n"
+    with pytest.raises(AlreadyLocked) as info:
+        PidFile(path).create()
+    assert info.value.pid == pid
+    assert f"process {pid} holds this pid file" in str(info.value)
+    assert readPidFile(path) == pid
+
+
+def test_lock_survives_exec(procs, tmp_path):
+    path = tmp_path / 'app.pid'
+    p, pid = hold(procs, path, 'exec')
+    line = p.popen.stdout.readline().decode().split()
+    assert line == ['adopted', str(pid)]        # same process, after exec
+    with pytest.raises(AlreadyLocked):
+        PidFile(path).create()
+    assert path.read_text() == f"{pid}\n"
+
+
+def test_stale_file_from_killed_process_does_not_block(procs, tmp_path):
+    path = tmp_path / 'app.pid'
+    p, pid = hold(procs, path)
+    p.signal(signal.SIGKILL)
+    p.wait()
+    wait_for(lambda: not pid_alive(pid))
+    assert path.exists() and readPidFile(path) is None     # stale: nobody holds it
+    pf = PidFile(path).create()
+    assert path.read_text() == f"{os.getpid()}\n"
+    pf.remove()
+    assert not path.exists()
+
+
+def test_symlink_refused(tmp_path):
+    target = tmp_path / 'elsewhere'
+    target.write_text('')
+    (tmp_path / 'app.pid').symlink_to(target)
+    with pytest.raises(LockError, match='symlink'):
+        PidFile(tmp_path / 'app.pid').create()
+
+
+def test_removed_only_by_its_owner(procs, tmp_path):
+    path = tmp_path / 'app.pid'
+    p, pid = hold(procs, path)
+    mine = PidFile(path)
+    mine.remove()                    # not held by us: nothing happens
+    assert path.read_text() == f"{pid}\n"
+    p.popen.stdin.close()            # the owner removes it on its way out
+    assert p.wait() == 0
+    assert not path.exists()
+
+
+def test_remove_keeps_a_file_naming_another_process(tmp_path):
+    path = tmp_path / 'app.pid'
+    pf = PidFile(path).create()
+    os.pwrite(pf.fd, b"1\n", 0)      # someone rewrote it: not ours any more
+    pf.remove()
+    assert path.read_text().startswith("1")
+    assert not pf.locked()
+
+
+def test_flock_attempt_obtain_release(tmp_path):
+    a, b = FlockFile(tmp_path / 'l'), FlockFile(tmp_path / 'l')
+    assert a.attempt() and a.locked()
+    assert not b.attempt() and not b.locked()
+    a.release()
+    assert b.obtain() and b.locked()
+    b.release()
+    with pytest.raises(LockError, match='not held'):
+        b.release()
