@@ -1,0 +1,123 @@
+"""Contracts and exceptions of the process manager."""
+
+from zope.interface import Attribute, Interface
+
+
+class ProcmanError(Exception):
+    """Base class of every error raised by peak_lite.running.procman."""
+
+
+class ConfigError(ProcmanError):
+    """A procman config file could not be read, parsed or validated.
+
+    ``filename`` is the config file's path and ``lineno`` the 1-based line the
+    problem is on; an error that belongs to no line (a missing key, an
+    unreadable file) uses line 1, or the start line of the section it belongs
+    to.  ``message`` is the bare description, without the location.
+
+    ``str()`` is one line, ``FILE:LINE: message``, ready to show a user; the
+    message says what was expected, what was found and, where one exists, the
+    remedy.
+    """
+
+    def __init__(self, message, filename, lineno=1):
+        self.message = message
+        self.filename = filename
+        self.lineno = lineno
+        super().__init__(f"{filename}:{lineno}: {message}")
+
+
+# -- config ---------------------------------------------------------------
+
+class IListenAddress(Interface):
+    """One parsed ``Listen`` value: a socket the manager opens for its children.
+
+    Instances are immutable and compare equal when they name the same socket.
+    ``str()`` gives back the canonical config syntax.
+    """
+
+    kind = Attribute("'unix', 'tcp' or 'fd'")
+    path = Attribute("kind 'unix': absolute path of the socket file; otherwise None")
+    mode = Attribute("kind 'unix': permission bits (int) given to the socket file; "
+                     "otherwise None")
+    host = Attribute("kind 'tcp': the host or address text, without brackets; "
+                     "otherwise None")
+    port = Attribute("kind 'tcp': the port (int, 0-65535); otherwise None")
+    family = Attribute("kind 'tcp': 'inet6' when host is an IPv6 address, else 'inet'; "
+                       "otherwise None")
+    fd = Attribute("kind 'fd': an inherited descriptor number (int); otherwise None")
+    lineno = Attribute("line of the config file the address was given on, or None")
+
+
+class IBusyStarter(Interface):
+    """One ``<BusyStarter>`` scaling rule, as parsed (part 2 gives it behaviour).
+
+    Every ``RunEvery`` seconds, when every child is busy and fewer than
+    ``MaxProcesses`` run, start one more child.
+    """
+
+    Priority = Attribute("int; rules run highest first.  Default 0")
+    Semaphore = Attribute("absolute path of the scoreboard file, or None for "
+                          "anonymous shared memory")
+    RunEvery = Attribute("float seconds between two checks, > 0.  Default 5")
+    lineno = Attribute("line of the section start, or None for the default rule")
+
+
+class IProcmanConfig(Interface):
+    """A procman config file, parsed and checked by ``loadConfig``.
+
+    Attribute names follow the config keys.  Every value has been checked:
+    counts are non-negative ints, durations non-negative float seconds, paths
+    absolute (relative ones are taken relative to the config file's
+    directory).  A key that was not given holds its default.
+    """
+
+    filename = Attribute("path of the config file, as given to loadConfig")
+    Command = Attribute("list of str: the peak command line run in the children, "
+                        "split like a shell does, with the extra arguments appended")
+    PidFile = Attribute("absolute path of the pid file, or None")
+    StdErr = Attribute("absolute path stderr is pointed at (append mode), or None "
+                       "to inherit")
+    Prefork = Attribute("int: children started at startup, <= MaxProcesses; "
+                        "defaults to MinProcesses")
+    MinProcesses = Attribute("int >= 1: the floor.  Default 1")
+    MaxProcesses = Attribute("int >= MinProcesses: the ceiling.  Default 4")
+    StartInterval = Attribute("float seconds between two starts.  Default 0.5")
+    IdleTimeout = Attribute("float seconds an idle child above the floor is kept; "
+                            "0 keeps idle children for ever.  Default 60")
+    MaxRequests = Attribute("int: recycle a child after this many requests; 0 never")
+    MaxRequestsJitter = Attribute("int: up to this many requests added per child to "
+                                  "MaxRequests, so children do not recycle together")
+    RequestTimeout = Attribute("float seconds one request may take before its child "
+                               "is killed; 0 never")
+    StopTimeout = Attribute("float seconds from SIGHUP to SIGTERM when stopping a "
+                            "child.  Default 30")
+    KillTimeout = Attribute("float seconds from SIGTERM to SIGKILL.  Default 5")
+    Listen = Attribute("list of IListenAddress, in file order; empty means inherit "
+                       "fd 0 or systemd's LISTEN_FDS")
+    ChildConfig = Attribute("absolute path of an existing .ini file, or None")
+    User = Attribute("the User value as written (name or number), or None")
+    Group = Attribute("the Group value as written (name or number), or None")
+    uid = Attribute("int uid the children switch to, or None to keep the manager's")
+    gid = Attribute("int gid the children switch to, or None to keep the manager's; "
+                    "with User and no Group, the user's primary group")
+    imports = Attribute("list of str: import specs (``pkg.mod`` or ``pkg.mod:attr``) "
+                        "to import before forking, in file order; syntax-checked only")
+    busyStarters = Attribute("list of IBusyStarter sorted by Priority, highest first "
+                             "(file order among equals); one default rule when the "
+                             "file has no <BusyStarter> section")
+
+    def lineOf(key):
+        """Return the line ``key`` was given on, or None if it was not given.
+
+        ``key`` is a config key in any case (``'Command'``, ``'command'``).  For
+        a repeatable key it is the first occurrence.
+        """
+
+    def errorAt(key, message):
+        """Return (not raise) a ConfigError for ``message`` located at ``key``.
+
+        The line is ``lineOf(key)``, or 1 when the key was not given, so
+        checks made after loading (for example that the command has a socket)
+        report ``FILE:LINE:`` like the loader does.
+        """
