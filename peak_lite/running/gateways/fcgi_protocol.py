@@ -1,0 +1,194 @@
+"""FastCGI 1.0 wire format: records, name-value pairs and their bounds.
+
+Pure functions and a small incremental parser; no sockets here.  See the
+FastCGI specification, sections 3 (records) and 8 (types and constants).
+"""
+
+import struct
+
+from peak_lite.running.gateways.interfaces import ProtocolError
+
+FCGI_VERSION_1 = 1
+FCGI_HEADER_LEN = 8
+FCGI_MAX_CONTENT = 0xFFFF
+
+FCGI_BEGIN_REQUEST = 1
+FCGI_ABORT_REQUEST = 2
+FCGI_END_REQUEST = 3
+FCGI_PARAMS = 4
+FCGI_STDIN = 5
+FCGI_STDOUT = 6
+FCGI_STDERR = 7
+FCGI_DATA = 8
+FCGI_GET_VALUES = 9
+FCGI_GET_VALUES_RESULT = 10
+FCGI_UNKNOWN_TYPE = 11
+FCGI_MAXTYPE = FCGI_UNKNOWN_TYPE
+
+FCGI_NULL_REQUEST_ID = 0
+FCGI_KEEP_CONN = 1
+
+FCGI_RESPONDER = 1
+FCGI_AUTHORIZER = 2
+FCGI_FILTER = 3
+
+FCGI_REQUEST_COMPLETE = 0
+FCGI_CANT_MPX_CONN = 1
+FCGI_OVERLOADED = 2
+FCGI_UNKNOWN_ROLE = 3
+
+_HEADER = struct.Struct('!BBHHBx')
+_BEGIN_BODY = struct.Struct('!HB5x')
+_END_BODY = struct.Struct('!LB3x')
+_UNKNOWN_BODY = struct.Struct('!B7x')
+
+# Padding to the next multiple of 8, precomputed.
+_PADDING = [b'\0' * ((8 - n % 8) % 8) for n in range(8)]
+
+
+def encodeRecord(recordType, requestId, content=b''):
+    """One record: header, ``content`` (at most 65535 bytes) and padding to 8."""
+    n = len(content)
+    if n > FCGI_MAX_CONTENT:
+        raise ValueError(f"FastCGI record content is {n} bytes; the maximum is {FCGI_MAX_CONTENT}")
+    pad = _PADDING[n & 7]
+    return b''.join((_HEADER.pack(FCGI_VERSION_1, recordType, requestId, n, len(pad)),
+                     content, pad))
+
+
+def encodeStream(recordType, requestId, data, chunk=0xFFF8):
+    """``data`` as a run of records of at most ``chunk`` bytes each (no terminator).
+
+    ``chunk`` defaults to the largest multiple of 8 that fits, so no padding
+    is ever written.  An empty ``data`` gives an empty result; the empty
+    record that ends a stream is ``encodeRecord(recordType, requestId)``.
+    """
+    out = []
+    view = memoryview(data)
+    for start in range(0, len(view), chunk):
+        out.append(encodeRecord(recordType, requestId, view[start:start + chunk]))
+    return b''.join(out)
+
+
+def encodeBeginRequest(requestId, role=FCGI_RESPONDER, flags=0):
+    return encodeRecord(FCGI_BEGIN_REQUEST, requestId, _BEGIN_BODY.pack(role, flags))
+
+
+def decodeBeginRequest(content):
+    """Return ``(role, flags)`` of a BEGIN_REQUEST body."""
+    if len(content) != _BEGIN_BODY.size:
+        raise ProtocolError(
+            f"FCGI_BEGIN_REQUEST body is {len(content)} bytes; expected {_BEGIN_BODY.size}")
+    return _BEGIN_BODY.unpack(content)
+
+
+def encodeEndRequest(requestId, appStatus=0, protocolStatus=FCGI_REQUEST_COMPLETE):
+    return encodeRecord(FCGI_END_REQUEST, requestId, _END_BODY.pack(appStatus, protocolStatus))
+
+
+def decodeEndRequest(content):
+    """Return ``(appStatus, protocolStatus)`` of an END_REQUEST body."""
+    return _END_BODY.unpack(content)
+
+
+def encodeUnknownType(recordType):
+    return encodeRecord(FCGI_UNKNOWN_TYPE, FCGI_NULL_REQUEST_ID, _UNKNOWN_BODY.pack(recordType))
+
+
+def _encodeLength(n):
+    if n < 0x80:
+        return bytes((n,))
+    if n > 0x7FFFFFFF:
+        raise ValueError(f"FastCGI name or value of {n} bytes is too long")
+    return struct.pack('!L', n | 0x80000000)
+
+
+def encodeNameValues(pairs):
+    """Encode an iterable of ``(name, value)`` bytes pairs (str is taken as latin-1)."""
+    out = []
+    for name, value in pairs:
+        if isinstance(name, str):
+            name = name.encode('latin-1')
+        if isinstance(value, str):
+            value = value.encode('latin-1')
+        out += (_encodeLength(len(name)), _encodeLength(len(value)), name, value)
+    return b''.join(out)
+
+
+def decodeNameValues(data, maxPairs=1000):
+    """Decode name-value pairs into a list of ``(name, value)`` bytes.
+
+    Raises ProtocolError on a truncated pair, or when there are more than
+    ``maxPairs`` pairs.
+    """
+    pairs = []
+    pos = 0
+    end = len(data)
+    while pos < end:
+        lengths = []
+        for _ in (0, 1):
+            if pos >= end:
+                raise ProtocolError(f"FastCGI name-value pair truncated at byte {pos} of {end}")
+            b = data[pos]
+            if b & 0x80:
+                if pos + 4 > end:
+                    raise ProtocolError(
+                        f"FastCGI name-value length truncated at byte {pos} of {end}")
+                lengths.append(int.from_bytes(data[pos:pos + 4], 'big') & 0x7FFFFFFF)
+                pos += 4
+            else:
+                lengths.append(b)
+                pos += 1
+        nlen, vlen = lengths
+        if pos + nlen + vlen > end:
+            raise ProtocolError(
+                f"FastCGI name-value pair of {nlen}+{vlen} bytes at byte {pos} runs past"
+                f" the end of the {end}-byte stream")
+        pairs.append((bytes(data[pos:pos + nlen]), bytes(data[pos + nlen:pos + nlen + vlen])))
+        pos += nlen + vlen
+        if len(pairs) > maxPairs:
+            raise ProtocolError(f"more than {maxPairs} FastCGI parameters; refusing the request")
+    return pairs
+
+
+class RecordParser:
+    """Split a byte stream into ``(type, requestId, content)`` records, incrementally.
+
+    ``feed(data)`` returns the list of records completed so far.  A header
+    with a version other than 1 raises ProtocolError: past that point the
+    stream cannot be resynchronised.  ``pending`` is the number of bytes held
+    for an incomplete record.
+    """
+
+    def __init__(self):
+        self._buf = bytearray()
+
+    @property
+    def pending(self):
+        return len(self._buf)
+
+    def feed(self, data):
+        buf = self._buf
+        if buf:
+            buf += data
+            data = buf
+        records = []
+        pos = 0
+        end = len(data)
+        unpack = _HEADER.unpack_from
+        while end - pos >= FCGI_HEADER_LEN:
+            version, rtype, reqId, clen, plen = unpack(data, pos)
+            if version != FCGI_VERSION_1:
+                raise ProtocolError(
+                    f"FastCGI record at stream offset {pos} has version {version}; expected 1"
+                    " (is the peer speaking FastCGI?)")
+            stop = pos + FCGI_HEADER_LEN + clen
+            if stop + plen > end:
+                break
+            records.append((rtype, reqId, bytes(data[pos + FCGI_HEADER_LEN:stop])))
+            pos = stop + plen
+        if data is buf:
+            del buf[:pos]
+        else:
+            self._buf = bytearray(data[pos:])
+        return records

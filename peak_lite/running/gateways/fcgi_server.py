@@ -1,0 +1,288 @@
+"""The FastCGI responder: one connection's state machine (see the FastCGI spec, §5-§6).
+
+One request at a time per connection.  Once FCGI_BEGIN_REQUEST arrives the
+connection reads the rest of that request (PARAMS, then STDIN into a
+spooled file) with a bounded timeout, runs the application and sends the
+whole response, then returns to the worker's loop.  With FCGI_KEEP_CONN the
+connection then waits, idle, for the next request; without it, it closes.
+"""
+
+import io
+import logging
+import tempfile
+import time
+
+from zope.interface import implementer
+
+from peak_lite.running.gateways import fcgi_protocol as fp
+from peak_lite.running.gateways.interfaces import GatewayError, IConnection, ProtocolError
+from peak_lite.running.gateways.sockio import recvSome, sendAll
+from peak_lite.running.gateways.wsgi import WSGIRequest, baseEnviron
+
+log = logging.getLogger('peak_lite.running.gateways')
+
+__all__ = ['FastCGIConnection', 'FastCGIResponse', 'FastCGIErrors']
+
+MAX_PARAMS_SIZE = 256 * 1024     # all PARAMS bytes of one request
+MAX_PARAMS_COUNT = 1000
+SPOOL_LIMIT = 1024 * 1024        # request bodies past this go to a temporary file
+
+_MANAGEMENT_VALUES = (b'FCGI_MAX_CONNS', b'FCGI_MAX_REQS', b'FCGI_MPXS_CONNS')
+
+
+class _Request:
+    __slots__ = ('id', 'keepConn', 'params', 'paramsDone', 'stdin', 'stdinSize')
+
+    def __init__(self, requestId, keepConn):
+        self.id = requestId
+        self.keepConn = keepConn
+        self.params = bytearray()
+        self.paramsDone = False
+        self.stdin = None
+        self.stdinSize = 0
+
+
+class FastCGIErrors:
+    """``wsgi.errors`` for one request: text sent as FCGI_STDERR records.
+
+    Writes are held and go out with the response's next write, coalesced;
+    ``flush()`` sends them at once.
+    """
+
+    def __init__(self, conn, requestId):
+        self._conn = conn
+        self._id = requestId
+        self._buf = []
+        self.used = False
+
+    def write(self, text):
+        if not isinstance(text, str):
+            raise TypeError(f"wsgi.errors.write() needs str, got {type(text).__name__}")
+        self._buf.append(text)
+        return len(text)
+
+    def writelines(self, lines):
+        for line in lines:
+            self.write(line)
+
+    def flush(self):
+        data = self.take()
+        if data:
+            self._conn.transmit(data)
+
+    def take(self):
+        """Return the held text as framed STDERR records, and forget it."""
+        if not self._buf:
+            return b''
+        text = ''.join(self._buf)
+        self._buf.clear()
+        self.used = True
+        return fp.encodeStream(fp.FCGI_STDERR, self._id, text.encode('utf-8', 'replace'))
+
+
+class FastCGIResponse(WSGIRequest):
+    """WSGIRequest framed as CGI output inside FCGI_STDOUT records."""
+
+    def __init__(self, app, environ, conn, requestId):
+        super().__init__(app, environ)
+        self.conn = conn
+        self.requestId = requestId
+
+    def frameHead(self, status, headers, body):
+        lines = [f'Status: {status}\r\n']
+        lines += [f'{name}: {value}\r\n' for name, value in headers]
+        lines.append('\r\n')
+        return ''.join(lines).encode('latin-1')
+
+    def frameBody(self, data):
+        return data
+
+    def frameEnd(self):
+        return b''
+
+    def wrap(self, data, final):
+        errors = self.environ['wsgi.errors']
+        out = [errors.take()]
+        if data:
+            out.append(fp.encodeStream(fp.FCGI_STDOUT, self.requestId, data))
+        if final:
+            out.append(fp.encodeRecord(fp.FCGI_STDOUT, self.requestId))
+            if errors.used:
+                out.append(fp.encodeRecord(fp.FCGI_STDERR, self.requestId))
+            out.append(fp.encodeEndRequest(self.requestId, 1 if self.failed else 0))
+        return b''.join(out)
+
+    def transmit(self, data):
+        self.conn.transmit(data)
+
+
+@implementer(IConnection)
+class FastCGIConnection:
+    """See IConnection.  ``FastCGIConnection(sock, worker)`` serves ``worker.app``."""
+
+    maxParamsSize = MAX_PARAMS_SIZE
+    maxParamsCount = MAX_PARAMS_COUNT
+    spoolLimit = SPOOL_LIMIT
+    maxConns = 100
+
+    def __init__(self, sock, worker):
+        self.sock = sock
+        self.worker = worker
+        self.closed = False
+        self.request = None
+        self.lastActive = time.monotonic()
+        self._parser = fp.RecordParser()
+
+    # -- IConnection -------------------------------------------------------
+
+    def dataReceived(self, data):
+        """See IConnection."""
+        try:
+            self._feed(data)
+            while self.request is not None and not self.closed:
+                # A request has begun: read the rest of it now, boundedly.
+                self._feed(recvSome(self.sock, self.worker.readTimeout,
+                                    what='reading a FastCGI request'))
+        except GatewayError as e:
+            log.warning("FastCGI connection closed: %s", e)
+            self.close()
+        except OSError as e:
+            log.warning("FastCGI connection failed: %s", e)
+            self.close()
+
+    def connectionLost(self):
+        if self.request is not None:
+            log.warning("FastCGI peer closed the connection during request %d", self.request.id)
+        self.close()
+
+    def isIdle(self):
+        return self.request is None
+
+    def close(self):
+        """See IConnection."""
+        if not self.closed:
+            self.closed = True
+            self.request = None
+            try:
+                self.sock.close()
+            except OSError:
+                log.debug("closing a FastCGI connection failed", exc_info=True)
+
+    def transmit(self, data):
+        sendAll(self.sock, data, self.worker.readTimeout)
+
+    # -- records ---------------------------------------------------------
+
+    def _feed(self, data):
+        for rtype, reqId, content in self._parser.feed(data):
+            if self.closed:
+                return
+            handler = _HANDLERS.get(rtype)
+            if handler is None:
+                self.transmit(fp.encodeUnknownType(rtype))
+            else:
+                handler(self, reqId, content)
+
+    def _beginRequest(self, reqId, content):
+        role, flags = fp.decodeBeginRequest(content)
+        if reqId == fp.FCGI_NULL_REQUEST_ID:
+            raise ProtocolError("FCGI_BEGIN_REQUEST with the null request id 0")
+        if self.request is not None:
+            # We never multiplex (FCGI_MPXS_CONNS=0).
+            self.transmit(fp.encodeEndRequest(reqId, 0, fp.FCGI_CANT_MPX_CONN))
+            return
+        if role != fp.FCGI_RESPONDER:
+            self.transmit(fp.encodeEndRequest(reqId, 0, fp.FCGI_UNKNOWN_ROLE))
+            if not flags & fp.FCGI_KEEP_CONN:
+                self.close()
+            return
+        self.request = _Request(reqId, bool(flags & fp.FCGI_KEEP_CONN))
+
+    def _abortRequest(self, reqId, content):
+        req = self.request
+        if req is None or req.id != reqId:
+            return          # already finished, or never ours: nothing to abort
+        self.request = None
+        if req.stdin is not None:
+            req.stdin.close()
+        self.transmit(fp.encodeEndRequest(reqId, 0, fp.FCGI_REQUEST_COMPLETE))
+        if not req.keepConn:
+            self.close()
+
+    def _params(self, reqId, content):
+        req = self.request
+        if req is None or req.id != reqId:
+            return
+        if req.paramsDone:
+            raise ProtocolError(f"FCGI_PARAMS for request {reqId} after its end")
+        if not content:
+            req.paramsDone = True
+            self._maybeServe(req)
+            return
+        req.params += content
+        if len(req.params) > self.maxParamsSize:
+            raise ProtocolError(
+                f"FastCGI parameters of request {reqId} exceed {self.maxParamsSize} bytes;"
+                " raise FastCGIConnection.maxParamsSize if that is legitimate")
+
+    def _stdin(self, reqId, content):
+        req = self.request
+        if req is None or req.id != reqId:
+            return
+        if req.stdinSize < 0:
+            raise ProtocolError(f"FCGI_STDIN for request {reqId} after its end")
+        if content:
+            if req.stdin is None:
+                req.stdin = tempfile.SpooledTemporaryFile(max_size=self.spoolLimit)
+            req.stdin.write(content)
+            req.stdinSize += len(content)
+        else:
+            req.stdinSize = -1 - req.stdinSize   # negative: ended
+            self._maybeServe(req)
+
+    def _data(self, reqId, content):
+        pass        # FCGI_DATA belongs to the Filter role, which we do not play
+
+    def _getValues(self, reqId, content):
+        if reqId != fp.FCGI_NULL_REQUEST_ID:
+            raise ProtocolError(f"FCGI_GET_VALUES with request id {reqId}; it must be 0")
+        known = {b'FCGI_MAX_CONNS': str(self.maxConns).encode(),
+                 b'FCGI_MAX_REQS': b'1', b'FCGI_MPXS_CONNS': b'0'}
+        pairs = [(name, known[name]) for name, _ in fp.decodeNameValues(content, 100)
+                 if name in known]
+        self.transmit(fp.encodeRecord(fp.FCGI_GET_VALUES_RESULT, 0, fp.encodeNameValues(pairs)))
+
+    # -- serving -----------------------------------------------------------
+
+    def _maybeServe(self, req):
+        if not req.paramsDone or req.stdinSize >= 0:
+            return
+        environ = {name.decode('latin-1'): value.decode('latin-1') for name, value in
+                   fp.decodeNameValues(req.params, self.maxParamsCount)}
+        stdin = req.stdin
+        if stdin is None:
+            stdin = io.BytesIO()
+        else:
+            stdin.seek(0)
+        errors = FastCGIErrors(self, req.id)
+        baseEnviron(environ, stdin, errors)
+        response = FastCGIResponse(self.worker.app, environ, self, req.id)
+        try:
+            with self.worker.requestStarted():
+                response.serve()
+        finally:
+            self.request = None
+            self.lastActive = time.monotonic()
+            stdin.close()
+            if response.broken or not req.keepConn:
+                self.close()
+
+
+_HANDLERS = {
+    fp.FCGI_BEGIN_REQUEST: FastCGIConnection._beginRequest,
+    fp.FCGI_ABORT_REQUEST: FastCGIConnection._abortRequest,
+    fp.FCGI_PARAMS: FastCGIConnection._params,
+    fp.FCGI_STDIN: FastCGIConnection._stdin,
+    fp.FCGI_DATA: FastCGIConnection._data,
+    fp.FCGI_GET_VALUES: FastCGIConnection._getValues,
+}

@@ -1,0 +1,115 @@
+"""The gateway command: pick CGI, FastCGI or HTTP, then serve until the main loop stops."""
+
+import logging
+import wsgiref.handlers
+
+from zope.interface import implementer
+
+from peak_lite.running.gateways.fcgi_server import FastCGIConnection
+from peak_lite.running.gateways.http_server import HTTPConnection
+from peak_lite.running.gateways.interfaces import GatewayError, IGatewayApp
+from peak_lite.running.gateways.sockets import listenOn, listeningSocketOnFd
+from peak_lite.running.gateways.worker import Worker
+from peak_lite.running.interfaces import (
+    EXIT_OK, ICmdLineApp, IMainLoop, IRerunnableCGI, IWorkerStatus, InvocationError)
+
+log = logging.getLogger('peak_lite.running.gateways')
+
+__all__ = ['GatewayCommand', 'CGIRequestHandler', 'FASTCGI', 'HTTP', 'CGI']
+
+CGI, FASTCGI, HTTP = 'CGI', 'FastCGI', 'HTTP'
+_FACTORIES = {FASTCGI: FastCGIConnection, HTTP: HTTPConnection, CGI: FastCGIConnection}
+
+
+class CGIRequestHandler(wsgiref.handlers.BaseCGIHandler):
+    """wsgiref's CGIHandler on the streams it is given instead of sys.*."""
+
+    origin_server = False
+    os_environ = {}     # the environ given is the whole CGI environment
+
+
+def _binary(stream):
+    return getattr(stream, 'buffer', stream)
+
+
+@implementer(ICmdLineApp, IRerunnableCGI, IGatewayApp)
+class GatewayCommand:
+    """See IGatewayApp.
+
+    ``GatewayCommand(app, protocol=CGI, socket=None, parentComponent=None,
+    stdin=None, stdout=None, stderr=None, environ=None, mainLoop=None,
+    status=None, readTimeout=30.0, idleTimeout=0)``.  ``protocol`` CGI serves
+    FastCGI when fd 0 is a listening socket and one plain CGI request
+    otherwise; FastCGI and HTTP serve on ``socket`` (a spec) or on fd 0.
+    """
+
+    def __init__(self, app, protocol=CGI, socket=None, parentComponent=None, stdin=None,
+                 stdout=None, stderr=None, environ=None, mainLoop=None, status=None,
+                 readTimeout=30.0, idleTimeout=0):
+        self.app = app
+        self.protocol = protocol
+        self.socket = socket
+        self.parentComponent = parentComponent
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self.environ = environ
+        self.mainLoop = mainLoop
+        self.status = status
+        self.readTimeout = readTimeout
+        self.idleTimeout = idleTimeout or (15.0 if protocol == HTTP else 0)
+
+    def run(self):
+        """See ICmdLineApp: serve until stopped, or one CGI request; return the exit code."""
+        if self.socket is not None:
+            try:
+                listener = listenOn(self.socket)
+            except GatewayError as e:
+                raise InvocationError(str(e)) from e
+        else:
+            listener = listeningSocketOnFd(0)
+        if listener is None:
+            if self.protocol != CGI:
+                raise InvocationError(
+                    f"{self.protocol}: fd 0 is not a listening socket; give a socket"
+                    " (unix:/path, host:port or [v6]:port) or run it under a process"
+                    " manager that passes one")
+            return self.runCGI(self.stdin, self.stdout, self.stderr, self.environ)
+        try:
+            return self.serve(listener)
+        finally:
+            listener.close()
+
+    def serve(self, listener):
+        """Serve on ``listener`` (a listening socket) until the main loop stops."""
+        mainLoop = self._mainLoop()
+        worker = Worker(listener, _FACTORIES[self.protocol], self.app, mainLoop,
+                        self._status(), self.readTimeout, self.idleTimeout)
+        worker.start()
+        try:
+            return mainLoop.run()
+        finally:
+            worker.close()
+
+    def runCGI(self, stdin, stdout, stderr, environ, argv=()):
+        """See IRerunnableCGI: one RFC 3875 request through wsgiref."""
+        handler = CGIRequestHandler(_binary(stdin), _binary(stdout), stderr, dict(environ),
+                                    multithread=False, multiprocess=True)
+        handler.run(self.app)
+        return EXIT_OK
+
+    def _mainLoop(self):
+        if self.mainLoop is None:
+            from peak_lite.running.mainloop import MainLoop
+            found = self._lookup(IMainLoop)
+            self.mainLoop = found if found is not None else MainLoop(self.parentComponent)
+        return self.mainLoop
+
+    def _status(self):
+        if self.status is None:
+            self.status = self._lookup(IWorkerStatus)
+        return self.status
+
+    def _lookup(self, iface):
+        if self.parentComponent is None:
+            return None
+        from peak_lite.binding import lookupComponent
+        return lookupComponent(self.parentComponent, iface, default=None)

@@ -1,0 +1,88 @@
+"""Contracts and exceptions of the WSGI gateways (DESIGN §9)."""
+
+from zope.interface import Attribute, Interface
+
+from peak_lite.running.interfaces import RunningError
+
+
+class GatewayError(RunningError):
+    """Base class of errors raised by peak_lite.running.gateways."""
+
+
+class ProtocolError(GatewayError):
+    """A peer broke the wire protocol (FastCGI or HTTP).
+
+    Raised by parsers; the connection that produced it is logged and closed,
+    and the worker carries on with its other connections.
+    """
+
+
+class ClientTimeout(GatewayError):
+    """A peer sent nothing for longer than the gateway's read timeout."""
+
+
+class ConnectionClosed(GatewayError):
+    """The peer closed the connection in the middle of a request."""
+
+
+class IConnection(Interface):
+    """One accepted connection, driven by an IWorker.
+
+    The worker calls ``dataReceived`` when the socket is readable; the
+    connection reads what is there, and when a whole request has started it
+    serves it synchronously to the end (reading the rest of the body with a
+    bounded timeout) before returning.
+    """
+
+    sock = Attribute("The connected socket (non-blocking)")
+    closed = Attribute("True once the connection is finished and its socket closed")
+
+    def dataReceived(data):
+        """Consume ``data`` (bytes just read); serve any request it completes.
+
+        Returns nothing.  Never raises for a peer's error: a malformed stream
+        is logged and the connection closes itself.
+        """
+
+    def close():
+        """Close the socket; safe to call twice."""
+
+
+class IConnectionFactory(Interface):
+    """Builds the IConnection for a socket just accepted."""
+
+    def __call__(sock, worker):
+        """Return an IConnection serving ``sock`` for ``worker`` (an IWorker)."""
+
+
+class IWorker(Interface):
+    """Accepts connections on one listening socket and serves them one request at a time.
+
+    A connection that waits for its next request is idle: the worker keeps
+    accepting and serving other connections meanwhile, so kept-alive
+    connections never starve the pool.
+    """
+
+    app = Attribute("The IWSGIApplication served")
+    status = Attribute("The IWorkerStatus told about each request (busy/idle, stopping)")
+    readTimeout = Attribute("Seconds a started request may wait for more bytes")
+
+    def start():
+        """Register the listener with the main loop's event loop."""
+
+    def close():
+        """Stop accepting and close the listener's registration and every connection."""
+
+    def requestStarted():
+        """Called by a connection as it begins serving a request; returns the busy() context."""
+
+
+class IGatewayApp(Interface):
+    """What the gateway shortcuts return: a ready-to-serve, rerunnable CGI program.
+
+    It provides ICmdLineApp (``run()`` picks the mode: FastCGI or HTTP on a
+    listening fd 0 or a given socket, else one plain CGI request) and
+    IRerunnableCGI.
+    """
+
+    app = Attribute("The IWSGIApplication, built eagerly")
