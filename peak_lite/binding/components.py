@@ -1,7 +1,7 @@
 """Component: parents, names, service registries and assembly events."""
 
 from zope.component import getGlobalSiteManager
-from zope.interface import implementer, provider
+from zope.interface import implementer
 from zope.interface.interfaces import IInterface
 from zope.interface.registry import Components
 
@@ -17,6 +17,7 @@ __all__ = [
 _PENDING, _ASSEMBLING, _ASSEMBLED = 'pending', 'assembling', 'assembled'
 
 
+@implementer(IComponentFactory)
 class ComponentClass(type):
     """Metaclass of Component: assembles an instance once its ``__init__`` is done.
 
@@ -54,7 +55,6 @@ class ComponentClass(type):
 
 
 @implementer(IComponent)
-@provider(IComponentFactory)
 class Component(metaclass=ComponentClass):
     """A component; see IComponent.
 

@@ -143,6 +143,11 @@ def _acquire(component, name, tried):
     if name == '..':
         return getParentComponent(component)
     for ob in iterParents(component):
+        # Skip an attribute that is being computed right now, so that
+        # ``name = Obtain('name')`` acquires the name from an ancestor.
+        if name in getattr(ob, '__dict__', {}).get('_bindingsComputing', ()):
+            tried.append(getComponentPath(ob))
+            continue
         value = getattr(ob, name, NOT_FOUND)
         if value is not NOT_FOUND:
             return value
