@@ -129,15 +129,16 @@ def _checkKey(kind, section, key, filename, lineno):
 
 def _finish(pending, filename):
     key, lineno, lines, section, kind = pending
-    source = '\n'.join(lines).strip()
+    joined = '\n'.join(lines)
+    source = joined.strip()
     if not source:
         raise ConfigSyntaxError("missing expression after '='", filename, lineno, section, key)
     try:
         # Parentheses let an expression span continuation lines; the closing
         # one goes on its own line so a trailing comment cannot swallow it.
-        code = compile(f"({source}\n)", f"{filename}:{lineno}", 'eval')
+        code = compile(f"({joined}\n)", f"{filename}:{lineno}", 'eval')
     except SyntaxError as e:
-        line = lineno + (e.lineno - 1 if e.lineno else 0)
+        line = min(lineno + (e.lineno - 1 if e.lineno else 0), lineno + len(lines) - 1)
         raise ConfigSyntaxError(
             f"not a Python expression: {e.msg}: {source!r}", filename, line, section, key
         ) from None
