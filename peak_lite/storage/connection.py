@@ -78,6 +78,17 @@ class ManagedConnection:
     def _defaultName(self):
         return f"{self.scheme}:{self.address}" if self.scheme else str(self.address)
 
+    def __del__(self):
+        # A dropped connection closes its driver connection quietly, rather
+        # than leaving it to the driver's finaliser (psycopg warns there).
+        # The transaction holds joined connections, so none is dropped mid-way.
+        if getattr(self, '_raw', None) is None:
+            return
+        if self._openedPid == os.getpid():
+            self._closeRaw()
+        else:
+            self.detachAfterFork()
+
     def __repr__(self):
         state = 'open' if self.isOpen() else 'closed'
         return f"<{type(self).__name__} {self.name} ({state})>"

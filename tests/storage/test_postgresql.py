@@ -1,0 +1,122 @@
+"""PostgreSQLConnection against the real server the test session starts."""
+
+import logging
+
+import psycopg
+import pytest
+from transaction.interfaces import IDataManager
+from zope.interface.verify import verifyClass, verifyObject
+
+from peak_lite.storage import (
+    IConnectionFactory, IManagedConnection, InvalidURLError, PostgreSQLConnection,
+    StorageError, TransactionFailedError)
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def table(pg_db):
+    with psycopg.connect(pg_db, autocommit=True) as raw:
+        raw.execute("CREATE TABLE t (x integer PRIMARY KEY)")
+    return pg_db
+
+
+def rows(url):
+    with psycopg.connect(url) as raw:
+        return [x for (x,) in raw.execute("SELECT x FROM t ORDER BY x")]
+
+
+def backendPid(conn):
+    return conn.query("SELECT pg_backend_pid()")[0][0]
+
+
+def test_interfaces(pg_db, tm):
+    conn = PostgreSQLConnection.fromURL(None, pg_db)
+    assert verifyObject(IDataManager, conn)
+    assert verifyObject(IManagedConnection, conn)
+    assert verifyClass(IManagedConnection, PostgreSQLConnection)
+    assert verifyObject(IConnectionFactory, PostgreSQLConnection)
+
+
+def test_fromURL_checks_and_redacts():
+    conn = PostgreSQLConnection.fromURL(None, 'postgresql://app:s3cret@db.example:5432/app')
+    assert 's3cret' not in conn.name and 's3cret' not in repr(conn)
+    assert conn.address == 'postgresql://app:s3cret@db.example:5432/app'
+    with pytest.raises(InvalidURLError, match='not a postgresql://'):
+        PostgreSQLConnection.fromURL(None, 'mysql://x/y')
+    with pytest.raises(InvalidURLError, match='not a valid libpq URL'):
+        PostgreSQLConnection.fromURL(None, 'postgresql://h/db?nosuchoption=1')
+
+
+def test_commit_abort_and_closeASAP(table, tm):
+    conn = PostgreSQLConnection.fromURL(None, table)
+    conn.transaction_manager = tm
+    with tm:
+        conn.execute("INSERT INTO t VALUES (%s)", (1,))
+        assert rows(table) == []
+    assert rows(table) == [1]
+    first = backendPid(conn)
+    tm.abort()
+    for value, end in [(2, 'commit'), (3, 'abort')]:
+        tm.begin()
+        conn.execute("INSERT INTO t VALUES (%s)", (value,))
+        conn.closeASAP()
+        assert conn.isOpen()
+        getattr(tm, end)()
+        assert not conn.isOpen()
+    assert rows(table) == [1, 2]
+    with tm:
+        assert backendPid(conn) != first      # reconnected
+    conn.closeASAP()                          # outside a transaction: now
+    assert not conn.isOpen()
+
+
+def test_driver_error_gives_a_fresh_connection(table, tm):
+    conn = PostgreSQLConnection(table, transactionManager=tm)
+    tm.begin()
+    first = backendPid(conn)
+    with pytest.raises(psycopg.errors.UndefinedTable):
+        conn.execute("SELECT * FROM no_such_table")
+    with pytest.raises(TransactionFailedError, match='a statement failed earlier'):
+        tm.commit()
+    tm.abort()
+    assert not conn.isOpen()
+    with tm:
+        assert backendPid(conn) != first
+        conn.execute("INSERT INTO t VALUES (1)")
+    assert rows(table) == [1]
+
+
+def test_server_side_disconnect_is_recovered(table, tm, postgres_server, caplog):
+    conn = PostgreSQLConnection(table, transactionManager=tm)
+    tm.begin()
+    victim = backendPid(conn)
+    with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (victim,))
+    with pytest.raises(psycopg.OperationalError):
+        conn.query("SELECT 1")
+    with caplog.at_level(logging.WARNING, 'peak_lite.storage'):
+        tm.abort()
+    assert not conn.isOpen()
+    with tm:
+        assert backendPid(conn) != victim
+
+
+def test_connect_failure_is_one_clear_line(postgres_server, tm):
+    conn = PostgreSQLConnection(postgres_server.urlFor('no_such_db'), transactionManager=tm)
+    with pytest.raises(StorageError, match=r'cannot open database connection .*no_such_db') as info:
+        conn.query("SELECT 1")
+    assert '\n' not in str(info.value)
+    assert not conn.isOpen()
+
+
+def test_two_phase_commit(table, tm):
+    conn = PostgreSQLConnection(table, transactionManager=tm, twoPhase=True)
+    with tm:
+        conn.execute("INSERT INTO t VALUES (1)")
+    tm.begin()
+    conn.execute("INSERT INTO t VALUES (2)")
+    tm.abort()
+    assert rows(table) == [1]
+    with psycopg.connect(table) as raw:
+        assert raw.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone() == (0,)
