@@ -17,7 +17,7 @@ def hello(environ, start_response):
 
 def echo(environ, start_response):
     """Report the request: method, path, query, body checksum and size, pid."""
-    data = environ['wsgi.input'].read()
+    data = environ['wsgi.input'].read(int(environ.get('CONTENT_LENGTH') or 0))
     lines = [f"method={environ['REQUEST_METHOD']}",
              f"path={environ.get('PATH_INFO', '')}",
              f"query={environ.get('QUERY_STRING', '')}",

@@ -83,10 +83,11 @@ class FastCGIErrors:
 class FastCGIResponse(WSGIRequest):
     """WSGIRequest framed as CGI output inside FCGI_STDOUT records."""
 
-    def __init__(self, app, environ, conn, requestId):
+    def __init__(self, app, environ, conn, requestId, errors):
         super().__init__(app, environ)
         self.conn = conn
         self.requestId = requestId
+        self.errors = errors    # the app may wrap environ's copy (wsgiref.validate does)
 
     def frameHead(self, status, headers, body):
         lines = [f'Status: {status}\r\n']
@@ -101,7 +102,7 @@ class FastCGIResponse(WSGIRequest):
         return b''
 
     def wrap(self, data, final):
-        errors = self.environ['wsgi.errors']
+        errors = self.errors
         out = [errors.take()]
         if data:
             out.append(fp.encodeStream(fp.FCGI_STDOUT, self.requestId, data))
@@ -266,7 +267,7 @@ class FastCGIConnection:
             stdin.seek(0)
         errors = FastCGIErrors(self, req.id)
         baseEnviron(environ, stdin, errors)
-        response = FastCGIResponse(self.worker.app, environ, self, req.id)
+        response = FastCGIResponse(self.worker.app, environ, self, req.id, errors)
         try:
             with self.worker.requestStarted():
                 response.serve()

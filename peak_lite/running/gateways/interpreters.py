@@ -8,6 +8,11 @@ it before forking), and the result is a GatewayCommand ready to serve.
     peak WSGI pkg.mod:app             the same as CGI
     peak FastCGI SOCKET pkg.mod:app   FastCGI on SOCKET (unix:/path, host:port, [v6]:port)
     peak HTTP [SOCKET] pkg.mod:app    HTTP/1.1 on SOCKET, or on fd 0 if it listens
+
+Options, before the positional arguments: ``--read-timeout=SECONDS`` (how
+long a started request may wait for more bytes, default 30) and
+``--idle-timeout=SECONDS`` (close connections idle between requests after
+that long; default 15 for HTTP, never for FastCGI, whose peer manages them).
 """
 
 import os
@@ -20,6 +25,9 @@ from peak_lite.running.gateways.gateway import CGI, FASTCGI, HTTP, GatewayComman
 from peak_lite.running.interfaces import ICmdLineAppFactory, InvocationError
 
 __all__ = ['CGIInterpreter', 'WSGIInterpreter', 'FastCGIInterpreter', 'HTTPInterpreter']
+
+
+_OPTIONS = {'--read-timeout': 'readTimeout', '--idle-timeout': 'idleTimeout'}
 
 
 class _GatewayInterpreter:
@@ -35,6 +43,19 @@ class _GatewayInterpreter:
         args = list(argv[1:]) if argv else []
         if args[:1] in (['--help'], ['-h']):
             raise InvocationError(f"usage: peak {cls.usage}")
+        while args and args[0].startswith('--'):
+            name, _, value = args.pop(0).partition('=')
+            key = _OPTIONS.get(name)
+            if key is None:
+                raise InvocationError(
+                    f"{cls.name}: unknown option {name!r}; known: {', '.join(_OPTIONS)}")
+            try:
+                attrs[key] = float(value)
+                if attrs[key] <= 0:
+                    raise ValueError(value)
+            except ValueError:
+                raise InvocationError(
+                    f"{cls.name}: {name} needs a number of seconds > 0, got {value!r}") from None
         if not cls.minArgs <= len(args) <= cls.maxArgs:
             raise InvocationError(
                 f"{cls.name}: expected {cls.usage!r}, got {len(args)} argument(s) {args!r}")

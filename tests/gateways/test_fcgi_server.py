@@ -1,0 +1,198 @@
+"""The FastCGI responder through a real gateway process and raw records."""
+
+import struct
+
+import pytest
+
+from tests.gateways.conftest import address
+from tests.support import fcgi_client as fc
+from tests.support.fcgi_client import FastCGIClient, environFor
+from tests.support.procs import wait_for
+
+
+@pytest.fixture
+def echo(serve):
+    proc, spec = serve('FastCGI', 'tests.gateways.apps:echo')
+    return address(spec)
+
+
+def still_serves(addr):
+    with FastCGIClient(addr) as c:
+        r = c.request(environFor('GET', '/after'))
+        assert r.status == 200 and b'path=/after' in r.body
+    return True
+
+
+def test_get_and_post(echo):
+    body = bytes(range(256)) * 4096
+    with FastCGIClient(echo) as c:
+        r = c.request(environFor('POST', '/p', 'a=1', body=body), body=body)
+    assert r.status == 200, r.stdout
+    assert (r.appStatus, r.protocolStatus) == (0, fc.REQUEST_COMPLETE)
+    import hashlib
+    assert f'sha256={hashlib.sha256(body).hexdigest()}'.encode() in r.body
+    assert b'query=a=1' in r.body and b'method=POST' in r.body
+
+
+def test_keep_conn_serves_requests_in_turn_and_closes_without_it(echo):
+    with FastCGIClient(echo) as c:
+        for i in range(1, 4):
+            r = c.request(environFor('GET', f'/{i}'), reqId=i, keepConn=True)
+            assert f'path=/{i}'.encode() in r.body
+        r = c.request(environFor('GET', '/last'), reqId=9, keepConn=False)
+        assert b'path=/last' in r.body
+        assert c.isClosed()
+
+
+def test_get_values(echo):
+    with FastCGIClient(echo) as c:
+        values = c.getValues(['FCGI_MAX_CONNS', 'FCGI_MAX_REQS', 'FCGI_MPXS_CONNS', 'OTHER'])
+    assert values['FCGI_MPXS_CONNS'] == '0'
+    assert values['FCGI_MAX_REQS'] == '1'
+    assert int(values['FCGI_MAX_CONNS']) > 0
+    assert 'OTHER' not in values
+
+
+def test_unknown_record_type(echo):
+    with FastCGIClient(echo) as c:
+        c.sendRecord(200, 0, b'whatever')
+        rtype, reqId, content = c.readRecord()
+        assert (rtype, reqId, content[0]) == (fc.UNKNOWN_TYPE, 0, 200)
+        r = c.request(environFor('GET', '/x'), keepConn=True)
+        assert r.status == 200
+    assert still_serves(echo)
+
+
+def test_abort_request_before_it_is_served(echo):
+    with FastCGIClient(echo) as c:
+        c.beginRequest(1, keepConn=True)
+        c.sendRaw(fc.stream(fc.PARAMS, 1, fc.nameValues(environFor('POST', '/a', body=b'x' * 10))))
+        c.sendRecord(fc.STDIN, 1, b'xxxxx')
+        c.sendRecord(fc.ABORT_REQUEST, 1)
+        rtype, reqId, content = c.readRecord()
+        assert (rtype, reqId) == (fc.END_REQUEST, 1)
+        # The connection was kept: it serves the next request.
+        r = c.request(environFor('GET', '/next'), reqId=2, keepConn=True)
+        assert b'path=/next' in r.body
+
+
+def test_multiplexing_attempt_gets_cant_mpx_conn(echo):
+    with FastCGIClient(echo) as c:
+        c.beginRequest(1, keepConn=True)
+        c.beginRequest(2, keepConn=True)
+        rtype, reqId, content = c.readRecord()
+        assert (rtype, reqId) == (fc.END_REQUEST, 2)
+        assert struct.unpack('!LB3x', content)[1] == fc.CANT_MPX_CONN
+        c.sendRaw(fc.stream(fc.PARAMS, 1, fc.nameValues(environFor('GET', '/one')))
+                  + fc.stream(fc.STDIN, 1, b''))
+        r = c.readResponse(1)
+        assert b'path=/one' in r.body
+
+
+def test_unknown_role_is_refused(echo):
+    with FastCGIClient(echo) as c:
+        c.beginRequest(1, role=fc.RESPONDER + 1)
+        rtype, reqId, content = c.readRecord()
+        assert (rtype, reqId) == (fc.END_REQUEST, 1)
+        assert struct.unpack('!LB3x', content)[1] == fc.UNKNOWN_ROLE
+        assert c.isClosed()
+
+
+def test_truncated_record_then_close_leaves_the_worker_serving(echo):
+    with FastCGIClient(echo) as c:
+        c.beginRequest(1)
+        c.sendRaw(fc.record(fc.PARAMS, 1, b'\x04\x04abcd')[:7])
+    assert still_serves(echo)
+
+
+def test_truncated_name_value_pairs_close_the_connection(echo):
+    with FastCGIClient(echo) as c:
+        c.beginRequest(1)
+        c.sendRaw(fc.record(fc.PARAMS, 1, b'\x10\x10abc') + fc.record(fc.PARAMS, 1)
+                  + fc.record(fc.STDIN, 1))
+        assert c.isClosed()
+    assert still_serves(echo)
+
+
+def test_bad_version_closes_the_connection(echo):
+    with FastCGIClient(echo) as c:
+        c.sendRaw(b'GET / HTTP/1.0\r\n\r\n')
+        assert c.isClosed()
+    assert still_serves(echo)
+
+
+def test_oversized_params_close_the_connection(echo):
+    with FastCGIClient(echo) as c:
+        c.beginRequest(1)
+        big = fc.nameValues({'HTTP_X_BIG': 'x' * 60000})
+        try:
+            for _ in range(10):
+                c.sendRecord(fc.PARAMS, 1, big)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        wait_for(c.isClosed, 10, message="the connection to be closed")
+    assert still_serves(echo)
+
+
+def test_stalled_request_times_out_and_worker_carries_on(serve, tmp_path):
+    proc, spec = serve('FastCGI', 'tests.gateways.apps:echo',
+                       options=['--read-timeout=0.5'])
+    addr = address(spec)
+    with FastCGIClient(addr) as c:
+        c.beginRequest(1)       # ... and nothing more
+        wait_for(c.isClosed, 10, message="the stalled connection to be closed")
+    assert still_serves(addr)
+
+
+def test_wsgi_errors_go_out_as_stderr_records(serve):
+    proc, spec = serve('FastCGI', 'tests.gateways.apps:errors')
+    with FastCGIClient(address(spec)) as c:
+        r = c.request(environFor())
+    assert r.status == 200
+    assert b'a message on wsgi.errors' in r.stderr
+
+
+def test_app_exception_is_a_500_with_traceback_on_stderr(serve):
+    proc, spec = serve('FastCGI', 'tests.gateways.apps:boom')
+    with FastCGIClient(address(spec)) as c:
+        r = c.request(environFor('GET', '/boom'), keepConn=True)
+        assert r.status == 500
+        assert b'Internal Server Error' in r.body and b'boom' not in r.body
+        assert b'Traceback' in r.stderr and b'RuntimeError: boom' in r.stderr
+        r = c.request(environFor('GET', '/again'), reqId=2)
+        assert r.status == 500
+
+
+@pytest.mark.parametrize('app', ['validHello', 'validEcho', 'validStream'])
+def test_pep3333_validator_passes(serve, app):
+    proc, spec = serve('FastCGI', f'tests.gateways.apps:{app}')
+    with FastCGIClient(address(spec)) as c:
+        r = c.request(environFor('POST', '/v', body=b'data'), body=b'data', keepConn=True)
+        assert r.status == 200, (r.stdout, r.stderr)
+        assert r.stderr == b'', r.stderr.decode()
+        r = c.request(environFor('GET', '/v'), reqId=2)
+        assert r.status == 200
+    assert proc.returncode is None
+
+
+def test_streaming_response(serve):
+    proc, spec = serve('FastCGI', 'tests.gateways.apps:stream')
+    with FastCGIClient(address(spec)) as c:
+        r = c.request(environFor())
+    assert r.body == b''.join(f'line {i}\n'.encode() for i in range(100))
+
+
+@pytest.mark.parametrize('app', ['badstatus', 'twice'])
+def test_pep3333_violations_become_500(serve, app):
+    proc, spec = serve('FastCGI', f'tests.gateways.apps:{app}')
+    with FastCGIClient(address(spec)) as c:
+        r = c.request(environFor())
+    assert r.status == 500
+    assert b'ResponseError' in r.stderr
+
+
+def test_component_class_is_built_and_served(serve):
+    proc, spec = serve('FastCGI', 'tests.gateways.apps:HelloComponent', tcp=True)
+    with FastCGIClient(address(spec)) as c:
+        r = c.request(environFor())
+    assert r.body == b'Hello from a component\n'
