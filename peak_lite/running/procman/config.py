@@ -239,19 +239,20 @@ def _readText(path):
 
 
 def _stripComment(line, quoted):
-    """Cut a `` # comment`` off ``line``; with ``quoted``, ``#`` inside quotes stays."""
-    quote, escaped = None, False
+    """Cut a `` # comment`` off ``line``; with ``quoted``, shell quoting protects ``#``."""
+    quote, escaped, space = None, False, False
     for i, ch in enumerate(line):
+        if ch == '#' and space:
+            return line[:i].rstrip()
+        space = ch.isspace() and not (escaped or quote)
         if escaped:
             escaped = False
         elif quoted and ch == '\\' and quote != "'":
             escaped = True
-        elif quoted and quote and ch == quote:
+        elif quoted and ch == quote:
             quote = None
         elif quoted and not quote and ch in '\'"':
             quote = ch
-        elif ch == '#' and not quote and i and line[i - 1].isspace():
-            return line[:i].rstrip()
     return line
 
 
@@ -413,7 +414,7 @@ class _Checker:
 
     def error(self, key, message, lines=None):
         lineno = (lines if lines is not None else self.layout.keyLines).get(key.lower())
-        return ConfigError(f'{key}: {message}', self.filename, lineno or 1)
+        return ConfigError(message, self.filename, lineno or 1)
 
     def build(self, raw, extraArgs):
         v = {k: getattr(raw, k) for k in KEYS if k != 'import'}
@@ -435,7 +436,7 @@ class _Checker:
     def checkCounts(self, v):
         for key in ('MinProcesses', 'MaxProcesses'):
             if v[key] < 1:
-                raise self.error(key, f'must be at least 1, got {v[key]}')
+                raise self.error(key, f'{key} must be at least 1, got {v[key]}')
         if v['MinProcesses'] > v['MaxProcesses']:
             key = 'MinProcesses' if self.later('MinProcesses', 'MaxProcesses') \
                 else 'MaxProcesses'
@@ -449,7 +450,7 @@ class _Checker:
                                         f" {v['MaxProcesses']}{self.default('MaxProcesses')};"
                                         f" raise MaxProcesses or lower Prefork")
         if v['MaxRequestsJitter'] and not v['MaxRequests']:
-            raise self.error('MaxRequestsJitter', 'has no effect without MaxRequests;'
+            raise self.error('MaxRequestsJitter', 'MaxRequestsJitter has no effect without MaxRequests;'
                                                   ' set MaxRequests too or remove it')
 
     def later(self, key, other):
@@ -468,15 +469,15 @@ class _Checker:
         if not self.checkFiles:
             return path
         if os.path.isdir(path):
-            raise self.error(key, f'{path} is a directory; name a file in it', lines)
+            raise self.error(key, f'{key}: {path} is a directory; name a file in it', lines)
         if not os.path.isdir(parent):
-            raise self.error(key, f'directory {parent} does not exist; create it', lines)
+            raise self.error(key, f'{key}: directory {parent} does not exist; create it', lines)
         if os.path.exists(path):
             if not os.access(path, os.W_OK):
-                raise self.error(key, f'{path} is not writable by this user;'
+                raise self.error(key, f'{key}: {path} is not writable by this user;'
                                       f' fix its owner or permissions', lines)
         elif not os.access(parent, os.W_OK | os.X_OK):
-            raise self.error(key, f'cannot create {path}: directory {parent} is not'
+            raise self.error(key, f'{key}: cannot create {path}: directory {parent} is not'
                                   f' writable by this user; fix its permissions', lines)
         return path
 
@@ -485,10 +486,10 @@ class _Checker:
         if not self.checkFiles:
             return path
         if not os.path.isfile(path):
-            raise self.error(key, f'{path} does not exist or is not a file;'
+            raise self.error(key, f'{key}: {path} does not exist or is not a file;'
                                   f' fix the path or create the file')
         if not os.access(path, os.R_OK):
-            raise self.error(key, f'{path} is not readable by this user;'
+            raise self.error(key, f'{key}: {path} is not readable by this user;'
                                   f' fix its permissions')
         return path
 
@@ -523,7 +524,7 @@ class _Checker:
                 uid, gid = entry.pw_uid, entry.pw_gid
             except KeyError:
                 if not _isNumber(user):
-                    raise self.error('User', f'no user named {user!r} on this system;'
+                    raise self.error('User', f'User: no user named {user!r} on this system;'
                                              f' create it or fix the name') from None
                 uid = int(user)
         if group is not None:
@@ -532,7 +533,7 @@ class _Checker:
                        else grp.getgrnam(group)).gr_gid
             except KeyError:
                 if not _isNumber(group):
-                    raise self.error('Group', f'no group named {group!r} on this system;'
+                    raise self.error('Group', f'Group: no group named {group!r} on this system;'
                                               f' create it or fix the name') from None
                 gid = int(group)
         return uid, gid
