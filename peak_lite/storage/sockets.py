@@ -11,7 +11,7 @@ log = logging.getLogger('peak_lite.storage')
 _FAMILIES = {socket.AF_INET: 'tcp', socket.AF_INET6: 'tcp6', socket.AF_UNIX: 'unix'}
 
 
-def _format(family, kind, addr):
+def _format(family, addr):
     if family == socket.AF_UNIX:
         if isinstance(addr, bytes):
             addr = '@' + addr[1:].decode('utf-8', 'replace') if addr[:1] == b'\0' else addr.decode()
@@ -33,9 +33,9 @@ def _describe(fd):
         family = sock.family
         if family not in _FAMILIES:
             return None
-        kind = 'udp' if sock.type == socket.SOCK_DGRAM else _FAMILIES[family]
-        if family == socket.AF_UNIX:
-            kind = 'unix'
+        kind = _FAMILIES[family]
+        if sock.type == socket.SOCK_DGRAM and family != socket.AF_UNIX:
+            kind = 'udp6' if family == socket.AF_INET6 else 'udp'
         local = sock.getsockname()
         try:
             peer = sock.getpeername()
@@ -48,11 +48,11 @@ def _describe(fd):
         # An unnamed socketpair (an event loop's self-pipe, say) is plumbing,
         # not a connection to anything outside the process.
         return None
-    text = f"fd {fd}: {kind} {_format(family, kind, local)}"
+    text = f"fd {fd}: {kind} {_format(family, local)}"
     if listening:
         return text + " (listening)"
     if peer:
-        return text + f" -> {_format(family, kind, peer)}"
+        return text + f" -> {_format(family, peer)}"
     return text
 
 

@@ -2,7 +2,8 @@
 
 URLs:
 
-- ``sqlite:///abs/path/file.db``: an absolute path;
+- ``sqlite:///abs/path/file.db``: an absolute path (``sqlite:////abs/...``,
+  as SQLAlchemy spells it, names the same file);
 - ``sqlite:relative/file.db``: relative to the current directory at lookup
   time (resolved then, so a later ``chdir`` does not move the database);
 - ``sqlite::memory:``: a private in-memory database, lost when the
@@ -66,7 +67,8 @@ class SQLiteConnection(ManagedConnection):
         if not path:
             raise InvalidURLError(f"{url!r} names no file; use sqlite:///abs/path.db")
         if path != ':memory:':
-            path = os.path.abspath(path)
+            # sqlite:////abs (SQLAlchemy's spelling) means the same file as sqlite:///abs
+            path = os.path.abspath('/' + path.lstrip('/') if path.startswith('/') else path)
         options = {}
         for key, value in parse_qsl(query, keep_blank_values=True):
             if key == 'timeout':
