@@ -178,7 +178,7 @@ class HTTPConnection:
 
     def sendInformational(self, code):
         if self.h11.our_state is h11.SEND_RESPONSE:
-            sendAll(self.sock, self.h11.send(h11.InformationalResponse(status_code=code)),
+            sendAll(self.sock, self.h11.send(h11.InformationalResponse(status_code=code, headers=[])),
                     self.worker.readTimeout)
 
     def nextBodyEvent(self):
@@ -204,6 +204,14 @@ class HTTPConnection:
                 self._finishCycle()
                 continue
             if type(event) is h11.Request:
+                size = sum(len(n) + len(v) + 4 for n, v in event.headers) + len(event.target)
+                if size > self.maxHeadSize:
+                    # h11 bounds heads that arrive piecemeal; this bounds one
+                    # that arrived whole.
+                    self._reject(h11.RemoteProtocolError(
+                        f"request head of {size} bytes exceeds {self.maxHeadSize}",
+                        error_status_hint=431))
+                    return
                 self._serve(event)
             elif type(event) is h11.ConnectionClosed:
                 self.close()

@@ -13,6 +13,8 @@ import re
 import sys
 import traceback
 
+from peak_lite.running.gateways.interfaces import ClientTimeout, ConnectionClosed
+
 log = logging.getLogger('peak_lite.running.gateways')
 
 __all__ = ['WSGIRequest', 'checkStatus', 'checkHeaders', 'baseEnviron', 'ERROR_BODY']
@@ -30,6 +32,9 @@ _BAD_VALUE = re.compile(r'[\r\n\0]')
 HOP_BY_HOP = frozenset(('connection', 'keep-alive', 'proxy-authenticate',
                         'proxy-authorization', 'te', 'trailers', 'transfer-encoding',
                         'upgrade'))
+
+
+PeerError = (ClientTimeout, ConnectionClosed)
 
 
 class ResponseError(Exception):
@@ -192,6 +197,8 @@ class WSGIRequest:
                 close = getattr(result, 'close', None)
                 if close is not None:
                     close()
+        except PeerError:
+            raise       # the peer stalled or left while the app read its body
         except OSError as e:
             if not self._fromApp(e):
                 raise

@@ -1,0 +1,181 @@
+"""The HTTP/1.1 gateway (h11) through a real process and real clients."""
+
+import hashlib
+import http.client
+import socket
+
+import pytest
+
+from tests.gateways.conftest import address
+from tests.support.procs import wait_for
+
+
+@pytest.fixture
+def echo(serve):
+    proc, spec = serve('HTTP', 'tests.gateways.apps:echo', tcp=True)
+    return address(spec)
+
+
+def recv_until_closed(sock, timeout=10):
+    sock.settimeout(timeout)
+    data = b''
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_keep_alive_with_a_real_client(echo):
+    conn = http.client.HTTPConnection(*echo, timeout=10)
+    pids = set()
+    for i in range(5):
+        conn.request('GET', f'/k/{i}?q={i}')
+        resp = conn.getresponse()
+        body = resp.read()
+        assert resp.status == 200
+        assert f'path=/k/{i}\nquery=q={i}\n'.encode() in body
+        pids.add(body.split(b'pid=')[1])
+        assert resp.getheader('Content-Length') == str(len(body))
+    # One connection served all five (http.client reconnects silently otherwise).
+    assert conn.sock is not None
+    conn.close()
+
+
+def test_pipelined_requests(echo):
+    with socket.create_connection(echo) as s:
+        s.sendall(b''.join(f'GET /p/{i} HTTP/1.1\r\nHost: x\r\n\r\n'.encode() for i in range(3))
+                  + b'GET /p/last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+        data = recv_until_closed(s)
+    assert data.count(b'HTTP/1.1 200 ') == 4
+    positions = [data.index(f'path=/p/{i}\n'.encode()) for i in (0, 1, 2, 'last')]
+    assert positions == sorted(positions)
+
+
+def test_head_has_no_body(echo):
+    conn = http.client.HTTPConnection(*echo, timeout=10)
+    conn.request('HEAD', '/h')
+    resp = conn.getresponse()
+    assert resp.status == 200 and resp.read() == b''
+    conn.request('GET', '/after-head')
+    resp = conn.getresponse()
+    assert b'path=/after-head' in resp.read()
+    conn.close()
+
+
+def test_chunked_request_body(serve):
+    proc, spec = serve('HTTP', 'tests.gateways.apps:validEcho', tcp=True)
+    payload = b'0123456789abcdef' * 5000
+    body = b''.join(b'%x\r\n%s\r\n' % (len(payload[i:i + 7000]), payload[i:i + 7000])
+                    for i in range(0, len(payload), 7000)) + b'0\r\n\r\n'
+    with socket.create_connection(address(spec)) as s:
+        # validEcho reads CONTENT_LENGTH bytes; a chunked body has none, so the
+        # gateway's wsgi.input still has to end cleanly at the body's end.
+        s.sendall(b'POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n'
+                  b'Connection: close\r\n\r\n' + body)
+        data = recv_until_closed(s)
+    assert b'HTTP/1.1 200' in data and b'length=0' in data
+
+
+def test_chunked_body_is_read_whole(serve):
+    proc, spec = serve('HTTP', 'tests.gateways.apps:checksum', tcp=True)
+    payload = bytes(range(256)) * 400
+    conn = http.client.HTTPConnection(*address(spec), timeout=10)
+    conn.request('POST', '/c', body=iter([payload[:50000], payload[50000:]]),
+                 headers={'Content-Length': str(len(payload))})
+    resp = conn.getresponse()
+    assert resp.read() == f"{len(payload)} {hashlib.sha256(payload).hexdigest()}\n".encode()
+    conn.close()
+
+
+def test_expect_100_continue(serve):
+    proc, spec = serve('HTTP', 'tests.gateways.apps:checksum', tcp=True)
+    payload = b'x' * 100000
+    with socket.create_connection(address(spec)) as s:
+        s.settimeout(10)
+        s.sendall(b'PUT /u HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n'
+                  b'Content-Length: %d\r\n\r\n' % len(payload))
+        interim = s.recv(4096)
+        assert interim.startswith(b'HTTP/1.1 100 '), interim
+        s.sendall(payload)
+        reply = b''
+        while b'\n' not in reply.partition(b'\r\n\r\n')[2]:
+            reply += s.recv(4096)
+    assert reply.startswith(b'HTTP/1.1 200 ')
+    assert f"{len(payload)} {hashlib.sha256(payload).hexdigest()}".encode() in reply
+
+
+def test_idle_and_slow_heads_time_out(serve):
+    proc, spec = serve('HTTP', 'tests.gateways.apps:echo', tcp=True,
+                       options=['--idle-timeout=0.5', '--read-timeout=0.5'])
+    with socket.create_connection(address(spec)) as idle, \
+            socket.create_connection(address(spec)) as slow:
+        slow.sendall(b'GET /slow HTTP/1.1\r\nHo')
+        assert recv_until_closed(idle) == b''
+        assert recv_until_closed(slow) == b''
+
+
+def test_stalled_body_times_out(serve):
+    proc, spec = serve('HTTP', 'tests.gateways.apps:checksum', tcp=True,
+                       options=['--read-timeout=0.5'])
+    with socket.create_connection(address(spec)) as s:
+        s.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc')
+        assert recv_until_closed(s) == b''
+    conn = http.client.HTTPConnection(*address(spec), timeout=10)
+    conn.request('POST', '/', body=b'abc')
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
+def test_bad_request_gets_400_and_worker_carries_on(echo):
+    with socket.create_connection(echo) as s:
+        s.sendall(b'NOT HTTP AT ALL\r\n\r\n')
+        data = recv_until_closed(s)
+    assert data.startswith(b'HTTP/1.1 400 ')
+    with socket.create_connection(echo) as s:
+        s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\nX-Big: ' + b'a' * 100000 + b'\r\n\r\n')
+        data = recv_until_closed(s)
+    assert data.startswith(b'HTTP/1.1 431 ')
+    conn = http.client.HTTPConnection(*echo, timeout=10)
+    conn.request('GET', '/fine')
+    assert conn.getresponse().status == 200
+    conn.close()
+
+
+def test_app_exception_is_a_500_with_the_traceback_on_stderr(serve, tmp_path):
+    errlog = tmp_path / 'stderr.txt'
+    with open(errlog, 'w') as err:
+        proc, spec = serve('HTTP', 'tests.gateways.apps:boom', tcp=True, stderr=err)
+    conn = http.client.HTTPConnection(*address(spec), timeout=10)
+    conn.request('GET', '/boom')
+    resp = conn.getresponse()
+    assert resp.status == 500
+    body = resp.read()
+    assert b'Internal Server Error' in body and b'RuntimeError' not in body
+    conn.close()
+    wait_for(lambda: 'RuntimeError: boom' in errlog.read_text(), 10,
+             message="the traceback on the gateway's stderr")
+    assert 'Traceback' in errlog.read_text()
+
+
+@pytest.mark.parametrize('app', ['validHello', 'validEcho', 'validStream'])
+def test_pep3333_validator_passes(serve, app):
+    proc, spec = serve('HTTP', f'tests.gateways.apps:{app}', tcp=True)
+    conn = http.client.HTTPConnection(*address(spec), timeout=10)
+    for _ in range(2):
+        conn.request('POST', '/v', body=b'data')
+        resp = conn.getresponse()
+        assert resp.status == 200
+        resp.read()
+    conn.close()
+    wait_for(lambda: proc.returncode is None, 1)
+
+
+def test_unix_socket(serve):
+    proc, spec = serve('HTTP', 'tests.gateways.apps:hello')
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(address(spec))
+    s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    data = recv_until_closed(s)
+    s.close()
+    assert data.startswith(b'HTTP/1.1 200 ') and data.endswith(b'Hello, world!\n')
