@@ -120,3 +120,54 @@ def test_two_phase_commit(table, tm):
     assert rows(table) == [1]
     with psycopg.connect(table) as raw:
         assert raw.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone() == (0,)
+
+
+class VotesNo:
+    """A data manager that votes after the database and refuses."""
+
+    def __init__(self, tm):
+        self.transaction_manager = tm
+        self.aborted = False
+
+    def sortKey(self):
+        return '~~~ votes last'
+
+    def abort(self, txn):
+        self.aborted = True
+
+    tpc_abort = abort
+
+    def tpc_begin(self, txn):
+        pass
+
+    def commit(self, txn):
+        pass
+
+    def tpc_vote(self, txn):
+        raise RuntimeError("no")
+
+    def tpc_finish(self, txn):
+        raise AssertionError("never reached")
+
+
+def test_two_phase_commit_rolls_back_a_prepared_transaction(table, tm, caplog):
+    conn = PostgreSQLConnection(table, transactionManager=tm, twoPhase=True)
+    tm.begin()
+    conn.execute("INSERT INTO t VALUES (1)")
+    other = VotesNo(tm)
+    tm.get().join(other)
+    with pytest.raises(RuntimeError, match='no'):
+        tm.commit()
+    tm.abort()
+    assert other.aborted
+    assert rows(table) == []
+    with psycopg.connect(table) as raw:
+        assert raw.execute("SELECT count(*) FROM pg_prepared_xacts").fetchone() == (0,)
+    with tm:                                  # the connection is still usable
+        conn.execute("INSERT INTO t VALUES (2)")
+    assert rows(table) == [2]
+
+
+def test_single_phase_votes_late(table, tm):
+    conn = PostgreSQLConnection(table, transactionManager=tm)
+    assert conn.sortKey() > 'zzz' and conn.sortKey() < VotesNo(tm).sortKey()
