@@ -106,6 +106,15 @@ class HelloComponent(binding.Component):
         return [self.greeting]
 
 
+def marked(environ, start_response):
+    """Create the file named by the X-Mark header, then sleep ?seconds and answer."""
+    import time
+    with open(environ['HTTP_X_MARK'], 'w'):
+        pass
+    time.sleep(float(environ.get('QUERY_STRING') or 1))
+    return pid(environ, start_response)
+
+
 def main():
     """``python -m tests.gateways.apps PROTOCOL [SOCKET] SPEC``: serve without the peak command."""
     from peak_lite.running import gateways
@@ -117,3 +126,4 @@ def main():
 
 if __name__ == '__main__':
     main()
+
