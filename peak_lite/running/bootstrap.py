@@ -154,10 +154,12 @@ class Alias:
                 f"Alias(command=...) needs a non-empty list of words, got {command!r}")
         self.command = list(command)
 
-    def __call__(self, parentComponent, componentName=None, argv=None, **kw):
+    def __call__(self, parentComponent, componentName=None, argv=None, stdin=None,
+                 stdout=None, stderr=None, environ=None, **attrs):
         argv = list(argv or ['alias'])
         return Bootstrap(parentComponent, componentName,
-                         argv=[argv[0], *self.command, *argv[1:]], **kw)
+                         argv=[argv[0], *self.command, *argv[1:]], stdin=stdin,
+                         stdout=stdout, stderr=stderr, environ=environ, **attrs)
 
     def __repr__(self):
         return f"Alias(command={self.command!r})"

@@ -42,7 +42,9 @@ def reportError(error, stderr, environ, prog='peak'):
     try:
         if debugEnabled(environ):
             traceback.print_exception(error, file=stderr)
-        stderr.write(f"{prog}: {message}\n")
+        if not message.startswith((f"{prog}:", f"{prog} ")):
+            message = f"{prog}: {message}"
+        stderr.write(message + "\n")
         stderr.flush()
     except (OSError, ValueError):
         # stderr itself is gone (closed pipe, closed file): nothing better to do
