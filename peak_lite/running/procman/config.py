@@ -105,7 +105,7 @@ class ProcmanConfig:
 
 # -- ZConfig datatypes (named in schema.xml); ValueError carries the message --
 
-_INT = re.compile(r'[+-]?[0-9]+')
+_INT = re.compile(r'[+-]?[0-9]{1,15}')    # more digits is a typo, not a count
 _DURATION = re.compile(r'([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?')
 _UNITS = {None: 1.0, 's': 1.0, 'ms': 0.001, 'm': 60.0, 'h': 3600.0}
 _HOSTNAME = re.compile(r'(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?')
@@ -163,6 +163,8 @@ def commandLine(text):
 def accountName(text):
     if not text or len(text.split()) != 1:
         raise ValueError(f'expected one user or group name or number, got {text!r}')
+    if _isNumber(text) and int(text) >= 2**32 - 1:
+        raise ValueError(f'{text} is not a valid user or group id; ids are below 4294967295')
     return text
 
 
@@ -357,7 +359,8 @@ def _translate(error, path, layout):
     """Turn a ZConfig error into a ConfigError with our wording and a line."""
     lineno = getattr(error, 'lineno', None)
     lineno = lineno if isinstance(lineno, int) and lineno > 0 else 1
-    message, key, line = error.message, layout.lineKeys.get(lineno), layout.line(lineno)
+    line = layout.line(lineno)
+    message, key = error.message, layout.lineKeys.get(lineno, line)
     section = layout.sectionAt(lineno)
     opened = [s for s in layout.sections if s.end is None]
     ended = next((s for s in layout.sections if s.end == lineno != s.start), None)
@@ -450,8 +453,8 @@ class _Checker:
                                         f" {v['MaxProcesses']}{self.default('MaxProcesses')};"
                                         f" raise MaxProcesses or lower Prefork")
         if v['MaxRequestsJitter'] and not v['MaxRequests']:
-            raise self.error('MaxRequestsJitter', 'MaxRequestsJitter has no effect without MaxRequests;'
-                                                  ' set MaxRequests too or remove it')
+            raise self.error('MaxRequestsJitter', 'MaxRequestsJitter has no effect without'
+                                                  ' MaxRequests; set MaxRequests or remove it')
 
     def later(self, key, other):
         lines = self.layout.keyLines
