@@ -6,6 +6,7 @@ TEST_REQUIRES = [
     'hypothesis',
     'zope.publisher',   # the seed procman config imports it before forking
     'psycopg[binary]>=3.1',
+    'wheel',            # builds the third-party test distribution (tests/thirdparty_dist)
 ]
 
 setup(
