@@ -1,5 +1,6 @@
 """ManagedConnection: a lazily opened DB-API connection driven by ``transaction``."""
 
+import ctypes
 import itertools
 import logging
 import os
@@ -113,7 +114,14 @@ class ManagedConnection:
         """Raise StorageError if the database would not really commit."""
 
     def _driverDetach(self, raw):
-        raise NotImplementedError
+        """Forget ``raw`` in a forked child without sending anything to the server.
+
+        The safe default for any driver: never close or finalise the inherited
+        object, not even at interpreter exit, so no driver code runs on state
+        the parent still uses.  This leaks one object (and its descriptor) per
+        inherited connection in the child.
+        """
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(raw))
 
     # -- opening and closing ---------------------------------------------
     def isOpen(self):
@@ -124,9 +132,10 @@ class ManagedConnection:
             try:
                 self._raw = self._driverConnect()
             except self.driverErrors as exc:
+                reason = ' '.join(str(exc).split())
                 raise StorageError(
-                    f"cannot open database connection {self.name}: {exc}".rstrip()
-                    + " (check the URL, the path or server, and the permissions)") from exc
+                    f"cannot open database connection {self.name}: {reason}"
+                    " (check the URL, the path or server, and the permissions)") from exc
             self._openedPid = os.getpid()
             self.openedAt = _callerLocation()
         return self._raw

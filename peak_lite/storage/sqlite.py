@@ -13,7 +13,6 @@ Query parameters: ``timeout`` (seconds to wait for a lock, default 5) and
 ``begin`` (``DEFERRED``, ``IMMEDIATE`` or ``EXCLUSIVE``, default ``DEFERRED``).
 """
 
-import ctypes
 import os
 import sqlite3
 from urllib.parse import parse_qsl
@@ -98,9 +97,7 @@ class SQLiteConnection(ManagedConnection):
         if raw.in_transaction:
             raw.execute("ROLLBACK")
 
-    def _driverDetach(self, raw):
-        # sqlite3_close() in a child could roll back the parent's open write
-        # transaction into the shared file (the child holds none of the
-        # parent's fcntl locks).  So the inherited handle must never be
-        # finalised, not even at interpreter exit: leak one reference.
-        ctypes.pythonapi.Py_IncRef(ctypes.py_object(raw))
+    # _driverDetach is the base class's: never close the inherited handle.
+    # sqlite3_close() in a child could roll back the parent's open write
+    # transaction into the shared file (the child holds none of the parent's
+    # fcntl locks).

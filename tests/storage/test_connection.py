@@ -9,7 +9,8 @@ from transaction.interfaces import IDataManager
 from zope.interface.verify import verifyClass, verifyObject
 
 from peak_lite.storage import (
-    ConnectionLostError, IManagedConnection, ManagedConnection, SQLiteConnection)
+    ConnectionLostError, IConnectionFactory, IManagedConnection, ManagedConnection,
+    SQLiteConnection)
 
 
 @pytest.fixture
@@ -34,6 +35,8 @@ def test_interfaces(dbPath, tm):
     assert verifyObject(IDataManager, conn)
     assert verifyObject(IManagedConnection, conn)
     assert verifyClass(IManagedConnection, ManagedConnection)
+    assert verifyClass(IManagedConnection, SQLiteConnection)
+    assert verifyObject(IConnectionFactory, SQLiteConnection)
 
 
 def test_connects_lazily_and_records_where(dbPath, tm):

@@ -171,3 +171,12 @@ def test_two_phase_commit_rolls_back_a_prepared_transaction(table, tm, caplog):
 def test_single_phase_votes_late(table, tm):
     conn = PostgreSQLConnection(table, transactionManager=tm)
     assert conn.sortKey() > 'zzz' and conn.sortKey() < VotesNo(tm).sortKey()
+
+
+def test_autocommit_without_a_transaction(table, explicitTM):
+    conn = PostgreSQLConnection(table, transactionManager=explicitTM)
+    conn.execute("INSERT INTO t VALUES (1)")
+    assert rows(table) == [1]
+    assert conn.query("SELECT x FROM t") == [(1,)]
+    assert conn.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    conn.close()

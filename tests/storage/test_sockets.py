@@ -23,7 +23,8 @@ def test_lists_tcp_listener_and_connections_but_not_excluded_or_socketpairs(tmp_
         with server, a, b:
             found = dict(inheritedSockets())
             host, port = listener.getsockname()
-            assert found[listener.fileno()] == f"fd {listener.fileno()}: tcp {host}:{port} (listening)"
+            expected = f"fd {listener.fileno()}: tcp {host}:{port} (listening)"
+            assert found[listener.fileno()] == expected
             assert found[client.fileno()].endswith(f"-> {host}:{port}")
             assert server.fileno() in found
             assert str(tmp_path / 'sock') in found[named.fileno()]
