@@ -94,7 +94,7 @@ class LongCallback(binding.Component):
 
 
 class LongTask(binding.Component):
-    """Runs an asyncio task that waits for MARK_GO, then touches MARK_DONE."""
+    """An asyncio task that blocks until MARK_GO, awaits a while, then touches MARK_DONE."""
 
     mainLoop = binding.Obtain(IMainLoop)
 
@@ -102,10 +102,10 @@ class LongTask(binding.Component):
         self.mainLoop.eventLoop.create_task(self.work())
 
     async def work(self):
+        # The SIGHUP arrives during this first step, so this task is the one
+        # "running" then; the rest of it, after the await, still runs.
         _touch('MARK_READY')
-        path = os.environ['MARK_GO']
-        while not os.path.exists(path):
-            await asyncio.sleep(0.01)
+        _waitFile('MARK_GO')
         await asyncio.sleep(0.2)
         _touch('MARK_DONE')
 
