@@ -136,3 +136,31 @@ class IProcessTemplate(Interface):
         caller hands it to the runMain trampoline (``mainLoop.exitWith(stub)``)
         so that nothing of the parent stays on the child's stack.
         """
+
+
+class IMainLoopExtras(IMainLoop):
+    """What MainLoop offers beyond IMainLoop, for signal handlers and forked children."""
+
+    signalHandler = Attribute(
+        "The ISignalHandler pushed while run() is active: the config property"
+        " peak.running.mainLoop.signalHandler, else StopOnStandardSignals; a class is"
+        " called with the main loop to make it")
+
+    def stopAfterCurrent():
+        """From a signal method: stop once the task running when the signal arrived is done.
+
+        A task waiting on I/O or a timer is not running; with no task running,
+        stop now.  (The callback that was running has returned already, since
+        signal methods run as loop callbacks.)
+        """
+
+    def forgetAfterFork():
+        """In a forked child: abandon the inherited asyncio loop without touching the parent's.
+
+        Never unregisters from the inherited epoll set (shared with the parent);
+        closes the child's copies of its descriptors and keeps the loop object
+        alive so that no destructor runs.
+        """
+
+    def close():
+        """Close an asyncio loop made by ``eventLoop`` but never run; run() closes its own."""

@@ -18,7 +18,7 @@ import time
 
 from zope.interface import implementer
 
-from peak_lite.running.interfaces import EXIT_OK, IMainLoop, ISignalHandler, RunningError
+from peak_lite.running.interfaces import EXIT_OK, IMainLoopExtras, ISignalHandler, RunningError
 from peak_lite.util import signal_stack
 
 __all__ = ['MainLoop', 'StopOnStandardSignals', 'forgetLoopAfterFork', 'SIGNAL_HANDLER_PROPERTY']
@@ -134,7 +134,7 @@ def _isHandlerFactory(ob):
         getattr(ob, name, None) is not None for name in signal_stack.SIGNAL_NAMES)
 
 
-@implementer(IMainLoop)
+@implementer(IMainLoopExtras)
 class MainLoop:
     """See IMainLoop.
 

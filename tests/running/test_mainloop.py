@@ -10,7 +10,7 @@ import time
 import pytest
 from zope.interface.verify import verifyClass, verifyObject
 
-from peak_lite.running.interfaces import IMainLoop, ISignalHandler, RunningError
+from peak_lite.running.interfaces import IMainLoop, IMainLoopExtras, ISignalHandler, RunningError
 from peak_lite.running.mainloop import MainLoop, StopOnStandardSignals, forgetLoopAfterFork
 from peak_lite.util import signal_stack
 from tests.support.procs import wait_for
@@ -26,6 +26,7 @@ def test_interfaces():
     verifyClass(IMainLoop, MainLoop)
     ml = MainLoop()
     verifyObject(IMainLoop, ml)
+    verifyObject(IMainLoopExtras, ml)
     verifyObject(ISignalHandler, StopOnStandardSignals(ml))
     ml.close()
     assert ml._loop is None
