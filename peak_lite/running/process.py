@@ -1,0 +1,234 @@
+"""Forking child processes: templates, proxies, the reaper and the child bootstrap.
+
+What is built before the fork (the template, the parent's resources) is kept
+apart from what a child sets up after it (``childBootstrap``).
+"""
+
+import ctypes
+import errno
+import logging
+import os
+import random
+import signal
+import threading
+import time
+
+from zope.interface import implementer
+
+from peak_lite.running.interfaces import IProcessProxy, IProcessTemplate
+from peak_lite.util import signal_stack
+
+log = logging.getLogger('peak_lite.running.process')
+
+__all__ = ['ProcessProxy', 'ProcessTemplate', 'Reaper', 'childBootstrap', 'ParentPipe']
+
+PR_SET_PDEATHSIG = 1
+
+
+@implementer(IProcessProxy)
+class ProcessProxy:
+    """The parent's handle on one child.  See IProcessProxy."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.startedAt = time.monotonic()
+        self.isRunning = True
+        self.exitStatus = None
+        self.exitSignal = None
+        self.reapedAt = None
+
+    def sendSignal(self, sig):
+        """See IProcessProxy."""
+        if not self.isRunning:
+            return False
+        try:
+            os.kill(self.pid, signal_stack.signalNumber(sig))
+        except ProcessLookupError:
+            return False
+        return True
+
+    def _exited(self, waitStatus):
+        self.isRunning = False
+        self.reapedAt = time.monotonic()
+        if os.WIFSIGNALED(waitStatus):
+            self.exitSignal = os.WTERMSIG(waitStatus)
+        else:
+            self.exitStatus = os.waitstatus_to_exitcode(waitStatus)
+
+    def describeExit(self):
+        if self.isRunning:
+            return "running"
+        if self.exitSignal is not None:
+            return f"killed by {signal.Signals(self.exitSignal).name}"
+        return f"exited with status {self.exitStatus}"
+
+    def __repr__(self):
+        return f"<ProcessProxy pid={self.pid} {self.describeExit()}>"
+
+
+class Reaper:
+    """The one ``waitpid(-1, WNOHANG)`` loop of a process.
+
+    Call ``reap()`` from the main loop (on SIGCHLD, and on a slow timer as a
+    safety net), never from a signal handler.  Pids it does not know are
+    reaped silently: as PID 1 we inherit orphans.
+    """
+
+    def __init__(self, onExit=None):
+        self.proxies = {}
+        self.onExit = onExit
+
+    def track(self, proxy):
+        self.proxies[proxy.pid] = proxy
+        return proxy
+
+    def reap(self):
+        """Reap every exited child; return the known proxies that exited."""
+        exited = []
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            if pid == 0:
+                break
+            proxy = self.proxies.pop(pid, None)
+            if proxy is None:
+                log.debug("reaped unknown child %d (status %#x)", pid, status)
+                continue
+            proxy._exited(status)
+            exited.append(proxy)
+            if self.onExit is not None:
+                self.onExit(proxy)
+        return exited
+
+
+class ParentPipe:
+    """A pipe whose write end only the parent holds: EOF tells children it died.
+
+    ``PR_SET_PDEATHSIG`` covers Linux; this is the portable check, and it also
+    catches the window between fork and prctl.
+    """
+
+    def __init__(self):
+        self.readFd, self.writeFd = os.pipe()     # both close-on-exec
+
+    def watchInChild(self, onDeath):
+        """In a child: close our write end and call ``onDeath()`` at EOF, from a thread."""
+        os.close(self.writeFd)
+        self.writeFd = None
+        fd = self.readFd
+
+        def watch():
+            while True:
+                try:
+                    if not os.read(fd, 1):
+                        break
+                except InterruptedError:
+                    continue
+                except OSError:
+                    return
+            onDeath()
+        threading.Thread(target=watch, name='parent-watch', daemon=True).start()
+
+    def close(self):
+        for fd in (self.readFd, self.writeFd):
+            if fd is not None:
+                os.close(fd)
+        self.readFd = self.writeFd = None
+
+
+def _dieWithParent(parentPid):
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
+    except (OSError, AttributeError):
+        log.debug("prctl is not available; relying on the parent pipe", exc_info=True)
+    if os.getppid() != parentPid:     # the parent died before prctl took effect
+        os._exit(1)
+
+
+def childBootstrap(parentPid, closeFds=(), parentPipe=None, mainLoop=None, title=None):
+    """Set up a freshly forked child.  Runs right after ``fork()``, in the child.
+
+    Pops the parent's signal frames and resets the signals it handled,
+    abandons the parent's event loop without touching the parent's
+    resources, closes the parent's descriptors, arranges to die with the
+    parent, reseeds ``random`` and sets the process title.  Managed database
+    connections are detached by storage's own fork hook.
+    """
+    signal_stack.resetAfterFork()
+    for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT,
+                signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU):
+        signal.signal(sig, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.set_wakeup_fd(-1)
+    if mainLoop is not None:
+        _abandonLoop(mainLoop)
+    for fd in closeFds:
+        try:
+            os.close(fd)
+        except OSError as e:
+            if e.errno != errno.EBADF:
+                raise
+    _dieWithParent(parentPid)
+    if parentPipe is not None:
+        parentPipe.watchInChild(lambda: os.kill(os.getpid(), signal.SIGKILL))
+    random.seed()
+    if title:
+        setTitle(title)
+
+
+def _abandonLoop(mainLoop):
+    """Make the inherited main loop unwind without running any more of the parent's work.
+
+    We are inside one of its callbacks: cancel everything pending, ask it to
+    stop after this callback, and drop its descriptors without unregistering
+    anything from the shared epoll instance.
+    """
+    from peak_lite.running.mainloop import forgetLoopAfterFork
+    loop = mainLoop._loop
+    mainLoop.stop()
+    forgetLoopAfterFork(loop)
+
+
+def setTitle(title):
+    try:
+        import setproctitle
+    except ImportError:
+        return
+    setproctitle.setproctitle(title)
+
+
+@implementer(IProcessTemplate)
+class ProcessTemplate:
+    """Fork children that run the command ``makeStub()`` returns.  See IProcessTemplate.
+
+    ``beforeFork()`` runs in the parent right before each fork;
+    ``childSetup()`` runs in the child right after it (after the generic
+    bootstrap has been done by the caller's ``childSetup``).
+    """
+
+    def __init__(self, makeStub, beforeFork=None, childSetup=None):
+        self.makeStub = makeStub
+        self.beforeFork = beforeFork
+        self.childSetup = childSetup
+
+    def spawn(self, parentComponent):
+        """See IProcessTemplate."""
+        if self.beforeFork is not None:
+            self.beforeFork()
+        pid = os.fork()
+        if pid:
+            return ProcessProxy(pid), None
+        try:
+            if self.childSetup is not None:
+                self.childSetup()
+            return None, self.makeStub()
+        except BaseException:
+            # A child must never return into the parent's code on failure.
+            log.critical("child %d failed to start", os.getpid(), exc_info=True)
+            os._exit(70)

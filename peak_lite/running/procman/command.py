@@ -1,0 +1,150 @@
+"""``peak procman CONFIG [child args...]``: the process manager's command."""
+
+import logging
+import os
+import signal
+import time
+
+from peak_lite.running.abstract import AbstractCommand
+from peak_lite.running.interfaces import EXIT_OK, InvocationError, RunningError
+from peak_lite.running.options import Flag
+from peak_lite.running.process import setTitle
+from peak_lite.running.procman import control
+from peak_lite.running.procman.config import loadConfig
+from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
+from peak_lite.running.procman.output import StdErr, setupLogging
+from peak_lite.running.procman.preload import preload
+from peak_lite.running.procman.sockets import Listeners
+from peak_lite.util.interfaces import AlreadyLocked, LockError
+from peak_lite.util.lockfile import PidFile
+
+log = logging.getLogger('peak_lite.procman')
+
+__all__ = ['ProcessManager']
+
+class ProcessManager(AbstractCommand):
+    """Run a pool of preforked children from a procman config file"""
+
+    usage = """
+Usage: peak procman [options] CONFIG [child arguments...]
+
+Builds the config's Command once, then forks children that share it, keeping
+between MinProcesses and MaxProcesses of them as load changes.  Arguments
+after CONFIG are appended to the Command.  Signals to the manager: HUP
+restarts, TERM/INT stop gracefully, QUIT stops quickly, USR1 reopens StdErr,
+TTIN/TTOU raise/lower the floor.  See docs/procman.md.
+"""
+
+    check = Flag('--check', help="check the config and preload the app without forking")
+    status = Flag('--status', help="show the pool of the manager this config runs")
+    asJSON = Flag('--json', help="with --status: print JSON instead of a table")
+    stop = Flag('--stop', help="stop the running manager gracefully and wait for it")
+    reload = Flag('--reload', help="tell the running manager to restart (SIGHUP)")
+    replace = Flag('--replace', help="stop a running manager first, then take over")
+
+    def _run(self):
+        if not self.args:
+            raise InvocationError("procman: missing CONFIG; Usage: peak procman [options] "
+                                  "CONFIG [child arguments...]")
+        path, extra = self.args[0], self.args[1:]
+        try:
+            cfg = loadConfig(path, extra)
+            if self.status:
+                return control.showStatus(cfg, self.stdout, self.asJSON)
+            if self.stop:
+                return control.stopManager(cfg, self.stdout)
+            if self.reload:
+                return control.signalManager(cfg, signal.SIGHUP, self.stdout)
+            if self.check:
+                return self.checkOnly(cfg)
+            return self.serve(cfg)
+        except ConfigError as e:
+            raise InvocationError(str(e)) from None
+        except ProcmanError as e:
+            raise InvocationError(f"{path}: {e}") from None
+
+    def io(self):
+        return dict(stdin=self.stdin, stdout=self.stdout, stderr=self.stderr,
+                    environ=self.environ)
+
+    def checkOnly(self, cfg):
+        listeners = Listeners.open(cfg, dict(self.environ)) if not cfg.Listen else None
+        subject = preload(cfg, self.io())
+        self._checkSocket(cfg, subject, listeners is None or listeners.sockets)
+        self.stdout.write(f"{cfg.filename}: configuration OK; Command "
+                          f"{' '.join(cfg.Command)} loaded\n")
+        return EXIT_OK
+
+    def serve(self, cfg):
+        environ = self.environ
+        title = f"peak procman: master {os.path.basename(cfg.filename)}"
+        setTitle(title)
+        pidfile = self._takePidFile(cfg, environ)
+        stderr = StdErr(cfg.StdErr)
+        try:
+            listeners = Listeners.open(cfg, environ, _fileno(self.stdin))
+            stderr.point(cfg)
+            setupLogging()
+            subject = preload(cfg, self.io(), listeners.fds())
+            self._checkSocket(cfg, subject, listeners.sockets)
+            from peak_lite.running.procman.manager import Manager
+            manager = Manager(cfg, subject, listeners, pidfile, stderr, environ,
+                              'peak procman')
+        except BaseException:
+            if pidfile is not None and os.getpid() == pidfile.owner:
+                pidfile.remove()
+            raise
+        return manager.run()
+
+    def _checkSocket(self, cfg, subject, haveSocket):
+        if not haveSocket and getattr(subject, 'usesInheritedSocket', False):
+            raise cfg.errorAt('Command', f"Command {' '.join(cfg.Command)} serves a socket, "
+                              f"but there is none: add a Listen line (for example "
+                              f"'Listen unix:/run/myapp.sock' or 'Listen 127.0.0.1:8000'), "
+                              f"or start procman with a listening socket on fd 0")
+
+    def _takePidFile(self, cfg, environ):
+        if cfg.PidFile is None:
+            return None
+        adopted = PidFile.fromEnvironment(environ, cfg.PidFile)
+        environ.pop(PidFile.ENV, None)
+        if adopted is not None:
+            adopted.owner = os.getpid()
+            return adopted
+        pidfile = PidFile(cfg.PidFile)
+        try:
+            pidfile.create()
+        except AlreadyLocked as e:
+            if not self.replace:
+                raise RunningError(f"{cfg.filename}: a manager is already running as pid "
+                                   f"{e.pid} (PidFile {cfg.PidFile}); stop it with "
+                                   f"'peak procman --stop {cfg.filename}' or use --replace")
+            self._replace(cfg, pidfile, e.pid)
+        except LockError as e:
+            raise cfg.errorAt('PidFile', str(e)) from None
+        pidfile.owner = os.getpid()
+        return pidfile
+
+    def _replace(self, cfg, pidfile, pid):
+        """PEAK's "kill predecessor": stop the old manager gracefully, then take its place."""
+        self.stderr.write(f"procman: replacing manager {pid}: sending SIGTERM\n")
+        if pid:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        patience = cfg.StopTimeout + cfg.KillTimeout + 10
+        deadline = time.monotonic() + patience
+        while time.monotonic() < deadline:
+            if pidfile.attempt():
+                pidfile.create()
+                return
+            time.sleep(0.05)
+        raise RunningError(f"{cfg.filename}: manager {pid} did not stop within "
+                           f"{patience:.0f}s; not replacing it")
+
+def _fileno(stream):
+    try:
+        return stream.fileno()
+    except (AttributeError, OSError, ValueError):
+        return 0

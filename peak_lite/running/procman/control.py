@@ -1,0 +1,105 @@
+"""``--status``, ``--stop`` and ``--reload``: talking to a running manager."""
+
+import json
+import os
+import signal
+import time
+
+from peak_lite.running.interfaces import EXIT_OK, RunningError
+from peak_lite.running.procman.scoreboard import readScoreboard
+from peak_lite.util.lockfile import readPidFile
+
+__all__ = ['showStatus', 'stopManager', 'signalManager', 'managerPid']
+
+
+def managerPid(cfg):
+    """The pid of the live manager holding ``cfg.PidFile``, or raise RunningError."""
+    if cfg.PidFile is None:
+        raise RunningError(f"{cfg.filename}: has no PidFile, so the running manager cannot "
+                           f"be found; add a PidFile line")
+    pid = readPidFile(cfg.PidFile)
+    if pid is None:
+        raise RunningError(f"{cfg.filename}: no manager is running (PidFile {cfg.PidFile} "
+                           f"is not held)")
+    return pid
+
+
+def signalManager(cfg, signum, stdout):
+    pid = managerPid(cfg)
+    os.kill(pid, signum)
+    stdout.write(f"sent {signal.Signals(signum).name} to manager {pid}\n")
+    return EXIT_OK
+
+
+def stopManager(cfg, stdout):
+    """SIGTERM the manager and wait, up to its stop and kill timeouts, until it is gone."""
+    pid = managerPid(cfg)
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + cfg.StopTimeout + cfg.KillTimeout + 5
+    while time.monotonic() < deadline:
+        if readPidFile(cfg.PidFile) != pid:
+            stdout.write(f"manager {pid} stopped\n")
+            return EXIT_OK
+        time.sleep(0.05)
+    raise RunningError(f"manager {pid} is still running after "
+                       f"{cfg.StopTimeout + cfg.KillTimeout + 5:.0f}s")
+
+
+def _semaphore(cfg):
+    path = next((r.Semaphore for r in cfg.busyStarters if r.Semaphore), None)
+    if path is None:
+        raise RunningError(f"{cfg.filename}: --status reads the scoreboard file, and this "
+                           f"config has none; add 'Semaphore /path' to a <BusyStarter> section")
+    return path
+
+
+def _rss(pid):
+    try:
+        with open(f'/proc/{pid}/status') as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def poolStatus(cfg):
+    """A dict describing the pool, read from the scoreboard file."""
+    header, slots = readScoreboard(_semaphore(cfg))
+    now = time.time()
+    children = []
+    for slot in slots:
+        if slot['pid'] <= 0:
+            continue
+        age = now - slot['lastChange'] if slot['state'] == 'busy' else None
+        children.append(dict(pid=slot['pid'], worker=slot['number'], state=slot['state'],
+                             requests=slot['requests'], requestAge=age,
+                             rss=_rss(slot['pid'])))
+    totals = {state: sum(1 for c in children if c['state'] == state)
+              for state in ('starting', 'idle', 'busy', 'stopping')}
+    totals.update(children=len(children), requests=sum(c['requests'] for c in children),
+                  rss=sum(c['rss'] or 0 for c in children))
+    pid = readPidFile(cfg.PidFile) if cfg.PidFile else None
+    return dict(manager=pid or header['managerPid'], config=cfg.filename,
+                children=children, totals=totals)
+
+
+def showStatus(cfg, stdout, asJSON=False):
+    status = poolStatus(cfg)
+    if asJSON:
+        stdout.write(json.dumps(status, indent=2) + '\n')
+        return EXIT_OK
+    stdout.write(f"manager {status['manager']}  {status['config']}\n")
+    stdout.write(f"{'PID':>8} {'WORKER':>6} {'STATE':<9} {'REQUESTS':>9} {'REQ AGE':>8} "
+                 f"{'RSS MB':>7}\n")
+    for c in status['children']:
+        age = f"{c['requestAge']:.1f}s" if c['requestAge'] is not None else '-'
+        rss = f"{c['rss'] / 1048576:.1f}" if c['rss'] else '-'
+        stdout.write(f"{c['pid']:>8} {c['worker']:>6} {c['state']:<9} {c['requests']:>9} "
+                     f"{age:>8} {rss:>7}\n")
+    t = status['totals']
+    stdout.write(f"total: {t['children']} children ({t['busy']} busy, {t['idle']} idle, "
+                 f"{t['starting']} starting, {t['stopping']} stopping), {t['requests']} "
+                 f"requests, {t['rss'] / 1048576:.1f} MB RSS\n")
+    return EXIT_OK

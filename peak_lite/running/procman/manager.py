@@ -1,0 +1,444 @@
+"""The process manager: keeps a pool of preforked children and reacts to signals.
+
+The manager decides; the scoreboard records; the policy computes; the
+reaper reaps.  Every decision runs as a main-loop callback: the signal
+handler object only calls into it after the loop has woken.
+"""
+
+import logging
+import os
+import select
+import signal
+import sys
+import tempfile
+import time
+
+from peak_lite.running.mainloop import MainLoop
+from peak_lite.running.process import (
+    ParentPipe, ProcessProxy, ProcessTemplate, Reaper, childBootstrap)
+from peak_lite.running.procman import policy
+from peak_lite.running.procman.child import ChildCommand
+from peak_lite.running.procman.notify import Notifier
+from peak_lite.running.procman.scoreboard import STATES, STOPPING, Scoreboard
+
+log = logging.getLogger('peak_lite.procman')
+
+__all__ = ['Manager']
+
+TICK = 1.0              # seconds between housekeeping rounds: an idle manager wakes ~1/s
+QUICK_DEATH = 1.0       # a child dying younger than this, unasked, counts toward backoff
+BACKOFF_CAP = 30.0
+
+
+class Child:
+    """The manager's record of one child."""
+
+    def __init__(self, proxy, slot, number, limit):
+        self.proxy = proxy
+        self.pid = proxy.pid
+        self.slot = slot
+        self.number = number
+        self.limit = limit
+        self.startedAt = proxy.startedAt
+        self.stopStage = None        # None, 'HUP', 'TERM' or 'KILL'
+        self.stopReason = None
+        self.state = STATES.index('starting')
+        self.requests = 0
+        self.lastChange = time.time()
+
+
+class Manager:
+    """One procman instance's pool.  ``run()`` returns an exit code, or a child's command."""
+
+    def __init__(self, cfg, subject, listeners, pidfile, stderr, environ, title):
+        self.cfg = cfg
+        self.subject = subject
+        self.listeners = listeners
+        self.pidfile = pidfile
+        self.stderr = stderr
+        self.environ = environ
+        self.title = title
+        self.pid = os.getpid()
+        self.floor = cfg.MinProcesses
+        self.children = {}
+        self.numbers = 0
+        self.shutdown = None         # None, 'stop', 'quit' or 'restart'
+        self.lastStart = float('-inf')
+        self.quickDeaths = 0
+        self.notBefore = 0.0         # backoff: no start before this monotonic time
+        self.startTimer = None
+        self.checking = None         # the config check of a pending restart
+        self.readySent = False
+        semaphore = next((r.Semaphore for r in cfg.busyStarters if r.Semaphore), None)
+        self.board = Scoreboard(max(2 * cfg.MaxProcesses, cfg.MaxProcesses + 4), semaphore)
+        self.notifier = Notifier(environ)
+        self.parentPipe = ParentPipe()
+        self.wakeR, self.wakeW = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.reaper = Reaper(self.processExited)
+        self.mainLoop = MainLoop(signalHandler=ManagerSignals(self))
+        self.template = ProcessTemplate(self.makeChildCommand, childSetup=self.childSetup)
+        self._spawningSlot = None
+
+    # -- running ---------------------------------------------------------
+
+    def run(self):
+        loop = self.mainLoop.eventLoop
+        loop.add_reader(self.wakeR, self.allBusy)
+        loop.call_soon(self.maintain)
+        loop.call_later(TICK, self.tick)
+        for rule in self.cfg.busyStarters:
+            loop.call_later(rule.RunEvery, self.busyRule, rule)
+        log.info("manager %d started: %s, %d-%d children, serving %s", self.pid,
+                 self.cfg.filename, self.cfg.MinProcesses, self.cfg.MaxProcesses,
+                 self.listeners.describe())
+        result = self.mainLoop.run()
+        if os.getpid() != self.pid:
+            return result            # we are a child: hand our command to the trampoline
+        return self.finish()
+
+    def finish(self):
+        os.close(self.wakeR)
+        os.close(self.wakeW)
+        self.parentPipe.close()
+        if self.shutdown == 'restart':
+            self.reexec()            # only returns if exec failed
+        self.notifier.send('STOPPING=1')
+        self.listeners.close()
+        self.board.close()
+        if self.pidfile is not None:
+            self.pidfile.remove()
+        log.info("manager %d stopped", self.pid)
+        return 0
+
+    def reexec(self):
+        env = dict(self.environ)
+        self.listeners.carryAcrossExec(env)
+        if self.pidfile is not None:
+            self.pidfile.inheritAcrossExec(env)
+        argv = list(getattr(sys, 'orig_argv', None) or [sys.executable] + sys.argv)
+        log.info("manager %d restarting: exec %s", self.pid, ' '.join(argv))
+        sys.stderr.flush()
+        try:
+            os.execve(sys.executable, argv, env)
+        except OSError as e:
+            log.critical("restart failed: exec %s: %s; stopping", sys.executable, e.strerror)
+            self.shutdown = 'stop'
+
+    # -- the pool --------------------------------------------------------
+
+    def liveChildren(self):
+        return [c for c in self.children.values() if c.stopStage is None]
+
+    def refresh(self):
+        """Copy each child's slot into its record."""
+        for child in self.children.values():
+            _, child.state, child.requests, child.lastChange, _ = self.board.read(child.slot)
+
+    def maintain(self):
+        """Start children up to the floor (Prefork at first), paced by StartInterval."""
+        if self.shutdown:
+            return
+        target = self.floor if self.readySent else max(self.cfg.Prefork, self.floor)
+        if len(self.liveChildren()) < target:
+            self.startSoon()
+        elif not self.readySent:
+            self.readySent = True
+            self.notifier.send('READY=1', f'MAINPID={self.pid}')
+
+    def startSoon(self):
+        """Start one child as soon as pacing and backoff allow; then maintain again.
+
+        The fork always happens at the top of its own loop callback, so that
+        in the new child nothing of the manager's work is left to run after it.
+        """
+        if self.startTimer is not None or self.shutdown:
+            return
+        due = max(self.lastStart + self.cfg.StartInterval, self.notBefore)
+        self.startTimer = self.mainLoop.eventLoop.call_later(
+            max(0.0, due - time.monotonic()), self._startNow)
+
+    def _startNow(self):
+        self.startTimer = None
+        if self.shutdown or len(self.liveChildren()) >= self.cfg.MaxProcesses:
+            return
+        if self.spawn():
+            self.maintain()
+
+    def spawn(self):
+        """Fork one child.  False in the child (which must return at once) or when full."""
+        self.numbers += 1
+        slot = self.board.allocate(-1, self.numbers)
+        if slot is None:
+            log.warning("scoreboard full: no child started")
+            return False
+        self._spawningSlot = slot
+        proxy, stub = self.template.spawn(self)
+        if stub is not None:
+            self.mainLoop.exitWith(stub)
+            return False
+        self.board.setPid(slot, proxy.pid)
+        self.lastStart = time.monotonic()
+        child = Child(proxy, slot, self.numbers, policy.requestLimit(self.cfg))
+        self.children[proxy.pid] = child
+        self.reaper.track(proxy)
+        log.info("started child %d (worker %d)", proxy.pid, child.number)
+        return True
+
+    def stopChild(self, child, reason, quick=False):
+        """Graceful: HUP, TERM after StopTimeout, KILL after KillTimeout.  Quick: TERM, KILL."""
+        if child.stopStage is not None:
+            return
+        child.stopReason = reason
+        self.board.markStopping(child.slot)
+        self._signalChild(child, 'TERM' if quick else 'HUP')
+
+    def _signalChild(self, child, stage):
+        child.stopStage = stage
+        if not child.proxy.sendSignal(f'SIG{stage}'):
+            return
+        delay = {'HUP': self.cfg.StopTimeout, 'TERM': self.cfg.KillTimeout}.get(stage)
+        if delay is not None:
+            self.mainLoop.eventLoop.call_later(delay, self._escalate, child, stage)
+
+    def _escalate(self, child, stage):
+        if not child.proxy.isRunning or child.stopStage != stage:
+            return
+        following = 'TERM' if stage == 'HUP' else 'KILL'
+        log.warning("child %d still running %.1fs after SIG%s; sending SIG%s", child.pid,
+                    self.cfg.StopTimeout if stage == 'HUP' else self.cfg.KillTimeout, stage,
+                    following)
+        self._signalChild(child, following)
+
+    # -- child side ------------------------------------------------------
+
+    def childSetup(self):
+        """Runs in a new child right after fork."""
+        fds = [self.wakeR, self.pidfile.fd if self.pidfile is not None else None]
+        fds += self.notifier.fds()
+        childBootstrap(self.pid, closeFds=[fd for fd in fds if fd is not None],
+                       parentPipe=self.parentPipe, mainLoop=self.mainLoop)
+        self.listeners.installInChild()
+        self.stderr.installChildHandler()
+        _dropPrivileges(self.cfg)
+
+    def makeChildCommand(self):
+        return ChildCommand(self.subject, self.board, self._spawningSlot, self.wakeW,
+                            self.title, self.numbers)
+
+    # -- events ----------------------------------------------------------
+
+    def processExited(self, proxy):
+        if self.checking is not None and self.checking[0] is proxy:
+            self._checkDone(proxy)
+            return
+        child = self.children.pop(proxy.pid, None)
+        if child is None:
+            return
+        self.board.clear(child.slot)
+        age = time.monotonic() - child.startedAt
+        how = proxy.describeExit()
+        if child.stopStage is not None:
+            log.info("child %d %s (%s)", child.pid, how, child.stopReason)
+        elif age < QUICK_DEATH and not child.requests:
+            self.quickDeaths += 1
+            delay = min(self.cfg.StartInterval * 2 ** self.quickDeaths, BACKOFF_CAP)
+            self.notBefore = time.monotonic() + delay
+            log.error("child %d %s %.2fs after starting; %d quick deaths in a row, "
+                      "backing off: next start in %.1fs", child.pid, how, age,
+                      self.quickDeaths, delay)
+        else:
+            self.quickDeaths = 0
+            log.warning("child %d %s unexpectedly after %.1fs", child.pid, how, age)
+        if self.shutdown:
+            self.checkShutdownDone()
+        else:
+            self.maintain()
+
+    def reap(self):
+        self.reaper.reap()
+
+    def tick(self):
+        """Housekeeping, once a second: reap, scale down, recycle, time out, report."""
+        loop = self.mainLoop.eventLoop
+        loop.call_later(TICK, self.tick)
+        self.reap()
+        if self.shutdown:
+            return
+        self.refresh()
+        now, wallNow = time.monotonic(), time.time()
+        for child in self.liveChildren():
+            if policy.overdue(child, self.cfg.RequestTimeout, wallNow):
+                log.error("child %d has been busy on one request for %.1fs (RequestTimeout "
+                          "%.1fs); killing it", child.pid, wallNow - child.lastChange,
+                          self.cfg.RequestTimeout)
+                self.stopChild(child, 'request timeout', quick=True)
+            elif policy.recycleDue(child):
+                self.stopChild(child, f'recycled after {child.requests} requests')
+        if not any(c.stopReason == 'idle' for c in self.children.values()):
+            victim = policy.idleVictim(self.children.values(), self.floor,
+                                       self.cfg.IdleTimeout, now, wallNow)
+            if victim is not None:
+                self.stopChild(victim, 'idle')
+        self.maintain()
+        counts = self.board.counts()
+        self.notifier.status(f"{counts['busy']} busy, {counts['idle']} idle, "
+                             f"{len(self.children)} total")
+        self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
+
+    def busyRule(self, rule):
+        self.mainLoop.eventLoop.call_later(rule.RunEvery, self.busyRule, rule)
+        if self.shutdown:
+            return
+        self.refresh()
+        if policy.shouldStartForBusy([c.state for c in self.children.values()], self.cfg):
+            log.info("every child is busy: starting one more (BusyStarter, priority %d)",
+                     rule.Priority)
+            self.startSoon()
+
+    def allBusy(self):
+        """A child found every child busy: start one more if a connection waits."""
+        try:
+            while os.read(self.wakeR, 512):
+                pass
+        except BlockingIOError:
+            pass
+        if self.shutdown or len(self.liveChildren()) >= self.cfg.MaxProcesses:
+            return
+        if self._connectionPending():
+            log.info("every child is busy and a connection is waiting: starting one more")
+            self.startSoon()
+            self.board.armWake(True)
+        # Otherwise the next tick re-arms: at most one such wakeup a second.
+
+    def _connectionPending(self):
+        fds = self.listeners.fds()
+        return bool(fds) and bool(select.select(fds, [], [], 0)[0])
+
+    # -- shutdown and restart --------------------------------------------
+
+    def beginShutdown(self, mode):
+        if self.shutdown == 'restart' and mode in ('stop', 'quit'):
+            log.info("restart abandoned: stopping instead")
+        elif self.shutdown is not None and not (mode == 'quit' and self.shutdown == 'stop'):
+            return
+        self.shutdown = mode
+        if self.startTimer is not None:
+            self.startTimer.cancel()
+            self.startTimer = None
+        self.notifier.send('RELOADING=1' if mode == 'restart' else 'STOPPING=1')
+        log.info("%s: stopping %d children", {'stop': 'graceful stop', 'quit': 'quick stop',
+                                              'restart': 'restart'}[mode], len(self.children))
+        for child in list(self.children.values()):
+            if mode == 'quit' and child.stopStage == 'HUP':
+                child.stopStage = None
+            self.stopChild(child, mode, quick=(mode == 'quit'))
+        self.checkShutdownDone()
+
+    def checkShutdownDone(self):
+        if self.shutdown and not self.children:
+            self.mainLoop.stop()
+
+    def requestRestart(self):
+        """SIGHUP: check the new config and code in a separate process, then restart."""
+        if self.shutdown or self.checking is not None:
+            return
+        out = tempfile.TemporaryFile()
+        argv = list(getattr(sys, 'orig_argv', None) or [sys.executable] + sys.argv)
+        check = [argv[0]] + _withCheck(argv[1:])
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            # posix_spawn, not subprocess: our reaper owns waitpid(-1).
+            pid = os.posix_spawn(sys.executable, check, _withoutCarried(self.environ),
+                                 file_actions=[(os.POSIX_SPAWN_DUP2, null, 0),
+                                               (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
+                                               (os.POSIX_SPAWN_DUP2, out.fileno(), 2)])
+        finally:
+            os.close(null)
+        log.info("SIGHUP: checking the config and application before restarting (pid %d)", pid)
+        self.checking = (self.reaper.track(ProcessProxy(pid)), out)
+
+    def _checkDone(self, proxy):
+        _, out = self.checking
+        self.checking = None
+        out.seek(0)
+        text = out.read().decode('utf-8', 'replace').strip()
+        out.close()
+        if proxy.exitStatus == 0:
+            self.beginShutdown('restart')
+            return
+        reason = text.splitlines()[-1] if text else proxy.describeExit()
+        log.error("restart refused, the old children keep serving: %s", reason)
+
+    def reopenLogs(self):
+        self.stderr.reopen()
+        for child in self.children.values():
+            child.proxy.sendSignal('SIGUSR1')
+
+    def changeFloor(self, delta):
+        """SIGTTIN / SIGTTOU: raise or lower the floor by one, between 1 and MaxProcesses."""
+        floor = min(max(self.floor + delta, 1), self.cfg.MaxProcesses)
+        log.info("floor %d -> %d", self.floor, floor)
+        self.floor = floor
+        self.refresh()
+        live = self.liveChildren()
+        if len(live) > floor:
+            idle = [c for c in live if c.state == STATES.index('idle')]
+            if idle:
+                self.stopChild(min(idle, key=lambda c: c.lastChange), 'floor lowered')
+        self.maintain()
+
+
+def _withCheck(args):
+    """argv (after the interpreter) with ``--check`` put right after ``procman``."""
+    args = list(args)
+    for i, word in enumerate(args):
+        if word == 'procman':
+            return args[:i + 1] + ['--check'] + args[i + 1:]
+    return args[:1] + ['--check'] + args[1:]
+
+
+def _withoutCarried(environ):
+    from peak_lite.running.procman.sockets import CARRY_ENV
+    from peak_lite.util.lockfile import PidFile
+    env = dict(environ)
+    for name in (CARRY_ENV, PidFile.ENV, 'NOTIFY_SOCKET', 'LISTEN_FDS', 'LISTEN_PID'):
+        env.pop(name, None)
+    return env
+
+
+def _dropPrivileges(cfg):
+    if cfg.gid is not None:
+        os.setgroups([])
+        os.setgid(cfg.gid)
+    if cfg.uid is not None:
+        os.setuid(cfg.uid)
+
+
+class ManagerSignals:
+    """The manager's signal handler (see ISignalHandler): each method runs in the loop."""
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    def SIGCHLD(self, signum, frame):
+        self.manager.reap()
+
+    def SIGHUP(self, signum, frame):
+        self.manager.requestRestart()
+
+    def SIGTERM(self, signum, frame):
+        self.manager.beginShutdown('stop')
+
+    SIGINT = SIGTERM
+
+    def SIGQUIT(self, signum, frame):
+        self.manager.beginShutdown('quit')
+
+    def SIGUSR1(self, signum, frame):
+        self.manager.reopenLogs()
+
+    def SIGTTIN(self, signum, frame):
+        self.manager.changeFloor(+1)
+
+    def SIGTTOU(self, signum, frame):
+        self.manager.changeFloor(-1)

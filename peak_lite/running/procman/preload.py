@@ -1,0 +1,53 @@
+"""Step 4 of startup: build the application once, in the parent, before any fork."""
+
+import gc
+import logging
+
+import transaction
+
+from peak_lite import config
+from peak_lite.running.interfaces import LoadError, RunningError
+from peak_lite.util.imports import importString
+
+log = logging.getLogger('peak_lite.procman')
+
+__all__ = ['preload']
+
+
+def preload(cfg, io, listenerFds=()):
+    """Import, build the ``Command`` subject in a transaction, check fork hygiene, freeze.
+
+    ``io`` holds the ``stdin``/``stdout``/``stderr``/``environ`` the subject
+    gets.  Returns the subject.  Raises LoadError (exit 3) when the app does
+    not load, after the transaction has been aborted.
+    """
+    from peak_lite import storage
+    from peak_lite.running.commands import Bootstrap
+    for spec in cfg.imports:
+        try:
+            importString(spec)
+        except ImportError as e:
+            raise LoadError(f"{cfg.filename}:{cfg.lineOf('import') or 1}: import {spec}: {e}")
+    iniFiles = [cfg.ChildConfig] if cfg.ChildConfig else []
+    root = config.makeRoot(iniFiles=iniFiles, environ=io['environ'])
+    argv = ['peak'] + list(cfg.Command)
+    try:
+        with transaction.manager:
+            subject = Bootstrap(root, argv=argv, **io)
+    except RunningError as e:
+        # Keep the subject's own exit status (2 for a usage error, 3 for a load error).
+        raise type(e)(f"{cfg.filename}:{cfg.lineOf('Command') or 1}: Command "
+                      f"{' '.join(cfg.Command)}: {e}") from e
+    except config.ConfigError:
+        raise
+    except Exception as e:
+        raise LoadError(f"{cfg.filename}:{cfg.lineOf('Command') or 1}: Command "
+                        f"{' '.join(cfg.Command)}: the application failed to load: "
+                        f"{type(e).__name__}: {e}") from e
+    storage.beforeFork(log)
+    for fd, description in storage.inheritedSockets(exclude=listenerFds):
+        log.warning("fd %d is an open network socket (%s) that every child will inherit; "
+                    "open it after the fork, or close it during preload", fd, description)
+    gc.collect()
+    gc.freeze()
+    return subject

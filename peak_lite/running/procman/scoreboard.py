@@ -1,0 +1,196 @@
+"""The shared-memory scoreboard: one slot per child, each written only by its child.
+
+Layout (little-endian), also read by ``peak procman --status`` and outside tools:
+
+    header, 64 bytes:
+      0  8s  magic b'PEAKSB01'
+      8  I   layout version (1)
+     12  I   number of slots
+     16  I   slot size in bytes (32)
+     20  i   manager pid
+     24  I   wake flag: 1 while the manager wants to hear when all children are busy
+     28  I   reserved
+     32  d   time the manager (re)started, seconds since the epoch
+     40  24x reserved
+    slot i at 64 + 32*i, 32 bytes:
+      0  i   pid (0: free slot)
+      4  B   state: 0 free, 1 starting, 2 idle, 3 busy, 4 stopping
+      5  3x
+      8  Q   requests served
+     16  d   time of the last state change (for busy: when the request started)
+     24  I   child number (1, 2, ... in start order)
+     28  4x
+
+A child's request path writes only its own slot with ``struct.pack_into``:
+no system call.  When every child is busy and the manager asked for it, the
+child that made it so writes one byte to the manager's wake pipe.
+"""
+
+import contextlib
+import errno
+import mmap
+import os
+import struct
+import time
+
+from zope.interface import implementer
+
+from peak_lite.running.interfaces import IWorkerStatus
+from peak_lite.running.procman.interfaces import ProcmanError
+
+__all__ = ['Scoreboard', 'SlotStatus', 'STATES', 'readScoreboard']
+
+MAGIC = b'PEAKSB01'
+VERSION = 1
+HEADER = struct.Struct('<8sIIIiIId24x')
+SLOT = struct.Struct('<iB3xQdI4x')
+WAKE = struct.Struct('<I')
+WAKE_OFFSET = 24
+FREE, STARTING, IDLE, BUSY, STOPPING = range(5)
+STATES = ('free', 'starting', 'idle', 'busy', 'stopping')
+
+
+class Scoreboard:
+    """The manager's view: allocates slots, reads states, clears the slots of reaped children."""
+
+    def __init__(self, slots, path=None):
+        self.slots = slots
+        self.path = path
+        size = HEADER.size + SLOT.size * slots
+        if path is None:
+            self.map = mmap.mmap(-1, size, mmap.MAP_SHARED)
+        else:
+            self.map = _fileMap(path, size)
+        HEADER.pack_into(self.map, 0, MAGIC, VERSION, slots, SLOT.size, os.getpid(), 0, 0,
+                         time.time())
+        for i in range(slots):
+            SLOT.pack_into(self.map, HEADER.size + SLOT.size * i, 0, FREE, 0, 0.0, 0)
+        self.wakeFd = None
+
+    def offset(self, index):
+        return HEADER.size + SLOT.size * index
+
+    def allocate(self, pid, number):
+        """Claim a free slot for a new child; return its index, or None if full."""
+        for i in range(self.slots):
+            if SLOT.unpack_from(self.map, self.offset(i))[0] == 0:
+                SLOT.pack_into(self.map, self.offset(i), pid, STARTING, 0, time.time(), number)
+                return i
+        return None
+
+    def setPid(self, index, pid):
+        """Record the pid of the child that will use the reserved slot ``index``."""
+        _, state, requests, changed, number = SLOT.unpack_from(self.map, self.offset(index))
+        SLOT.pack_into(self.map, self.offset(index), pid, state, requests, changed, number)
+
+    def clear(self, index):
+        SLOT.pack_into(self.map, self.offset(index), 0, FREE, 0, 0.0, 0)
+
+    def markStopping(self, index):
+        pid, _, requests, _, number = SLOT.unpack_from(self.map, self.offset(index))
+        SLOT.pack_into(self.map, self.offset(index), pid, STOPPING, requests, time.time(), number)
+
+    def read(self, index):
+        """(pid, state, requests, lastChange, number) of slot ``index``."""
+        return SLOT.unpack_from(self.map, self.offset(index))
+
+    def counts(self):
+        """{state name: count} over the occupied slots."""
+        result = dict.fromkeys(STATES[1:], 0)
+        for i in range(self.slots):
+            pid, state = SLOT.unpack_from(self.map, self.offset(i))[:2]
+            if pid:
+                result[STATES[state]] += 1
+        return result
+
+    def armWake(self, wanted=True):
+        WAKE.pack_into(self.map, WAKE_OFFSET, 1 if wanted else 0)
+
+    def close(self):
+        self.map.close()
+
+
+def _fileMap(path, size):
+    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ProcmanError(f"Semaphore {path}: is a symlink; refusing to follow it. "
+                               f"Remove it or choose another path") from None
+        raise ProcmanError(f"Semaphore {path}: cannot open: {e.strerror}") from None
+    try:
+        st = os.fstat(fd)
+        if not (st.st_mode & 0o170000) == 0o100000:
+            raise ProcmanError(f"Semaphore {path}: is not a regular file")
+        os.fchmod(fd, 0o600)
+        os.ftruncate(fd, size)
+        return mmap.mmap(fd, size, mmap.MAP_SHARED)
+    finally:
+        os.close(fd)
+
+
+@implementer(IWorkerStatus)
+class SlotStatus:
+    """A child's IWorkerStatus: its own scoreboard slot.  See IWorkerStatus."""
+
+    stopping = False
+
+    def __init__(self, board, index, wakeFd=None):
+        self.map = board.map
+        self.offset = board.offset(index)
+        self.slots = board.slots
+        self.wakeFd = wakeFd
+        self.pid = os.getpid()
+        pid, _, self.requests, _, self.number = SLOT.unpack_from(self.map, self.offset)
+        SLOT.pack_into(self.map, self.offset, self.pid, IDLE, self.requests, time.time(),
+                       self.number)
+
+    @contextlib.contextmanager
+    def busy(self):
+        SLOT.pack_into(self.map, self.offset, self.pid, BUSY, self.requests, time.time(),
+                       self.number)
+        if self.wakeFd is not None and WAKE.unpack_from(self.map, WAKE_OFFSET)[0]:
+            self._wakeIfAllBusy()
+        try:
+            yield self
+        finally:
+            self.requests += 1
+            SLOT.pack_into(self.map, self.offset, self.pid,
+                           STOPPING if self.stopping else IDLE, self.requests, time.time(),
+                           self.number)
+
+    def _wakeIfAllBusy(self):
+        for i in range(self.slots):
+            pid, state = SLOT.unpack_from(self.map, HEADER.size + SLOT.size * i)[:2]
+            if pid and state in (STARTING, IDLE):
+                return
+        WAKE.pack_into(self.map, WAKE_OFFSET, 0)
+        try:
+            os.write(self.wakeFd, b'!')
+        except (BlockingIOError, BrokenPipeError):
+            pass
+
+    def markStopping(self):
+        self.stopping = True
+        pid, state, requests, changed, number = SLOT.unpack_from(self.map, self.offset)
+        if state != BUSY:
+            SLOT.pack_into(self.map, self.offset, pid, STOPPING, requests, time.time(), number)
+
+
+def readScoreboard(path):
+    """Read a scoreboard file: (header dict, list of slot dicts for occupied slots)."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    if len(data) < HEADER.size or data[:8] != MAGIC:
+        raise ProcmanError(f"{path}: not a procman scoreboard (bad magic)")
+    magic, version, slots, slotSize, managerPid, wake, _, started = HEADER.unpack_from(data, 0)
+    if version != VERSION or slotSize != SLOT.size:
+        raise ProcmanError(f"{path}: scoreboard layout version {version} is not supported")
+    result = []
+    for i in range(slots):
+        pid, state, requests, changed, number = SLOT.unpack_from(data, HEADER.size + SLOT.size * i)
+        if pid:
+            result.append(dict(slot=i, pid=pid, state=STATES[state], requests=requests,
+                               lastChange=changed, number=number))
+    return dict(managerPid=managerPid, slots=slots, started=started), result
