@@ -120,7 +120,8 @@ def main():
     from peak_lite.running import gateways
     factories = {'CGI': gateways.CGIInterpreter, 'FastCGI': gateways.FastCGIInterpreter,
                  'HTTP': gateways.HTTPInterpreter, 'WSGI': gateways.WSGIInterpreter}
-    command = factories[sys.argv[1]](None, argv=sys.argv[1:])
+    command = factories[sys.argv[1]](None, argv=sys.argv[1:], stdin=sys.stdin,
+                                     stdout=sys.stdout, stderr=sys.stderr, environ=os.environ)
     sys.exit(command.run())
 
 

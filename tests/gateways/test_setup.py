@@ -109,9 +109,10 @@ def test_resolve_errors_are_load_errors(spec, message):
 
 
 def test_factories_build_ready_commands():
-    for factory in (CGIInterpreter, WSGIInterpreter, HTTPInterpreter):
+    for name, factory in (('CGI', CGIInterpreter), ('WSGI', WSGIInterpreter),
+                          ('HTTP', HTTPInterpreter)):
         verifyObject(ICmdLineAppFactory, factory)
-        cmd = factory(None, argv=[factory.name, 'tests.gateways.apps:hello'])
+        cmd = factory(None, argv=[name, 'tests.gateways.apps:hello'])
         assert isinstance(cmd, GatewayCommand) and cmd.app is apps.hello
         for iface in (ICmdLineApp, IRerunnableCGI, IGatewayApp):
             verifyObject(iface, cmd)
@@ -121,9 +122,10 @@ def test_factories_build_ready_commands():
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['CGI'], 'expected'), (['FastCGI', 'tests.gateways.apps:hello'], 'expected'),
+    (['CGI'], 'missing argument'), (['FastCGI', 'tests.gateways.apps:hello'], 'expected'),
     (['CGI', '--bogus=1', 'x:y'], 'unknown option'),
-    (['CGI', '--read-timeout=no', 'x:y'], 'seconds'),
+    (['CGI', '--read-timeout=no', 'x:y'], 'expects seconds'),
+    (['CGI', '--read-timeout=0', 'x:y'], 'expects seconds'),
 ])
 def test_misuse_is_an_invocation_error(argv, message):
     factory = {'CGI': CGIInterpreter, 'FastCGI': FastCGIInterpreter}[argv[0]]

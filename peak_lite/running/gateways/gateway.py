@@ -1,6 +1,8 @@
 """The gateway command: pick CGI, FastCGI or HTTP, then serve until the main loop stops."""
 
 import logging
+import os
+import sys
 import wsgiref.handlers
 
 from zope.interface import implementer
@@ -56,6 +58,10 @@ class GatewayCommand:
         self.status = status
         self.readTimeout = readTimeout
         self.idleTimeout = idleTimeout or (15.0 if protocol == HTTP else 0)
+        self.stdin = stdin if stdin is not None else sys.stdin
+        self.stdout = stdout if stdout is not None else sys.stdout
+        self.stderr = stderr if stderr is not None else sys.stderr
+        self.environ = environ if environ is not None else os.environ
 
     def run(self):
         """See ICmdLineApp: serve until stopped, or one CGI request; return the exit code."""
@@ -104,8 +110,14 @@ class GatewayCommand:
         return self.mainLoop
 
     def _status(self):
+        # Asked for in serve(), after any fork: a process manager installs
+        # each child's status there.
         if self.status is None:
-            self.status = self._lookup(IWorkerStatus)
+            found = self._lookup(IWorkerStatus)
+            if found is None:
+                from peak_lite.running.workerstatus import getWorkerStatus
+                found = getWorkerStatus()
+            self.status = found
         return self.status
 
     def _lookup(self, iface):

@@ -1,102 +1,106 @@
 """The ``CGI``, ``WSGI``, ``FastCGI`` and ``HTTP`` shortcuts of the ``peak`` command.
 
-Each is an ICmdLineAppFactory.  Calling it interprets its arguments there
-and then: the application is imported and built eagerly (so procman builds
-it before forking), and the result is a GatewayCommand ready to serve.
+Each is an AbstractInterpreter: calling it interprets its arguments there
+and then.  The application is imported and built eagerly (so procman builds
+it before forking) under the interpreter's parent, and the result is a
+GatewayCommand ready to serve::
 
     peak CGI pkg.mod:app              FastCGI on fd 0 if it listens, else one CGI request
     peak WSGI pkg.mod:app             the same as CGI
     peak FastCGI SOCKET pkg.mod:app   FastCGI on SOCKET (unix:/path, host:port, [v6]:port)
     peak HTTP [SOCKET] pkg.mod:app    HTTP/1.1 on SOCKET, or on fd 0 if it listens
-
-Options, before the positional arguments: ``--read-timeout=SECONDS`` (how
-long a started request may wait for more bytes, default 30) and
-``--idle-timeout=SECONDS`` (close connections idle between requests after
-that long; default 15 for HTTP, never for FastCGI, whose peer manages them).
 """
-
-import os
-import sys
 
 from zope.interface import provider
 
+from peak_lite.running.abstract import AbstractInterpreter
 from peak_lite.running.gateways.appspec import resolveApp
 from peak_lite.running.gateways.gateway import CGI, FASTCGI, HTTP, GatewayCommand
 from peak_lite.running.interfaces import ICmdLineAppFactory, InvocationError
+from peak_lite.running.options import Option
 
 __all__ = ['CGIInterpreter', 'WSGIInterpreter', 'FastCGIInterpreter', 'HTTPInterpreter']
 
 
-_OPTIONS = {'--read-timeout': 'readTimeout', '--idle-timeout': 'idleTimeout'}
+def seconds(text):
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be a number of seconds > 0")
+    return value
 
 
-class _GatewayInterpreter:
-    """Base of the shortcuts; ``__new__`` returns the built GatewayCommand."""
+@provider(ICmdLineAppFactory)
+class _GatewayInterpreter(AbstractInterpreter):
+    """Base of the gateway shortcuts: ``[options] [SOCKET] APP`` to a GatewayCommand."""
 
     protocol = CGI
-    name = 'CGI'
-    minArgs = maxArgs = 1
-    usage = 'CGI pkg.module:app'
+    socketArgument = 'none'      # 'none', 'required' or 'optional'
 
-    def __new__(cls, parentComponent=None, componentName=None, argv=None, stdin=None,
-                stdout=None, stderr=None, environ=None, **attrs):
-        args = list(argv[1:]) if argv else []
-        if args[:1] in (['--help'], ['-h']):
-            raise InvocationError(f"usage: peak {cls.usage}")
-        while args and args[0].startswith('--'):
-            name, _, value = args.pop(0).partition('=')
-            key = _OPTIONS.get(name)
-            if key is None:
-                raise InvocationError(
-                    f"{cls.name}: unknown option {name!r}; known: {', '.join(_OPTIONS)}")
-            try:
-                attrs[key] = float(value)
-                if attrs[key] <= 0:
-                    raise ValueError(value)
-            except ValueError:
-                raise InvocationError(
-                    f"{cls.name}: {name} needs a number of seconds > 0, got {value!r}") from None
-        if not cls.minArgs <= len(args) <= cls.maxArgs:
+    readTimeout = Option('--read-timeout', type=seconds, default=30.0, metavar='SECONDS',
+                         help="how long a started request may wait for more bytes (30)")
+    idleTimeout = Option('--idle-timeout', type=seconds, default=0, metavar='SECONDS',
+                         help="close connections idle between requests after this long"
+                              " (0: HTTP 15, FastCGI never, as the web server manages them)")
+
+    def interpret(self, subject):
+        args = list(self.args)
+        wanted = {'none': (1,), 'required': (2,), 'optional': (1, 2)}[self.socketArgument]
+        if len(args) not in wanted:
+            synopsis = self.usage.strip().splitlines()[0]
             raise InvocationError(
-                f"{cls.name}: expected {cls.usage!r}, got {len(args)} argument(s) {args!r}")
+                f"{self.commandName}: expected {' or '.join(map(str, wanted))} argument(s),"
+                f" got {args!r}; {synopsis}")
         socket = args[0] if len(args) == 2 else None
-        app = resolveApp(parentComponent, args[-1])
+        parent = self.getParentComponent()
         return GatewayCommand(
-            app, cls.protocol, socket, parentComponent,
-            stdin=sys.stdin if stdin is None else stdin,
-            stdout=sys.stdout if stdout is None else stdout,
-            stderr=sys.stderr if stderr is None else stderr,
-            environ=os.environ if environ is None else environ, **attrs)
+            resolveApp(parent, args[-1]), self.protocol, socket, parent,
+            stdin=self.stdin, stdout=self.stdout, stderr=self.stderr, environ=self.environ,
+            readTimeout=self.readTimeout, idleTimeout=self.idleTimeout)
 
 
 @provider(ICmdLineAppFactory)
 class CGIInterpreter(_GatewayInterpreter):
-    """``CGI pkg.mod:app``: FastCGI on a listening fd 0, else one plain CGI request."""
+    """Serve a WSGI app: FastCGI if fd 0 is a listening socket, else one plain CGI request."""
+
+    usage = """Usage: peak CGI [options] pkg.module:app
+
+If fd 0 is a listening socket (as procman, mod_fcgid, mod_fastcgi and
+supervisord's fcgi-program pass it), serve FastCGI on it until stopped;
+otherwise serve one CGI request (RFC 3875) from the environment and stdin.
+The app is a WSGI callable, or a peak_lite component class built under the
+root and adapted to IWSGIApplication.
+"""
 
 
 @provider(ICmdLineAppFactory)
-class WSGIInterpreter(_GatewayInterpreter):
-    """``WSGI pkg.mod:app``: an alias of CGI."""
+class WSGIInterpreter(CGIInterpreter):
+    """The same as CGI: FastCGI on a listening fd 0, else one plain CGI request."""
 
-    name = 'WSGI'
-    usage = 'WSGI pkg.module:app'
+    usage = CGIInterpreter.usage.replace('peak CGI', 'peak WSGI', 1)
 
 
 @provider(ICmdLineAppFactory)
 class FastCGIInterpreter(_GatewayInterpreter):
-    """``FastCGI SOCKET pkg.mod:app``: a FastCGI server listening on SOCKET."""
+    """Serve a WSGI app over FastCGI on SOCKET (unix:/path, host:port or [v6]:port)."""
 
     protocol = FASTCGI
-    name = 'FastCGI'
-    minArgs = maxArgs = 2
-    usage = 'FastCGI unix:/path|host:port|[v6]:port pkg.module:app'
+    socketArgument = 'required'
+    usage = """Usage: peak FastCGI [options] SOCKET pkg.module:app
+
+SOCKET is unix:/path, host:port or [v6]:port; a stale unix socket file is
+replaced.  Put a web server's fastcgi_pass (nginx) or mod_proxy_fcgi
+(Apache) in front.
+"""
 
 
 @provider(ICmdLineAppFactory)
 class HTTPInterpreter(_GatewayInterpreter):
-    """``HTTP [SOCKET] pkg.mod:app``: HTTP/1.1 on SOCKET or a listening fd 0."""
+    """Serve a WSGI app over HTTP/1.1 on SOCKET, or on fd 0 if it is a listening socket."""
 
     protocol = HTTP
-    name = 'HTTP'
-    minArgs, maxArgs = 1, 2
-    usage = 'HTTP [unix:/path|host:port|[v6]:port] pkg.module:app'
+    socketArgument = 'optional'
+    usage = """Usage: peak HTTP [options] [SOCKET] pkg.module:app
+
+HTTP/1.1 with keep-alive, meant to sit behind a reverse proxy.  Without
+SOCKET, fd 0 must be a listening socket.
+"""
