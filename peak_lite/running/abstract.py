@@ -25,7 +25,7 @@ Writing an interpreter (calling it returns the interpreted subject)::
 import os
 import sys
 
-from zope.interface import implementer, provider
+from zope.interface import implementer
 
 from peak_lite import binding
 from peak_lite.binding import Make
@@ -63,9 +63,17 @@ def summaryOf(ob):
     return lines[0].strip() if lines else ''
 
 
+@implementer(ICmdLineAppFactory)
+class CommandClass(binding.ComponentClass):
+    """Metaclass of AbstractCommand: every command class is an ICmdLineAppFactory.
+
+    Declared on the metaclass because zope.interface does not pass a class's
+    ``@provider`` declarations on to its subclasses.
+    """
+
+
 @implementer(ICmdLineApp)
-@provider(ICmdLineAppFactory)
-class AbstractCommand(binding.Component):
+class AbstractCommand(binding.Component, metaclass=CommandClass):
     """A command-line app and its own factory; see ICmdLineApp, ICmdLineAppFactory.
 
     ``Cmd(parentComponent, componentName=None, argv=None, stdin=None,
@@ -155,7 +163,7 @@ class _UsageCommand:
 implementer(ICmdLineApp)(_UsageCommand)
 
 
-class InterpreterClass(binding.ComponentClass):
+class InterpreterClass(CommandClass):
     """Metaclass of AbstractInterpreter: calling the class interprets.
 
     ``Interp(parent, argv=...)`` builds the interpreter, then returns
@@ -170,7 +178,6 @@ class InterpreterClass(binding.ComponentClass):
         return super().__call__(*args, **kw)
 
 
-@provider(ICmdLineAppFactory)
 class AbstractInterpreter(AbstractCommand, metaclass=InterpreterClass):
     """A factory whose call *is* interpreting: it returns the subject, not itself.
 

@@ -47,7 +47,9 @@ def run_peak(*args, **environ):
 def test_interfaces(root):
     verifyClass(ICmdLineApp, AbstractCommand)
     verifyObject(ICmdLineApp, sample.Foo(root, argv=['foo']))
-    assert ICmdLineAppFactory.providedBy(AbstractCommand)
+    for factory in (AbstractCommand, sample.Foo, IniInterpreter, Bootstrap, EventDriven,
+                    ZConfigInterpreter):
+        verifyObject(ICmdLineAppFactory, factory)
     verifyObject(ICmdLineAppFactory, Alias(command=['runIni', 'x.ini']))
 
 
