@@ -65,6 +65,7 @@ class Manager:
         self.shutdown = None         # None, 'stop', 'quit' or 'restart'
         self.lastStart = float('-inf')
         self.quickDeaths = 0
+        self.owed = 0                # replacements due for children that died or were recycled
         self.notBefore = 0.0         # backoff: no start before this monotonic time
         self.startTimer = None
         self.checking = None         # the config check of a pending restart
@@ -139,7 +140,7 @@ class Manager:
         if self.shutdown:
             return
         target = self.floor if self.readySent else max(self.cfg.Prefork, self.floor)
-        if len(self.liveChildren()) < target:
+        if len(self.liveChildren()) < target or self.owed:
             self.startSoon()
         elif not self.readySent:
             self.readySent = True
@@ -159,9 +160,13 @@ class Manager:
 
     def _startNow(self):
         self.startTimer = None
-        if self.shutdown or len(self.liveChildren()) >= self.cfg.MaxProcesses:
+        if self.shutdown:
+            return
+        if len(self.liveChildren()) >= self.cfg.MaxProcesses:
+            self.owed = 0
             return
         if self.spawn():
+            self.owed = max(0, self.owed - 1)
             self.maintain()
 
     def spawn(self):
@@ -249,6 +254,8 @@ class Manager:
         else:
             self.quickDeaths = 0
             log.warning("child %d %s unexpectedly after %.1fs", child.pid, how, age)
+        if child.stopStage is None:
+            self.owed += 1           # a child that died unasked is replaced, floor or not
         if self.shutdown:
             self.checkShutdownDone()
         else:
@@ -272,8 +279,10 @@ class Manager:
                           "%.1fs); killing it", child.pid, wallNow - child.lastChange,
                           self.cfg.RequestTimeout)
                 self.stopChild(child, 'request timeout', quick=True)
+                self.owed += 1
             elif policy.recycleDue(child):
                 self.stopChild(child, f'recycled after {child.requests} requests')
+                self.owed += 1
         if not any(c.stopReason == 'idle' for c in self.children.values()):
             victim = policy.idleVictim(self.children.values(), self.floor,
                                        self.cfg.IdleTimeout, now, wallNow)
