@@ -189,10 +189,8 @@ def _abandonLoop(mainLoop):
     stop after this callback, and drop its descriptors without unregistering
     anything from the shared epoll instance.
     """
-    from peak_lite.running.mainloop import forgetLoopAfterFork
-    loop = mainLoop._loop
     mainLoop.stop()
-    forgetLoopAfterFork(loop)
+    mainLoop.forgetAfterFork()
 
 
 def setTitle(title):
