@@ -19,7 +19,7 @@ from peak_lite.running.process import (
 from peak_lite.running.procman import policy
 from peak_lite.running.procman.child import ChildCommand
 from peak_lite.running.procman.notify import Notifier
-from peak_lite.running.procman.scoreboard import STATES, STOPPING, Scoreboard
+from peak_lite.running.procman.scoreboard import STARTING, STATES, STOPPING, Scoreboard
 
 log = logging.getLogger('peak_lite.procman')
 
@@ -28,6 +28,7 @@ __all__ = ['Manager']
 TICK = 1.0              # seconds between housekeeping rounds: an idle manager wakes ~1/s
 QUICK_DEATH = 1.0       # a child dying younger than this, unasked, counts toward backoff
 BACKOFF_CAP = 30.0
+READY_POLL = 0.02       # while the first children boot, before READY=1
 
 
 class Child:
@@ -70,6 +71,9 @@ class Manager:
         self.startTimer = None
         self.checking = None         # the config check of a pending restart
         self.readySent = False
+        self.readyTimer = None
+        self.stoppingSent = False
+        self.rulesDue = {}           # BusyStarter rule -> monotonic time it next runs
         semaphore = next((r.Semaphore for r in cfg.busyStarters if r.Semaphore), None)
         self.board = Scoreboard(max(2 * cfg.MaxProcesses, cfg.MaxProcesses + 4), semaphore)
         self.notifier = Notifier(environ)
@@ -87,8 +91,12 @@ class Manager:
         loop.add_reader(self.wakeR, self.allBusy)
         loop.call_soon(self.maintain)
         loop.call_later(TICK, self.tick)
+        start = time.monotonic()
         for rule in self.cfg.busyStarters:
-            loop.call_later(rule.RunEvery, self.busyRule, rule)
+            if rule.RunEvery < TICK:
+                loop.call_later(rule.RunEvery, self.busyRule, rule)
+            else:                    # checked by the tick: no wakeup of its own
+                self.rulesDue[rule] = start + rule.RunEvery
         log.info("manager %d started: %s, %d-%d children, serving %s", self.pid,
                  self.cfg.filename, self.cfg.MinProcesses, self.cfg.MaxProcesses,
                  self.listeners.describe())
@@ -103,7 +111,8 @@ class Manager:
         self.parentPipe.close()
         if self.shutdown == 'restart':
             self.reexec()            # only returns if exec failed
-        self.notifier.send('STOPPING=1')
+        if not self.stoppingSent:
+            self.notifier.send('STOPPING=1')
         self.listeners.close()
         self.board.close()
         if self.pidfile is not None:
@@ -143,8 +152,20 @@ class Manager:
         if len(self.liveChildren()) < target or self.owed:
             self.startSoon()
         elif not self.readySent:
-            self.readySent = True
-            self.notifier.send('READY=1', f'MAINPID={self.pid}')
+            self._readyCheck()
+
+    def _readyCheck(self):
+        """Tell systemd READY=1 once the first children have left the starting state."""
+        self.readyTimer = None
+        if self.shutdown or self.readySent:
+            return
+        self.refresh()
+        if any(c.state == STARTING for c in self.liveChildren()):
+            self.readyTimer = self.mainLoop.eventLoop.call_later(READY_POLL, self._readyCheck)
+            return
+        self.readySent = True
+        log.info("ready: %d children", len(self.liveChildren()))
+        self.notifier.send('READY=1', f'MAINPID={self.pid}', f'STATUS={self.statusText()}')
 
     def startSoon(self):
         """Start one child as soon as pacing and backoff allow; then maintain again.
@@ -284,22 +305,47 @@ class Manager:
                 self.stopChild(child, f'recycled after {child.requests} requests')
                 self.owed += 1
         if not any(c.stopReason == 'idle' for c in self.children.values()):
-            victim = policy.idleVictim(self.children.values(), self.floor,
+            victim = policy.idleVictim(self.liveChildren(), self.floor,
                                        self.cfg.IdleTimeout, now, wallNow)
             if victim is not None:
+                log.info("child %d idle for %.1fs (IdleTimeout %.1fs), %d running above "
+                         "the floor of %d: stopping it", victim.pid,
+                         wallNow - victim.lastChange, self.cfg.IdleTimeout,
+                         len(self.liveChildren()), self.floor)
                 self.stopChild(victim, 'idle')
+        self.runDueRules(now)
+        if self._everyChildBusy() and self._connectionPending():
+            log.info("every child is busy and a connection is waiting: starting one more")
+            self.startSoon()
         self.maintain()
-        counts = self.board.counts()
-        self.notifier.status(f"{counts['busy']} busy, {counts['idle']} idle, "
-                             f"{len(self.children)} total")
+        self.notifier.status(self.statusText())
         self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
+
+    def statusText(self):
+        counts = self.board.counts()
+        return f"{counts['busy']} busy, {counts['idle']} idle, {len(self.children)} total"
+
+    def _everyChildBusy(self):
+        return policy.shouldStartForBusy([c.state for c in self.liveChildren()], self.cfg)
+
+    def runDueRules(self, now):
+        """Run the tick-driven BusyStarter rules that are due, higher priority first."""
+        for rule in self.cfg.busyStarters:
+            due = self.rulesDue.get(rule)
+            if due is None or now < due:
+                continue
+            self.rulesDue[rule] = max(due + rule.RunEvery, now)
+            if self._everyChildBusy():
+                log.info("every child is busy: starting one more (BusyStarter, priority %d)",
+                         rule.Priority)
+                self.startSoon()
 
     def busyRule(self, rule):
         self.mainLoop.eventLoop.call_later(rule.RunEvery, self.busyRule, rule)
         if self.shutdown:
             return
         self.refresh()
-        if policy.shouldStartForBusy([c.state for c in self.children.values()], self.cfg):
+        if self._everyChildBusy():
             log.info("every child is busy: starting one more (BusyStarter, priority %d)",
                      rule.Priority)
             self.startSoon()
@@ -334,7 +380,11 @@ class Manager:
         if self.startTimer is not None:
             self.startTimer.cancel()
             self.startTimer = None
-        self.notifier.send('RELOADING=1' if mode == 'restart' else 'STOPPING=1')
+        if mode == 'restart':
+            usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+            self.notifier.send('RELOADING=1', f'MONOTONIC_USEC={usec}')
+        else:
+            self.stoppingSent = self.notifier.send('STOPPING=1')
         log.info("%s: stopping %d children", {'stop': 'graceful stop', 'quit': 'quick stop',
                                               'restart': 'restart'}[mode], len(self.children))
         for child in list(self.children.values()):
@@ -389,11 +439,10 @@ class Manager:
         log.info("floor %d -> %d", self.floor, floor)
         self.floor = floor
         self.refresh()
-        live = self.liveChildren()
-        if len(live) > floor:
-            idle = [c for c in live if c.state == STATES.index('idle')]
-            if idle:
-                self.stopChild(min(idle, key=lambda c: c.lastChange), 'floor lowered')
+        victim = policy.floorVictim(self.liveChildren(), floor, self.cfg.IdleTimeout,
+                                    time.monotonic())
+        if victim is not None:
+            self.stopChild(victim, 'floor lowered')
         self.maintain()
 
 
