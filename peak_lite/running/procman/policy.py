@@ -1,13 +1,17 @@
 """Scaling decisions: pure functions of the pool's state and the config.
 
 A policy computes; the manager decides when to ask and acts on the answer.
+The children passed in are the manager's records: ``.state`` (a scoreboard
+state number), ``.lastChange`` (wall time of the slot's last change),
+``.startedAt`` (monotonic time of the fork), ``.requests`` and ``.limit``.
 """
 
 import random
 
 from peak_lite.running.procman.scoreboard import BUSY, IDLE, STOPPING
 
-__all__ = ['shouldStartForBusy', 'idleVictim', 'requestLimit', 'overdue', 'recycleDue']
+__all__ = ['shouldStartForBusy', 'idleVictim', 'floorVictim', 'protected', 'requestLimit',
+           'overdue', 'recycleDue']
 
 
 def shouldStartForBusy(states, cfg):
@@ -16,14 +20,25 @@ def shouldStartForBusy(states, cfg):
     return bool(live) and all(s == BUSY for s in live) and len(live) < cfg.MaxProcesses
 
 
+def protected(child, idleTimeout, now):
+    """True for a child that must not be stopped for idleness or a lowered floor.
+
+    That is a busy child, and a child that has not served its first request
+    and is younger than ``idleTimeout``: no start-then-kill, ever.
+    """
+    if child.state != IDLE:
+        return True
+    return not child.requests and now - child.startedAt <= idleTimeout
+
+
 def idleVictim(children, floor, idleTimeout, now, wallNow):
     """The child to stop for idleness, or None.
 
-    ``children`` are the pool's live children (with ``.state``,
-    ``.lastChange`` wall time of their slot, ``.startedAt`` monotonic).  Only a
-    child that is idle (never starting: no start-then-kill) and has been
-    idle longer than ``idleTimeout`` since it became ready or finished its
-    last request is a candidate; the one idle longest goes, one at a time.
+    Only an idle child (never a starting or busy one) that has been idle
+    longer than ``idleTimeout`` since it became ready or finished its last
+    request, and is itself older than ``idleTimeout``, is a candidate; the
+    one idle longest goes.  One at a time: the caller asks again only once
+    the previous victim has gone.
     """
     if idleTimeout <= 0:
         return None
@@ -38,19 +53,34 @@ def idleVictim(children, floor, idleTimeout, now, wallNow):
     return min(candidates, key=lambda c: c.lastChange)
 
 
+def floorVictim(children, floor, idleTimeout, now):
+    """After the floor was lowered: the idle child to stop at once, or None.
+
+    The child idle longest among those not ``protected``; when every extra
+    child is protected, nothing is stopped now and idle reaping takes over.
+    """
+    live = [c for c in children if c.state != STOPPING]
+    if len(live) <= floor:
+        return None
+    candidates = [c for c in live if not protected(c, idleTimeout, now)]
+    if not candidates:
+        return None
+    return min(candidates, key=lambda c: c.lastChange)
+
+
 def requestLimit(cfg, rng=random):
     """This child's MaxRequests, with its own jitter so the pool never recycles at once."""
     if cfg.MaxRequests <= 0:
         return 0
-    return cfg.MaxRequests + (rng.randint(0, cfg.MaxRequestsJitter) if cfg.MaxRequestsJitter else 0)
+    jitter = rng.randint(0, cfg.MaxRequestsJitter) if cfg.MaxRequestsJitter else 0
+    return cfg.MaxRequests + jitter
 
 
 def recycleDue(child):
+    """A child that has served its own request limit, and is not already stopping."""
     return child.limit > 0 and child.requests >= child.limit and child.state != STOPPING
 
 
 def overdue(child, timeout, wallNow):
     """A child busy on one request longer than ``timeout`` (boot time never counts)."""
     return timeout > 0 and child.state == BUSY and wallNow - child.lastChange > timeout
-
-

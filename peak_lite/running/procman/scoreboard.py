@@ -45,6 +45,9 @@ VERSION = 1
 HEADER = struct.Struct('<8sIIIiIId24x')
 SLOT = struct.Struct('<iB3xQdI4x')
 WAKE = struct.Struct('<I')
+PID = struct.Struct('<i')
+STATE = struct.Struct('<B')
+STATE_OFFSET = 4
 WAKE_OFFSET = 24
 FREE, STARTING, IDLE, BUSY, STOPPING = range(5)
 STATES = ('free', 'starting', 'idle', 'busy', 'stopping')
@@ -80,15 +83,15 @@ class Scoreboard:
 
     def setPid(self, index, pid):
         """Record the pid of the child that will use the reserved slot ``index``."""
-        _, state, requests, changed, number = SLOT.unpack_from(self.map, self.offset(index))
-        SLOT.pack_into(self.map, self.offset(index), pid, state, requests, changed, number)
+        # Only the pid field: the child may already be writing the rest of its slot.
+        PID.pack_into(self.map, self.offset(index), pid)
 
     def clear(self, index):
         SLOT.pack_into(self.map, self.offset(index), 0, FREE, 0, 0.0, 0)
 
     def markStopping(self, index):
-        pid, _, requests, _, number = SLOT.unpack_from(self.map, self.offset(index))
-        SLOT.pack_into(self.map, self.offset(index), pid, STOPPING, requests, time.time(), number)
+        """Mark a child asked to stop.  Only the state byte: the child owns the rest."""
+        STATE.pack_into(self.map, self.offset(index) + STATE_OFFSET, STOPPING)
 
     def read(self, index):
         """(pid, state, requests, lastChange, number) of slot ``index``."""
@@ -148,6 +151,8 @@ class SlotStatus:
 
     @contextlib.contextmanager
     def busy(self):
+        if STATE.unpack_from(self.map, self.offset + STATE_OFFSET)[0] == STOPPING:
+            self.stopping = True     # the manager asked this child to stop
         SLOT.pack_into(self.map, self.offset, self.pid, BUSY, self.requests, time.time(),
                        self.number)
         if self.wakeFd is not None and WAKE.unpack_from(self.map, WAKE_OFFSET)[0]:
@@ -156,6 +161,8 @@ class SlotStatus:
             yield self
         finally:
             self.requests += 1
+            if STATE.unpack_from(self.map, self.offset + STATE_OFFSET)[0] == STOPPING:
+                self.stopping = True
             SLOT.pack_into(self.map, self.offset, self.pid,
                            STOPPING if self.stopping else IDLE, self.requests, time.time(),
                            self.number)
