@@ -100,13 +100,13 @@ class Nginx:
     def config(self):
         d = self.dir
         user = 'user root;' if os.geteuid() == 0 else ''
-        temps = '\n    '.join(f'{kind}_temp_path {d}/{kind}_temp;' for kind in (
+        temps = '\n    '.join(f'{kind}_temp_path "{d}/{kind}_temp";' for kind in (
             'client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'))
         return f"""
 {user}
 worker_processes {self.workers};
-pid {d}/nginx.pid;
-error_log {d}/error.log info;
+pid "{d}/nginx.pid";
+error_log "{d}/error.log" info;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
