@@ -1,0 +1,47 @@
+"""A heavy WSGI app: about 1.5 s to import and a ~200 MB cache of gc-tracked objects.
+
+Importing this module is the expensive part, as in a large real application:
+the cache is built at import time.  ``BENCH_CACHE_MB`` (default 200) and
+``BENCH_IMPORT_S`` (default 1.5) change its size and the minimum import time.
+
+- ``/`` answers this process's pid;
+- ``/gc`` runs a full ``gc.collect()`` and answers the collected count;
+- ``/sleep?S`` sleeps S seconds first.
+"""
+
+import gc
+import os
+import time
+
+_start = time.monotonic()
+
+
+def _buildCache(megabytes):
+    # Lists of small tuples and dicts: every one of them is gc-tracked, so a
+    # full collection in a forked child writes to (and un-shares) each page.
+    cache = []
+    per_entry = 340        # measured RSS per entry (dict, tuple, str, ints) on CPython 3.11
+    for i in range(megabytes * 1024 * 1024 // per_entry):
+        cache.append({'id': i, 'pair': (i, str(i))})
+    return cache
+
+
+CACHE = _buildCache(int(os.environ.get('BENCH_CACHE_MB', '200')))
+_rest = float(os.environ.get('BENCH_IMPORT_S', '1.5')) - (time.monotonic() - _start)
+if _rest > 0:
+    time.sleep(_rest)
+IMPORT_SECONDS = time.monotonic() - _start
+
+
+def app(environ, start_response):
+    """See the module docstring."""
+    path = environ.get('PATH_INFO') or '/'
+    if path == '/gc':
+        body = f"collected={gc.collect()} frozen={gc.get_freeze_count()}\n".encode()
+    else:
+        if path == '/sleep':
+            time.sleep(float(environ.get('QUERY_STRING') or 0.1))
+        body = f"{os.getpid()}\n".encode()
+    start_response('200 OK', [('Content-Type', 'text/plain'),
+                              ('Content-Length', str(len(body)))])
+    return [body]
