@@ -19,7 +19,7 @@ from peak_lite.running.process import (
 from peak_lite.running.procman import policy
 from peak_lite.running.procman.child import ChildCommand
 from peak_lite.running.procman.notify import Notifier
-from peak_lite.running.procman.scoreboard import STARTING, STATES, STOPPING, Scoreboard
+from peak_lite.running.procman.scoreboard import STARTING, STATES, STOPPING, openScoreboard
 
 log = logging.getLogger('peak_lite.procman')
 
@@ -74,8 +74,7 @@ class Manager:
         self.readyTimer = None
         self.stoppingSent = False
         self.rulesDue = {}           # BusyStarter rule -> monotonic time it next runs
-        semaphore = next((r.Semaphore for r in cfg.busyStarters if r.Semaphore), None)
-        self.board = Scoreboard(max(2 * cfg.MaxProcesses, cfg.MaxProcesses + 4), semaphore)
+        self.board = openScoreboard(cfg)
         self.notifier = Notifier(environ)
         self.parentPipe = ParentPipe()
         self.wakeR, self.wakeW = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
