@@ -14,6 +14,7 @@ from peak_lite.running.procman.config import loadConfig
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
 from peak_lite.running.procman.output import StdErr, setupLogging
 from peak_lite.running.procman.preload import preload
+from peak_lite.running.procman.scoreboard import checkSemaphore
 from peak_lite.running.procman.sockets import Listeners
 from peak_lite.util.interfaces import AlreadyLocked, LockError
 from peak_lite.util.lockfile import PidFile
@@ -55,6 +56,7 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
                 return control.stopManager(cfg, self.stdout)
             if self.reload:
                 return control.signalManager(cfg, signal.SIGHUP, self.stdout)
+            checkSemaphore(cfg)
             if self.check:
                 return self.checkOnly(cfg)
             return self.serve(cfg)
