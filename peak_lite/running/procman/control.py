@@ -9,7 +9,7 @@ from peak_lite.running.interfaces import EXIT_OK, RunningError
 from peak_lite.running.procman.scoreboard import readScoreboard
 from peak_lite.util.lockfile import readPidFile
 
-__all__ = ['showStatus', 'stopManager', 'signalManager', 'managerPid']
+__all__ = ['showStatus', 'poolStatus', 'stopManager', 'signalManager', 'managerPid']
 
 
 def managerPid(cfg):
@@ -53,6 +53,16 @@ def _semaphore(cfg):
     return path
 
 
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
+
+
 def _rss(pid):
     try:
         with open(f'/proc/{pid}/status') as f:
@@ -66,7 +76,18 @@ def _rss(pid):
 
 def poolStatus(cfg):
     """A dict describing the pool, read from the scoreboard file."""
-    header, slots = readScoreboard(_semaphore(cfg))
+    path = _semaphore(cfg)
+    manager = managerPid(cfg) if cfg.PidFile else None
+    try:
+        header, slots = readScoreboard(path)
+    except FileNotFoundError:
+        raise RunningError(f"{cfg.filename}: Semaphore {path} does not exist; is the manager "
+                           f"running with this config?") from None
+    if manager is None:
+        manager = header['managerPid']
+        if not _alive(manager):
+            raise RunningError(f"{cfg.filename}: no manager is running (Semaphore {path} "
+                               f"names pid {manager}, which is gone)")
     now = time.time()
     children = []
     for slot in slots:
@@ -80,8 +101,7 @@ def poolStatus(cfg):
               for state in ('starting', 'idle', 'busy', 'stopping')}
     totals.update(children=len(children), requests=sum(c['requests'] for c in children),
                   rss=sum(c['rss'] or 0 for c in children))
-    pid = readPidFile(cfg.PidFile) if cfg.PidFile else None
-    return dict(manager=pid or header['managerPid'], config=cfg.filename,
+    return dict(manager=manager, config=cfg.filename,
                 children=children, totals=totals)
 
 

@@ -30,15 +30,17 @@ import contextlib
 import errno
 import mmap
 import os
+import stat
 import struct
 import time
 
 from zope.interface import implementer
 
 from peak_lite.running.interfaces import IWorkerStatus
-from peak_lite.running.procman.interfaces import ProcmanError
+from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
 
-__all__ = ['Scoreboard', 'SlotStatus', 'STATES', 'readScoreboard']
+__all__ = ['Scoreboard', 'SlotStatus', 'STATES', 'readScoreboard', 'openScoreboard',
+           'checkSemaphore', 'slotsFor']
 
 MAGIC = b'PEAKSB01'
 VERSION = 1
@@ -113,19 +115,71 @@ class Scoreboard:
         self.map.close()
 
 
+def slotsFor(cfg):
+    """How many slots a config's pool needs: live children plus those still stopping."""
+    return max(2 * cfg.MaxProcesses, cfg.MaxProcesses + 4)
+
+
+def semaphoreRule(cfg):
+    """The first ``<BusyStarter>`` rule naming a Semaphore file, or None."""
+    return next((r for r in cfg.busyStarters if r.Semaphore), None)
+
+
+def checkSemaphore(cfg):
+    """Raise ConfigError if the config's Semaphore path cannot hold a scoreboard.
+
+    Run before anything is started (and by ``--check``); opening the file
+    later refuses a symlink raced in meanwhile all the same.
+    """
+    rule = semaphoreRule(cfg)
+    if rule is None:
+        return
+    try:
+        st = os.lstat(rule.Semaphore)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        raise _semaphoreError(cfg, rule, f"cannot inspect: {e.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise _semaphoreError(cfg, rule, "is a symlink; refusing to follow it: remove it "
+                                         "or choose another path")
+    if not stat.S_ISREG(st.st_mode):
+        raise _semaphoreError(cfg, rule, "is not a regular file: remove it or choose "
+                                         "another path")
+
+
+def openScoreboard(cfg):
+    """The manager's Scoreboard for ``cfg``: in its Semaphore file, or anonymous."""
+    rule = semaphoreRule(cfg)
+    if rule is None:
+        return Scoreboard(slotsFor(cfg))
+    try:
+        return Scoreboard(slotsFor(cfg), rule.Semaphore)
+    except ProcmanError as e:
+        raise _semaphoreError(cfg, rule, str(e)) from None
+
+
+def _semaphoreError(cfg, rule, message):
+    if message.startswith(f"Semaphore {rule.Semaphore}: "):
+        message = message[len(f"Semaphore {rule.Semaphore}: "):]
+    return ConfigError(f"Semaphore {rule.Semaphore}: {message}", cfg.filename,
+                       rule.lineno or 1)
+
+
 def _fileMap(path, size):
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
     try:
         fd = os.open(path, flags, 0o600)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise ProcmanError(f"Semaphore {path}: is a symlink; refusing to follow it. "
-                               f"Remove it or choose another path") from None
+            raise ProcmanError(f"Semaphore {path}: is a symlink; refusing to follow it: "
+                               f"remove it or choose another path") from None
         raise ProcmanError(f"Semaphore {path}: cannot open: {e.strerror}") from None
     try:
         st = os.fstat(fd)
-        if not (st.st_mode & 0o170000) == 0o100000:
-            raise ProcmanError(f"Semaphore {path}: is not a regular file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ProcmanError(f"Semaphore {path}: is not a regular file: remove it or "
+                               f"choose another path")
         os.fchmod(fd, 0o600)
         os.ftruncate(fd, size)
         return mmap.mmap(fd, size, mmap.MAP_SHARED)
@@ -187,13 +241,20 @@ class SlotStatus:
 
 def readScoreboard(path):
     """Read a scoreboard file: (header dict, list of slot dicts for occupied slots)."""
-    with open(path, 'rb') as f:
-        data = f.read()
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise ProcmanError(f"{path}: cannot read the scoreboard: {e.strerror}") from None
     if len(data) < HEADER.size or data[:8] != MAGIC:
         raise ProcmanError(f"{path}: not a procman scoreboard (bad magic)")
     magic, version, slots, slotSize, managerPid, wake, _, started = HEADER.unpack_from(data, 0)
     if version != VERSION or slotSize != SLOT.size:
         raise ProcmanError(f"{path}: scoreboard layout version {version} is not supported")
+    if len(data) < HEADER.size + slots * SLOT.size:
+        raise ProcmanError(f"{path}: scoreboard truncated: {len(data)} bytes for {slots} slots")
     result = []
     for i in range(slots):
         pid, state, requests, changed, number = SLOT.unpack_from(data, HEADER.size + SLOT.size * i)
