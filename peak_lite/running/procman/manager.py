@@ -43,6 +43,7 @@ class Child:
         self.startedAt = proxy.startedAt
         self.stopStage = None        # None, 'HUP', 'TERM' or 'KILL'
         self.stopReason = None
+        self.replacing = None        # recycle reason, while its replacement is on its way
         self.state = STATES.index('starting')
         self.requests = 0
         self.lastChange = time.time()
@@ -182,7 +183,7 @@ class Manager:
         self.startTimer = None
         if self.shutdown:
             return
-        if len(self.liveChildren()) >= self.cfg.MaxProcesses:
+        if len(self.liveChildren()) - self._replacing() >= self.cfg.MaxProcesses:
             self.owed = 0
             return
         if self.spawn():
@@ -192,7 +193,8 @@ class Manager:
     def spawn(self):
         """Fork one child.  False in the child (which must return at once) or when full."""
         self.numbers += 1
-        slot = self.board.allocate(-1, self.numbers)
+        limit = policy.requestLimit(self.cfg)
+        slot = self.board.allocate(-1, self.numbers, limit)
         if slot is None:
             log.warning("scoreboard full: no child started")
             return False
@@ -203,10 +205,13 @@ class Manager:
             return False
         self.board.setPid(slot, proxy.pid)
         self.lastStart = time.monotonic()
-        child = Child(proxy, slot, self.numbers, policy.requestLimit(self.cfg))
+        child = Child(proxy, slot, self.numbers, limit)
         self.children[proxy.pid] = child
         self.reaper.track(proxy)
         log.info("started child %d (worker %d)", proxy.pid, child.number)
+        old = next((c for c in self.liveChildren() if c.replacing), None)
+        if old is not None:
+            self.stopChild(old, old.replacing)
         return True
 
     def stopChild(self, child, reason, quick=False):
@@ -274,7 +279,7 @@ class Manager:
         else:
             self.quickDeaths = 0
             log.warning("child %d %s unexpectedly after %.1fs", child.pid, how, age)
-        if child.stopStage is None:
+        if child.stopStage is None and not child.replacing:
             self.owed += 1           # a child that died unasked is replaced, floor or not
         if self.shutdown:
             self.checkShutdownDone()
@@ -300,9 +305,7 @@ class Manager:
                           self.cfg.RequestTimeout)
                 self.stopChild(child, 'request timeout', quick=True)
                 self.owed += 1
-            elif policy.recycleDue(child):
-                self.stopChild(child, f'recycled after {child.requests} requests')
-                self.owed += 1
+        self.recycle()
         if not any(c.stopReason == 'idle' for c in self.children.values()):
             victim = policy.idleVictim(self.liveChildren(), self.floor,
                                        self.cfg.IdleTimeout, now, wallNow)
@@ -319,6 +322,30 @@ class Manager:
         self.maintain()
         self.notifier.status(self.statusText())
         self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
+
+    def recycle(self):
+        """Stop the children that reached their request limit, one replacement each.
+
+        At or below the floor the replacement is forked first and the old
+        child stopped right after, so the pool never dips under the floor.
+        """
+        for child in self.liveChildren():
+            if child.replacing:
+                if self.startTimer is None:     # its replacement could not start
+                    self.stopChild(child, child.replacing)
+                continue
+            if not policy.recycleDue(child):
+                continue
+            reason = f'recycled after {child.requests} requests (limit {child.limit})'
+            self.owed += 1
+            if len(self.liveChildren()) - self._replacing() > self.floor:
+                self.stopChild(child, reason)
+            else:
+                child.replacing = reason
+                self.startSoon()
+
+    def _replacing(self):
+        return sum(1 for c in self.liveChildren() if c.replacing)
 
     def statusText(self):
         counts = self.board.counts()
@@ -350,13 +377,21 @@ class Manager:
             self.startSoon()
 
     def allBusy(self):
-        """A child found every child busy: start one more if a connection waits."""
+        """A child woke us: it reached its request limit, or found every child busy.
+
+        Recycle what is due; start one more if every child is busy and a
+        connection waits.
+        """
         try:
             while os.read(self.wakeR, 512):
                 pass
         except BlockingIOError:
             pass
-        if self.shutdown or len(self.liveChildren()) >= self.cfg.MaxProcesses:
+        if self.shutdown:
+            return
+        self.refresh()
+        self.recycle()
+        if len(self.liveChildren()) >= self.cfg.MaxProcesses:
             return
         if self._connectionPending():
             log.info("every child is busy and a connection is waiting: starting one more")
