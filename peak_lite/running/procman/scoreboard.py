@@ -19,11 +19,12 @@ Layout (little-endian), also read by ``peak procman --status`` and outside tools
       8  Q   requests served
      16  d   time of the last state change (for busy: when the request started)
      24  I   child number (1, 2, ... in start order)
-     28  4x
+     28  I   the child's request limit: MaxRequests plus its own jitter (0: none)
 
 A child's request path writes only its own slot with ``struct.pack_into``:
-no system call.  When every child is busy and the manager asked for it, the
-child that made it so writes one byte to the manager's wake pipe.
+no system call.  It writes one byte to the manager's wake pipe only when
+every child is busy and the manager asked for it (the wake flag), or once in
+its life, when it reaches its request limit.
 """
 
 import contextlib
@@ -45,7 +46,10 @@ __all__ = ['Scoreboard', 'SlotStatus', 'STATES', 'readScoreboard', 'openScoreboa
 MAGIC = b'PEAKSB01'
 VERSION = 1
 HEADER = struct.Struct('<8sIIIiIId24x')
-SLOT = struct.Struct('<iB3xQdI4x')
+SLOT = struct.Struct('<iB3xQdI')      # the first 28 bytes; a child never writes the limit
+SLOT_SIZE = 32
+LIMIT = struct.Struct('<I')
+LIMIT_OFFSET = 28
 WAKE = struct.Struct('<I')
 PID = struct.Struct('<i')
 STATE = struct.Struct('<B')
@@ -61,25 +65,26 @@ class Scoreboard:
     def __init__(self, slots, path=None):
         self.slots = slots
         self.path = path
-        size = HEADER.size + SLOT.size * slots
+        size = HEADER.size + SLOT_SIZE * slots
         if path is None:
             self.map = mmap.mmap(-1, size, mmap.MAP_SHARED)
         else:
             self.map = _fileMap(path, size)
-        HEADER.pack_into(self.map, 0, MAGIC, VERSION, slots, SLOT.size, os.getpid(), 0, 0,
+        HEADER.pack_into(self.map, 0, MAGIC, VERSION, slots, SLOT_SIZE, os.getpid(), 0, 0,
                          time.time())
         for i in range(slots):
-            SLOT.pack_into(self.map, HEADER.size + SLOT.size * i, 0, FREE, 0, 0.0, 0)
+            self.clear(i)
         self.wakeFd = None
 
     def offset(self, index):
-        return HEADER.size + SLOT.size * index
+        return HEADER.size + SLOT_SIZE * index
 
-    def allocate(self, pid, number):
+    def allocate(self, pid, number, limit=0):
         """Claim a free slot for a new child; return its index, or None if full."""
         for i in range(self.slots):
             if SLOT.unpack_from(self.map, self.offset(i))[0] == 0:
                 SLOT.pack_into(self.map, self.offset(i), pid, STARTING, 0, time.time(), number)
+                LIMIT.pack_into(self.map, self.offset(i) + LIMIT_OFFSET, limit)
                 return i
         return None
 
@@ -90,6 +95,7 @@ class Scoreboard:
 
     def clear(self, index):
         SLOT.pack_into(self.map, self.offset(index), 0, FREE, 0, 0.0, 0)
+        LIMIT.pack_into(self.map, self.offset(index) + LIMIT_OFFSET, 0)
 
     def markStopping(self, index):
         """Mark a child asked to stop.  Only the state byte: the child owns the rest."""
@@ -200,6 +206,7 @@ class SlotStatus:
         self.wakeFd = wakeFd
         self.pid = os.getpid()
         pid, _, self.requests, _, self.number = SLOT.unpack_from(self.map, self.offset)
+        self.limit = LIMIT.unpack_from(self.map, self.offset + LIMIT_OFFSET)[0]
         SLOT.pack_into(self.map, self.offset, self.pid, IDLE, self.requests, time.time(),
                        self.number)
 
@@ -220,13 +227,20 @@ class SlotStatus:
             SLOT.pack_into(self.map, self.offset, self.pid,
                            STOPPING if self.stopping else IDLE, self.requests, time.time(),
                            self.number)
+            if self.requests == self.limit:
+                self._wake()         # time to recycle: once in this child's life
 
     def _wakeIfAllBusy(self):
         for i in range(self.slots):
-            pid, state = SLOT.unpack_from(self.map, HEADER.size + SLOT.size * i)[:2]
+            pid, state = SLOT.unpack_from(self.map, HEADER.size + SLOT_SIZE * i)[:2]
             if pid and state in (STARTING, IDLE):
                 return
         WAKE.pack_into(self.map, WAKE_OFFSET, 0)
+        self._wake()
+
+    def _wake(self):
+        if self.wakeFd is None:
+            return
         try:
             os.write(self.wakeFd, b'!')
         except (BlockingIOError, BrokenPipeError):
@@ -251,14 +265,16 @@ def readScoreboard(path):
     if len(data) < HEADER.size or data[:8] != MAGIC:
         raise ProcmanError(f"{path}: not a procman scoreboard (bad magic)")
     magic, version, slots, slotSize, managerPid, wake, _, started = HEADER.unpack_from(data, 0)
-    if version != VERSION or slotSize != SLOT.size:
+    if version != VERSION or slotSize != SLOT_SIZE:
         raise ProcmanError(f"{path}: scoreboard layout version {version} is not supported")
-    if len(data) < HEADER.size + slots * SLOT.size:
+    if len(data) < HEADER.size + slots * SLOT_SIZE:
         raise ProcmanError(f"{path}: scoreboard truncated: {len(data)} bytes for {slots} slots")
     result = []
     for i in range(slots):
-        pid, state, requests, changed, number = SLOT.unpack_from(data, HEADER.size + SLOT.size * i)
+        offset = HEADER.size + SLOT_SIZE * i
+        pid, state, requests, changed, number = SLOT.unpack_from(data, offset)
         if pid:
+            limit = LIMIT.unpack_from(data, offset + LIMIT_OFFSET)[0]
             result.append(dict(slot=i, pid=pid, state=STATES[state], requests=requests,
-                               lastChange=changed, number=number))
+                               lastChange=changed, number=number, limit=limit))
     return dict(managerPid=managerPid, slots=slots, started=started), result
