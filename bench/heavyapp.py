@@ -5,7 +5,9 @@ the cache is built at import time.  ``BENCH_CACHE_MB`` (default 200) and
 ``BENCH_IMPORT_S`` (default 1.5) change its size and the minimum import time.
 
 - ``/`` answers this process's pid;
-- ``/gc`` runs a full ``gc.collect()`` and answers the collected count;
+- ``/gc?S`` sleeps S seconds (so that concurrent calls reach every worker),
+  runs a full ``gc.collect()`` and answers pid, requests served and the
+  collected count;
 - ``/sleep?S`` sleeps S seconds first.
 """
 
@@ -31,13 +33,18 @@ _rest = float(os.environ.get('BENCH_IMPORT_S', '1.5')) - (time.monotonic() - _st
 if _rest > 0:
     time.sleep(_rest)
 IMPORT_SECONDS = time.monotonic() - _start
+_served = 0
 
 
 def app(environ, start_response):
     """See the module docstring."""
+    global _served
+    _served += 1
     path = environ.get('PATH_INFO') or '/'
     if path == '/gc':
-        body = f"collected={gc.collect()} frozen={gc.get_freeze_count()}\n".encode()
+        time.sleep(float(environ.get('QUERY_STRING') or 0))
+        body = (f"pid={os.getpid()} served={_served} collected={gc.collect()} "
+                f"frozen={gc.get_freeze_count()}\n").encode()
     else:
         if path == '/sleep':
             time.sleep(float(environ.get('QUERY_STRING') or 0.1))

@@ -64,17 +64,19 @@ def runWrk(url, duration=10, connections=16, threads=2):
 class Clients:
     """``count`` threads requesting ``path`` until ``stop()`` or ``duration`` seconds pass.
 
-    ``pause`` is the time each client waits between two requests.
+    ``pause`` is the time each client waits between two requests; all stop
+    once ``limit`` requests (when given) were answered.
     ``records`` holds (start, latency seconds, status or error text) tuples.
     """
 
-    def __init__(self, port, path, count, duration, pause=0.0, timeout=30.0):
+    def __init__(self, port, path, count, duration, pause=0.0, timeout=30.0, limit=None):
         self.port = port
         self.path = path
         self.count = count
         self.duration = duration
         self.pause = pause
         self.timeout = timeout
+        self.limit = limit
         self.records = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -109,6 +111,8 @@ class Clients:
                 conn = None
             with self._lock:
                 self.records.append((start - self.t0, time.monotonic() - start, status))
+                if self.limit is not None and len(self.records) >= self.limit:
+                    self._stop.set()
             if self.pause:
                 self._stop.wait(self.pause)
         if conn is not None:
