@@ -176,6 +176,9 @@ class Manager:
         if self.startTimer is not None or self.shutdown:
             return
         due = max(self.lastStart + self.cfg.StartInterval, self.notBefore)
+        if self.quickDeaths:
+            # In a crash streak, see each new child live before starting the next.
+            due = max(due, self.lastStart + QUICK_DEATH)
         self.startTimer = self.mainLoop.eventLoop.call_later(
             max(0.0, due - time.monotonic()), self._startNow)
 
@@ -272,7 +275,12 @@ class Manager:
         elif age < QUICK_DEATH and not child.requests:
             self.quickDeaths += 1
             delay = min(self.cfg.StartInterval * 2 ** self.quickDeaths, BACKOFF_CAP)
-            self.notBefore = time.monotonic() + delay
+            self.notBefore = max(time.monotonic() + delay, self.lastStart + QUICK_DEATH)
+            delay = self.notBefore - time.monotonic()
+            if self.startTimer is not None:
+                # A start paced before this death would ignore the new backoff.
+                self.startTimer.cancel()
+                self.startTimer = None
             log.error("child %d %s %.2fs after starting; %d quick deaths in a row, "
                       "backing off: next start in %.1fs", child.pid, how, age,
                       self.quickDeaths, delay)
@@ -298,6 +306,8 @@ class Manager:
             return
         self.refresh()
         now, wallNow = time.monotonic(), time.time()
+        if self.quickDeaths and any(now - c.startedAt >= QUICK_DEATH for c in self.liveChildren()):
+            self.quickDeaths = 0     # a child survived: the crash streak is over
         for child in self.liveChildren():
             if policy.overdue(child, self.cfg.RequestTimeout, wallNow):
                 log.error("child %d has been busy on one request for %.1fs (RequestTimeout "
