@@ -1,0 +1,193 @@
+"""procman's adaptive pool under real load: scale up and down, no start-then-kill,
+busy children kept, recycling with jitter, hung requests."""
+
+import os
+import re
+import signal
+import threading
+import time
+
+import pytest
+
+from tests.procman.scaling_apps import Load, Sampler, pidOf, readBoard, waitState
+from tests.support.procman import Procman
+from tests.support.procs import pid_alive, wait_for
+
+APP = 'CGI tests.procman.scaling_apps:app'
+START_INTERVAL = 0.05        # what tests.support.procman writes
+BOOT = 1.0                   # generous time for a forked child to become ready
+
+
+def rule(tmp_path, runEvery=30):
+    return (f"<BusyStarter>\n  Semaphore {tmp_path / 'scoreboard'}\n  RunEvery {runEvery}\n"
+            f"</BusyStarter>")
+
+
+def manager(tmp_path, procs, extra, prefork=1, runEvery=30):
+    return Procman(tmp_path, procs, command=APP, prefork=prefork,
+                   extra=extra + '\n' + rule(tmp_path, runEvery))
+
+
+@pytest.mark.slow
+def test_scale_up_to_max_on_pending_connections_then_down_one_at_a_time(tmp_path, procs):
+    idle = 2.0
+    pm = manager(tmp_path, procs, f"MinProcesses 1\nMaxProcesses 4\nIdleTimeout {idle}")
+    pm.start()
+    with Sampler(pm) as sampler:
+        began = time.monotonic()
+        with Load(pm, 8, '/sleep?0.5') as load:
+            # RunEvery is 30 s: only the pending-connection path can be this quick.
+            deadline = 3 * START_INTERVAL + 3 * BOOT
+            wait_for(lambda: len(pm.children()) == 4, deadline,
+                     message="the pool to reach MaxProcesses 4")
+            reached = time.monotonic() - began
+            wait_for(lambda: len(load.results) >= 24, 30, message="24 requests served")
+            stopped = time.monotonic()
+        assert not load.errors()
+        wait_for(lambda: len(pm.children()) == 1, idle + 4 * 1.0 + 5,
+                 message="the pool back at MinProcesses 1")
+        wait_for(lambda: sampler.samples[-1][1] == 1, 5, message="a sample of the last step")
+    counts = sampler.counts()
+    assert max(counts) == 4, counts
+    assert reached < 30 / 10
+    assert "a connection is waiting: starting one more" in pm.log()
+    # Down one child at a time, none before IdleTimeout after the load stopped.
+    after = [(t, n) for t, n in sampler.samples if t > stopped]
+    steps = [n for i, (_, n) in enumerate(after) if i == 0 or n != after[i - 1][1]]
+    assert steps == [4, 3, 2, 1], steps
+    firstDrop = next(t for t, n in after if n < 4)
+    assert firstDrop - stopped >= idle - 0.05
+    assert len(re.findall(r"idle for .* stopping it", pm.log())) == 3
+    wait_for(lambda: set(readBoard(pm.scoreboard)[1]) == set(pm.children()), 5,
+             message="the scoreboard to hold just the remaining child")
+    pm.stop()
+
+
+@pytest.mark.slow
+def test_no_start_then_kill_a_new_child_serves_before_it_can_be_reaped(tmp_path, procs):
+    """SIGTTIN starts a child, SIGTTOU at once puts the pool above the floor.
+
+    The old child is busy and the new one idle, unserved: a naive idle or
+    floor check would stop the new one.  It must serve a request and live
+    at least IdleTimeout after it became ready, through several reap ticks.
+    """
+    idle = 3.0
+    pm = manager(tmp_path, procs, f"MinProcesses 1\nMaxProcesses 3\nIdleTimeout {idle}")
+    pm.start()
+    [old] = pm.children()
+    slow = threading.Thread(target=lambda: pm.request('/sleep?2.5', timeout=30), daemon=True)
+    slow.start()
+    waitState(pm, old, 'busy')
+    pm.signal(signal.SIGTTIN)
+    new = wait_for(lambda: (set(pm.children()) - {old}) or None, 10,
+                   message="the child SIGTTIN starts").pop()
+    waitState(pm, new, 'idle')
+    readyAt = time.monotonic()
+    pm.signal(signal.SIGTTOU)
+    pm.waitLog("floor 2 -> 1")
+    assert pidOf(pm.request('/')) == new
+    wait_for(lambda: time.monotonic() - readyAt > idle - 0.2 or not pid_alive(new), idle + 1)
+    assert pid_alive(new) and readBoard(pm.scoreboard)[1][new]['state'] != 'stopping'
+    slow.join(30)
+    assert f"child {new} exited" not in pm.log().split("floor 2 -> 1")[1].split("idle for")[0]
+    pm.stop()
+
+
+@pytest.mark.slow
+def test_a_busy_child_is_never_reaped_even_the_oldest(tmp_path, procs):
+    pm = manager(tmp_path, procs, "MinProcesses 1\nMaxProcesses 2\nIdleTimeout 1")
+    pm.start()
+    [oldest] = pm.children()
+    answers = []
+    slow = threading.Thread(target=lambda: answers.append(pm.request('/sleep?4', timeout=30)),
+                            daemon=True)
+    slow.start()
+    waitState(pm, oldest, 'busy')
+    pm.signal(signal.SIGTTIN)
+    young = wait_for(lambda: (set(pm.children()) - {oldest}) or None, 10).pop()
+    waitState(pm, young, 'idle')
+    pm.signal(signal.SIGTTOU)        # above the floor again: one of the two must go
+    pm.waitLog(f"child {young} idle for", timeout=10)
+    wait_for(lambda: not pid_alive(young), 10, message="the idle child to exit")
+    slow.join(30)
+    assert [pidOf(a) for a in answers] == [oldest]
+    assert pid_alive(oldest)
+    assert f"child {oldest} idle for" not in pm.log()
+    pm.stop()
+
+
+def test_sigkill_of_a_busy_child_leaves_the_busy_count_right(tmp_path, procs):
+    pm = manager(tmp_path, procs, "MinProcesses 2\nMaxProcesses 2", prefork=2)
+    pm.start(children=2)
+    threading.Thread(target=lambda: _quietly(pm.request, '/sleep?30', timeout=30),
+                     daemon=True).start()
+    busy = wait_for(lambda: [p for p, s in readBoard(pm.scoreboard)[1].items()
+                             if s['state'] == 'busy'], 10, message="a busy child")
+    assert len(busy) == 1
+    os.kill(busy[0], signal.SIGKILL)
+    wait_for(lambda: busy[0] not in pm.children() and len(pm.children()) == 2, 10)
+    slots = wait_for(lambda: (lambda b: b if len(b) == 2 else None)(readBoard(pm.scoreboard)[1]),
+                     10, message="two slots")
+    assert busy[0] not in slots
+    assert [s['state'] for s in slots.values()].count('busy') == 0
+    wait_for(lambda: all(s['state'] == 'idle' for s in readBoard(pm.scoreboard)[1].values()),
+             10, message="both children idle")
+    pm.stop()
+
+
+@pytest.mark.slow
+def test_max_requests_with_jitter_recycles_staggered_and_keeps_the_floor(tmp_path, procs):
+    pm = manager(tmp_path, procs, "MinProcesses 3\nMaxProcesses 3\nMaxRequests 20\n"
+                                  "MaxRequestsJitter 20", prefork=3)
+    pm.start(children=3)
+    limits = {p: s['limit'] for p, s in readBoard(pm.scoreboard)[1].items()}
+    assert all(20 <= v <= 40 for v in limits.values()), limits
+    with Sampler(pm) as sampler:
+        with Load(pm, 3, '/') as load:
+            wait_for(lambda: pm.log().count("recycled after") >= 8, 60,
+                     message="8 recycled children")
+        assert not load.errors()
+    counts = sampler.counts()
+    assert min(counts) >= 3, counts
+    recycled = [(int(n), int(limit)) for n, limit in
+                re.findall(r"recycled after (\d+) requests \(limit (\d+)\)", pm.log())]
+    assert len(set(limit for _, limit in recycled)) > 1, recycled
+    # Recycled as soon as the limit is reached (the child wakes the manager), not
+    # a housekeeping tick later: at most the few requests served while the
+    # replacement's start waits for StartInterval.
+    assert all(limit <= n <= limit + 100 for n, limit in recycled), recycled
+    assert any(n == limit for n, limit in recycled), recycled
+    pm.stop()
+
+
+@pytest.mark.slow
+def test_request_timeout_kills_and_replaces_a_hung_child_others_still_served(tmp_path, procs):
+    pm = manager(tmp_path, procs, "MinProcesses 2\nMaxProcesses 2\nRequestTimeout 1.5",
+                 prefork=2)
+    pm.start(children=2)
+    started = time.monotonic()
+    threading.Thread(target=lambda: _quietly(pm.request, '/hang', timeout=30),
+                     daemon=True).start()
+    hung = wait_for(lambda: [p for p, s in readBoard(pm.scoreboard)[1].items()
+                             if s['state'] == 'busy'], 10, message="the hung child")[0]
+    while pid_alive(hung):           # the others keep serving (the replacement may too)
+        assert pidOf(pm.request('/')) != hung
+        assert time.monotonic() - started < 1.5 + 1 + 2 + 5, "hung child never killed"
+    line = pm.waitLog(f"child {hung} has been busy on one request for")
+    assert line
+    age = float(re.search(rf"child {hung} has been busy on one request for ([\d.]+)s",
+                          pm.log()).group(1))
+    assert 1.5 < age < 4
+    wait_for(lambda: len(pm.children()) == 2 and hung not in pm.children(), 10,
+             message="the hung child replaced")
+    pids = {pidOf(pm.request('/')) for _ in range(10)}
+    assert hung not in pids
+    pm.stop()
+
+
+def _quietly(call, *args, **kw):
+    """Run a request whose connection the test expects to break."""
+    try:
+        call(*args, **kw)
+    except (OSError, EOFError, ConnectionError):
+        pass

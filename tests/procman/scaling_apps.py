@@ -1,0 +1,113 @@
+"""WSGI apps and helpers for procman's scaling tests."""
+
+import os
+import struct
+import threading
+import time
+
+from tests.support.procs import wait_for
+
+HEADER = struct.Struct('<8sIIIiIId24x')     # the documented layout, written out again here
+SLOT = struct.Struct('<iB3xQdII')
+STATES = ('free', 'starting', 'idle', 'busy', 'stopping')
+
+
+def app(environ, start_response):
+    """``/`` answers the pid; ``/sleep?S`` sleeps S seconds; ``/hang`` never answers."""
+    path, _, query = environ.get('PATH_INFO', '').partition('?')   # '/sleep?2' or QUERY_STRING
+    if path == '/sleep':
+        time.sleep(float(query or environ.get('QUERY_STRING') or 1))
+    elif path == '/hang':
+        threading.Event().wait()
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [f"pid={os.getpid()}\n".encode()]
+
+
+def pidOf(response):
+    assert response.status == 200, response
+    return int(response.body.decode().strip().split('=')[1])
+
+
+def readBoard(path):
+    """The scoreboard file parsed from the documented layout: (header, {pid: slot})."""
+    with open(path, 'rb') as f:
+        data = f.read()
+    magic, version, nslots, size, manager, wake, _, started = HEADER.unpack_from(data, 0)
+    slots = {}
+    for i in range(nslots):
+        pid, state, requests, changed, number, limit = SLOT.unpack_from(data, 64 + size * i)
+        if pid > 0:
+            slots[pid] = dict(state=STATES[state], requests=requests, changed=changed,
+                              number=number, limit=limit)
+    return dict(magic=magic, version=version, slots=nslots, slotSize=size, manager=manager,
+                wake=wake, started=started), slots
+
+
+def waitState(pm, pid, state, timeout=10.0):
+    return wait_for(lambda: readBoard(pm.scoreboard)[1].get(pid, {}).get('state') == state,
+                    timeout, message=f"child {pid} {state} in the scoreboard")
+
+
+class Sampler:
+    """Samples the manager's child count every few milliseconds, in a thread."""
+
+    def __init__(self, pm, interval=0.005):
+        self.pm = pm
+        self.interval = interval
+        self.samples = []            # (monotonic time, count)
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self):
+        while not self.done.is_set():
+            self.samples.append((time.monotonic(), len(self.pm.children())))
+            self.done.wait(self.interval)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join(10)
+
+    def counts(self):
+        return [n for _, n in self.samples]
+
+
+class Load:
+    """``clients`` threads sending ``path`` in a loop until stopped; results kept."""
+
+    def __init__(self, pm, clients, path):
+        self.pm = pm
+        self.path = path
+        self.stopping = threading.Event()
+        self.results = []            # (pid or exception, finish time)
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, daemon=True)
+                        for _ in range(clients)]
+
+    def run(self):
+        while not self.stopping.is_set():
+            try:
+                outcome = pidOf(self.pm.request(self.path, timeout=30))
+            except Exception as e:   # kept and asserted on by the test
+                outcome = e
+            with self.lock:
+                self.results.append((outcome, time.monotonic()))
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(60)
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def errors(self):
+        return [r for r, _ in self.results if isinstance(r, Exception)]
