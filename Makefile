@@ -13,7 +13,8 @@ $(STAMP): setup.py pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/peak --help
+	mkdir -p examples/var
+	cd examples && PYTHONPATH=. ../$(BIN)/peak procman demo.conf
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
