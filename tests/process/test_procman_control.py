@@ -1,0 +1,118 @@
+"""procman's command-line control: --check, --status (table, JSON), --stop, --reload,
+and the Semaphore scoreboard file as outside tools see it."""
+
+import json
+import os
+import stat
+import subprocess
+import threading
+
+from tests.procman.scaling_apps import HEADER, readBoard, waitState
+from tests.support.procman import Procman, peak_argv
+from tests.support.procs import pid_alive, wait_for
+
+APP = 'CGI tests.procman.scaling_apps:app'
+
+
+def peak(pm, *args, timeout=60):
+    env = dict(os.environ, **pm.env)
+    return subprocess.run(peak_argv('procman', *args), capture_output=True, text=True,
+                          env=env, cwd=str(pm.dir), timeout=timeout)
+
+
+def test_check_good_config_loads_the_app_without_forking(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, prefork=2, extra="MaxProcesses 3")
+    r = peak(pm, '--check', pm.path)
+    assert r.returncode == 0, r.stderr
+    assert "configuration OK" in r.stdout
+    assert not os.path.exists(pm.pidfile) and not os.path.exists(pm.scoreboard)
+
+
+def test_check_bad_configs_exit_2_naming_file_and_line(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, extra="MinProcesses 5\nMaxProcesses 2")
+    r = peak(pm, '--check', pm.path)
+    assert r.returncode == 2
+    assert r.stderr.count('\n') == 1 and f"{pm.path}:" in r.stderr
+    pm = Procman(tmp_path, procs, command='CGI tests.procman.no_such_module:app')
+    r = peak(pm, '--check', pm.path)
+    assert r.returncode == 3, r.stderr
+    assert 'no_such_module' in r.stderr
+
+
+def test_semaphore_file_mode_and_layout_status_table_and_json(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, prefork=2, extra="MaxProcesses 3").start()
+    assert stat.S_IMODE(os.stat(pm.scoreboard).st_mode) == 0o600
+    header, slots = readBoard(pm.scoreboard)
+    assert header['magic'] == b'PEAKSB01' and header['version'] == 1
+    assert header['slotSize'] == 32 and header['manager'] == pm.pid
+    assert os.path.getsize(pm.scoreboard) == HEADER.size + 32 * header['slots']
+    assert set(slots) == set(pm.children())
+    assert sorted(s['number'] for s in slots.values()) == [1, 2]
+    for _ in range(3):
+        pm.request('/')
+    hold = threading.Thread(target=lambda: pm.request('/sleep?3', timeout=30), daemon=True)
+    hold.start()
+    busy = wait_for(lambda: [p for p, s in readBoard(pm.scoreboard)[1].items()
+                             if s['state'] == 'busy'], 10, message="a busy child")[0]
+
+    table = peak(pm, '--status', pm.path)
+    assert table.returncode == 0, table.stderr
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith(f"manager {pm.pid}")
+    assert lines[1].split() == ['PID', 'WORKER', 'STATE', 'REQUESTS', 'REQ', 'AGE', 'RSS', 'MB']
+    rows = {int(line.split()[0]): line.split() for line in lines[2:-1]}
+    assert set(rows) == set(pm.children())
+    assert rows[busy][2] == 'busy' and rows[busy][4].endswith('s')
+    assert lines[-1].startswith("total: 2 children (1 busy, 1 idle")
+
+    doc = json.loads(peak(pm, '--status', '--json', pm.path).stdout)
+    assert doc['manager'] == pm.pid
+    byPid = {c['pid']: c for c in doc['children']}
+    assert set(byPid) == set(pm.children())
+    assert byPid[busy]['state'] == 'busy' and byPid[busy]['requestAge'] >= 0
+    assert all(c['rss'] > 0 for c in doc['children'])
+    assert doc['totals']['busy'] == 1 and doc['totals']['children'] == 2
+    assert doc['totals']['requests'] >= 3
+    hold.join(30)
+    pm.stop()
+    r = peak(pm, '--status', pm.path)
+    assert r.returncode == 1 and 'no manager is running' in r.stderr
+
+
+def test_semaphore_symlink_is_refused(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP)
+    target = tmp_path / 'elsewhere'
+    target.write_bytes(b'keep me')
+    os.symlink(target, pm.scoreboard)
+    for args in (['--check'], []):
+        r = peak(pm, *args, pm.path)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count('\n') == 1, r.stderr
+        assert f"{pm.path}:" in r.stderr and 'symlink' in r.stderr
+    assert target.read_bytes() == b'keep me'
+    assert not os.path.exists(pm.pidfile)
+
+
+def test_stop_waits_for_the_manager_to_exit(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, prefork=2, extra="MaxProcesses 3").start()
+    kids = pm.children()
+    r = peak(pm, '--stop', pm.path)
+    assert r.returncode == 0, r.stderr
+    assert f"manager {pm.pid} stopped" in r.stdout
+    assert pm.proc.wait(10) == 0
+    assert not any(pid_alive(k) for k in kids) and not os.path.exists(pm.pidfile)
+    r = peak(pm, '--stop', pm.path)
+    assert r.returncode == 1 and 'no manager is running' in r.stderr
+
+
+def test_reload_restarts_the_pool_in_the_same_manager(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, prefork=2, extra="MaxProcesses 3").start()
+    old = set(pm.children())
+    r = peak(pm, '--reload', pm.path)
+    assert r.returncode == 0, r.stderr
+    assert f"sent SIGHUP to manager {pm.pid}" in r.stdout
+    wait_for(lambda: len(set(pm.children()) - old) == 2, 30, message="two new children")
+    assert pm.readPid() == pm.pid
+    waitState(pm, (set(pm.children()) - old).pop(), 'idle')
+    assert pm.request('/').status == 200
+    pm.stop()
