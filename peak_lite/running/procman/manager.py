@@ -449,10 +449,12 @@ class Manager:
         argv = list(getattr(sys, 'orig_argv', None) or [sys.executable] + sys.argv)
         check = [argv[0]] + _withCheck(argv[1:])
         null = os.open(os.devnull, os.O_RDONLY)
+        # Without Listen, the check finds the socket on fd 0, as the new manager will.
+        stdin = self.listeners.fds()[0] if self.listeners.sockets else null
         try:
             # posix_spawn, not subprocess: our reaper owns waitpid(-1).
             pid = os.posix_spawn(sys.executable, check, _withoutCarried(self.environ),
-                                 file_actions=[(os.POSIX_SPAWN_DUP2, null, 0),
+                                 file_actions=[(os.POSIX_SPAWN_DUP2, stdin, 0),
                                                (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
                                                (os.POSIX_SPAWN_DUP2, out.fileno(), 2)])
         finally:
