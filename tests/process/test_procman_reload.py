@@ -1,0 +1,143 @@
+"""SIGHUP restarts through real processes: under load behind real nginx, code and config
+changes, refused restarts, and the socket inherited on fd 0."""
+
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from tests.process.test_procman_lifecycle import listeningUnixSocket, seedProcman
+from tests.support.nginx import Nginx
+from tests.support.procman import ROOT, Procman
+from tests.support.procs import wait_for
+
+APP_SOURCE = """\
+import os
+
+VERSION = {version!r}
+
+
+def app(environ, start_response):
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [f"{{VERSION}} pid={{os.getpid()}}\\n".encode()]
+"""
+
+
+class ClientLoop:
+    """Threads that GET ``url`` until stopped or ``limit`` requests each; failures are kept."""
+
+    def __init__(self, url, threads=4, limit=5000, seconds=60):
+        self.url = url
+        self.limit = limit
+        self.deadline = time.monotonic() + seconds
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.bodies = []
+        self.failures = []
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self):
+        for _ in range(self.limit):
+            if self.stopping.is_set() or time.monotonic() > self.deadline:
+                return
+            try:
+                with urllib.request.urlopen(self.url, timeout=30) as r:
+                    body = r.read().decode()
+                    ok = r.status == 200
+            except (OSError, urllib.error.HTTPError) as e:
+                ok, body = False, repr(e)
+            with self.lock:
+                (self.bodies if ok else self.failures).append(body)
+
+    def count(self):
+        with self.lock:
+            return len(self.bodies)
+
+    def served(self, text):
+        """True once a response containing ``text`` has come back."""
+        with self.lock:
+            return any(text in b for b in self.bodies[-200:])
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(40)
+        return self.failures
+
+
+def newPool(pm, old, n):
+    """Wait for ``n`` children none of which is in ``old``; return them."""
+    def ready():
+        kids = set(pm.children())
+        return kids if len(kids) == n and not kids & old else None
+    return wait_for(ready, 30, message=f"{n} new children replacing {sorted(old)}")
+
+
+def writeApp(directory, version):
+    (directory / 'hupapp.py').write_text(APP_SOURCE.format(version=version))
+
+
+def test_sighup_under_load_through_nginx(tmp_path, procs):
+    code = tmp_path / 'code'
+    code.mkdir()
+    writeApp(code, 'v1')
+    env = {'PYTHONPATH': os.pathsep.join([str(code), ROOT] + [p for p in sys.path if p]),
+           'PYTHONDONTWRITEBYTECODE': '1'}
+    pm = Procman(tmp_path, procs, command='CGI hupapp:app', prefork=2, env=env).start()
+    config = Path(pm.path).read_text()
+    with Nginx(tmp_path, fastcgi_pass=f'unix:{pm.socket}') as nginx:
+        clients = ClientLoop(nginx.url + '/')
+        try:
+            wait_for(lambda: clients.count() >= 20, 20, message="requests flowing")
+            first = set(pm.children())
+
+            pm.signal(signal.SIGHUP)                      # restart 1: same code
+            second = newPool(pm, first, 2)
+            pm.waitLog('restarting: exec')
+            count = clients.count()
+            wait_for(lambda: clients.count() >= count + 20, 20, message="requests after 1")
+
+            writeApp(code, 'v2')                          # restart 2: new code
+            pm.signal(signal.SIGHUP)
+            third = newPool(pm, first | second, 2)
+            wait_for(lambda: clients.served('v2 pid='), 20, message="the new code served")
+
+            pm.write(config + "MaxProcesses banana\n")     # a broken config is refused
+            pm.signal(signal.SIGHUP)
+            pm.waitLog('restart refused')
+            assert 'MaxProcesses' in pm.log().split('restart refused')[-1].splitlines()[0]
+            pm.write(config)
+            (code / 'hupapp.py').write_text("def app(:\n")    # nor code that does not load
+            pm.signal(signal.SIGHUP)
+            wait_for(lambda: pm.log().count('restart refused') == 2, 30,
+                     message="the second refusal")
+            assert 'SyntaxError' in pm.log().split('restart refused')[-1].splitlines()[0]
+            count = clients.count()
+            wait_for(lambda: clients.count() >= count + 20, 20, message="requests after refusal")
+            assert third <= set(pm.children())            # the old pool kept serving
+        finally:
+            failures = clients.stop()
+        assert failures == [], failures[:5]
+        assert clients.count() > 100
+        assert pm.proc.returncode is None and pm.readPid() == pm.pid   # same manager
+        assert all(b.startswith('v2 ') for b in clients.bodies[-20:])
+        assert not any(f"pid={k}\n" in b for k in first | second for b in clients.bodies[-20:])
+        pm.stop()
+
+
+def test_sighup_with_the_socket_inherited_on_fd0(tmp_path, procs):
+    pm = seedProcman(tmp_path, procs)
+    with listeningUnixSocket(pm.socket) as sock:
+        pm.start(stdin=sock.fileno(), children=3)
+    old = set(pm.children())
+    pm.signal(signal.SIGHUP)
+    newPool(pm, old, 3)
+    assert pm.request('/').status == 200
+    assert pm.readPid() == pm.pid
+    pm.stop()
