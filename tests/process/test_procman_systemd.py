@@ -1,0 +1,147 @@
+"""procman under systemd's eyes: the notify protocol, socket activation, and the
+manager's own cost when idle."""
+
+import os
+import signal
+import socket
+import sys
+import time
+
+import pytest
+
+from tests.procman.scaling_apps import pidOf
+from tests.support.fcgi_client import FastCGIClient, environFor
+from tests.support.procman import Procman, peak_argv
+from tests.support.procs import wait_for
+
+APP = 'CGI tests.procman.scaling_apps:app'
+
+
+class NotifySocket:
+    """The unix datagram socket systemd would give as $NOTIFY_SOCKET."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setblocking(False)
+        self.messages = []
+
+    def poll(self):
+        while True:
+            try:
+                self.messages.append(self.sock.recv(4096).decode())
+            except BlockingIOError:
+                return self.messages
+
+    def waitFor(self, key, after=0, timeout=20):
+        def seen():
+            return next((i for i, m in enumerate(self.poll()) if i >= after
+                         and key in m.split('\n')), None)
+        found = wait_for(lambda: seen() is not None, timeout, message=f"{key} notified")
+        return seen() if found else None
+
+    def close(self):
+        self.sock.close()
+
+
+def test_notify_ready_status_reloading_stopping_in_order(tmp_path, procs):
+    notify = NotifySocket(tmp_path / 'notify')
+    pm = Procman(tmp_path, procs, command=APP, prefork=2, extra="MaxProcesses 3",
+                 env={'NOTIFY_SOCKET': notify.path})
+    pm.start(children=2)
+    ready = notify.waitFor('READY=1')
+    assert f'MAINPID={pm.pid}' in notify.messages[ready].split('\n')
+    assert any(line.startswith('STATUS=') and line.endswith('2 total')
+               for line in notify.messages[ready].split('\n'))
+    old = set(pm.children())
+    pm.signal(signal.SIGHUP)
+    reloading = notify.waitFor('RELOADING=1', after=ready + 1)
+    assert any(line.startswith('MONOTONIC_USEC=') for line in notify.messages[reloading]
+               .split('\n'))
+    readyAgain = notify.waitFor('READY=1', after=reloading + 1)
+    assert not set(pm.children()) & old
+    pm.request('/')
+    status = len(notify.poll())
+    pm.stop()
+    stopping = notify.waitFor('STOPPING=1', after=readyAgain + 1)
+    keys = [line.split('=')[0] for m in notify.messages for line in m.split('\n')]
+    order = [k for k in keys if k in ('READY', 'RELOADING', 'STOPPING')]
+    assert order == ['READY', 'RELOADING', 'READY', 'STOPPING'], notify.messages
+    assert ready < reloading < readyAgain < stopping and status <= stopping
+    assert all(m.startswith(('READY=1', 'RELOADING=1', 'STOPPING=1', 'STATUS='))
+               for m in notify.messages), notify.messages
+    notify.close()
+
+
+WRAPPER = """
+import os, sys
+os.dup2(int(sys.argv[1]), 3)
+os.close(int(sys.argv[1]))
+os.environ['LISTEN_FDS'] = '1'
+os.environ['LISTEN_PID'] = str(os.getpid())
+os.execv(sys.executable, [sys.executable] + sys.argv[2:])
+"""
+
+
+def test_socket_activation_with_listen_fds(tmp_path, procs):
+    path = str(tmp_path / 'activated.sock')
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    pm = Procman(tmp_path, procs, command=APP, listen=False, prefork=2, extra="MaxProcesses 2")
+    argv = [sys.executable, '-c', WRAPPER, str(listener.fileno())] + peak_argv(
+        'procman', pm.path)[1:]
+    pm.proc = procs(argv, env=pm.env, pass_fds=(listener.fileno(),), cwd=str(tmp_path))
+    pm.pid = pm.proc.pid
+    listener.close()                 # the manager holds it now
+    wait_for(lambda: pm.readPid() == pm.pid or pm.proc.returncode is not None, 20)
+    assert pm.proc.returncode is None, pm.log()
+    pm.waitChildren(2)
+    pids = set()
+    for _ in range(20):
+        with FastCGIClient(path) as c:
+            pids.add(pidOf(c.request(environFor('GET', '/'))))
+    assert pids <= set(pm.children())
+    assert f"serving unix:{path}" in pm.log()
+    pm.stop()
+
+
+def _switches(pid):
+    with open(f'/proc/{pid}/status') as f:
+        for line in f:
+            if line.startswith('voluntary_ctxt_switches:'):
+                return int(line.split()[1])
+    raise AssertionError(f"no voluntary_ctxt_switches for {pid}")
+
+
+@pytest.mark.slow
+def test_an_idle_manager_wakes_at_most_about_once_a_second(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, prefork=3,
+                 extra="MaxProcesses 6\nIdleTimeout 60\nMaxRequests 1000\nRequestTimeout 30")
+    pm.start(children=3)
+    pm.waitLog("ready: 3 children")
+    for _ in range(10):
+        pm.request('/')              # children serve now and then; the manager is not told
+    window = 10.0
+    before, began = _switches(pm.pid), time.monotonic()
+    wait_for(lambda: time.monotonic() - began >= window, window + 5, interval=0.5)
+    wakeups = _switches(pm.pid) - before
+    assert wakeups <= window * 1.2 + 2, f"{wakeups} wakeups in {window}s"
+    pm.stop()
+
+
+@pytest.mark.slow
+def test_steady_load_does_not_wake_the_manager_per_request(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, prefork=2, extra="MaxProcesses 4")
+    pm.start(children=2)
+    pm.waitLog("ready: 2 children")
+    before, began, served = _switches(pm.pid), time.monotonic(), 0
+    while time.monotonic() - began < 3.0:
+        pm.request('/')
+        served += 1
+    wakeups = _switches(pm.pid) - before
+    assert served > 100
+    # The ticks, plus a few: nothing like one per request.
+    assert wakeups <= 3 * 5 and wakeups * 500 < served, f"{wakeups} wakeups, {served} requests"
+    pm.stop()
