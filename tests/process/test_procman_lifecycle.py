@@ -111,7 +111,7 @@ def test_seed_config_verbatim_on_an_inherited_fd0(tmp_path, procs):
 def test_seed_config_without_a_socket_is_a_one_line_config_error(tmp_path, procs):
     path = seedConfig(tmp_path)
     p = procs(peak_argv('procman', str(path)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert p.wait(30) == 2
+    assert p.wait(10) == 2
     err = p.popen.stderr.read().decode() + (tmp_path / 'error_log').read_text()
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1, err
@@ -354,6 +354,13 @@ def _parentOf(pid):
         return int(f.read().rsplit(')', 1)[1].split()[1])
 
 
+def _catches(pid, signum):
+    """True if process ``pid`` has a handler installed for ``signum``."""
+    with open(f'/proc/{pid}/status') as f:
+        mask = next(line.split()[1] for line in f if line.startswith('SigCgt:'))
+    return bool(int(mask, 16) >> (signum - 1) & 1)
+
+
 def test_child_config_sets_the_childrens_signal_handler(tmp_path, procs):
     ini = tmp_path / 'child.ini'
     ini.write_text("[peak.running.mainLoop]\n"
@@ -362,7 +369,9 @@ def test_child_config_sets_the_childrens_signal_handler(tmp_path, procs):
     pm = Procman(tmp_path, procs, command=APP, prefork=2, env={'HANDLER_LOG': str(marks)},
                  extra=f"ChildConfig {ini}").start()
     kids = pm.children()
-    assert pm.request('/').status == 200           # the loops are running
+    # Each child's loop has pushed the handler once the process catches SIGUSR2.
+    wait_for(lambda: all(_catches(kid, signal.SIGUSR2) for kid in kids), 10,
+             message="the children's main loops to install MarkingHandler")
     for kid in kids:
         os.kill(kid, signal.SIGUSR2)               # the default handler has no SIGUSR2: death
     wait_for(lambda: marks.exists() and
