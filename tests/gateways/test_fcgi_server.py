@@ -1,5 +1,6 @@
 """The FastCGI responder through a real gateway process and raw records."""
 
+import os
 import struct
 
 import pytest
@@ -196,3 +197,25 @@ def test_component_class_is_built_and_served(serve):
     with FastCGIClient(address(spec)) as c:
         r = c.request(environFor())
     assert r.body == b'Hello from a component\n'
+
+
+def test_no_descriptor_leaks_across_many_connections(serve):
+    proc, spec = serve('FastCGI', 'tests.gateways.apps:echo')
+    addr = address(spec)
+    fds = lambda: len(os.listdir(f'/proc/{proc.pid}/fd'))  # noqa: E731
+    assert still_serves(addr)
+    before = fds()
+    body = b'z' * (2 * 1024 * 1024)     # past the spool limit: a temporary file
+    for i in range(20):
+        with FastCGIClient(addr) as c:
+            if i % 3 == 0:
+                c.sendRaw(b'garbage that is not FastCGI')
+                c.isClosed()
+            elif i % 3 == 1:
+                c.request(environFor('POST', '/', body=body), body=body)
+            else:
+                c.beginRequest(1)
+                c.sendRecord(fc.ABORT_REQUEST, 1)
+                c.readRecord()
+    assert still_serves(addr)
+    wait_for(lambda: fds() == before, 5, message=f"the worker's descriptors back to {before}")
