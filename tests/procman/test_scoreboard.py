@@ -1,0 +1,110 @@
+"""The scoreboard in one process: layout, slots, busy(), wake and the file's safety."""
+
+import os
+import pathlib
+import stat
+import struct
+
+import pytest
+from zope.interface.verify import verifyClass, verifyObject
+
+from peak_lite.running.interfaces import IWorkerStatus
+from peak_lite.running.procman.interfaces import ProcmanError
+from peak_lite.running.procman.scoreboard import (
+    BUSY, IDLE, STARTING, STOPPING, Scoreboard, SlotStatus, readScoreboard)
+
+HEADER = struct.Struct('<8sIIIiIId24x')
+SLOT = struct.Struct('<iB3xQdII')
+
+
+def test_slot_status_provides_worker_status():
+    board = Scoreboard(4)
+    status = SlotStatus(board, board.allocate(-1, 1))
+    assert verifyClass(IWorkerStatus, SlotStatus) and verifyObject(IWorkerStatus, status)
+    board.close()
+
+
+def test_file_layout_mode_and_busy_bookkeeping(tmp_path):
+    path = str(tmp_path / 'board')
+    board = Scoreboard(3, path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    slot = board.allocate(-1, 7, limit=2)
+    assert board.read(slot)[1] == STARTING
+    status = SlotStatus(board, slot)
+    raw = pathlib.Path(path).read_bytes()
+    magic, version, slots, size, manager, *_ = HEADER.unpack_from(raw)
+    assert (magic, version, slots, size, manager) == (b'PEAKSB01', 1, 3, 32, os.getpid())
+    assert len(raw) == 64 + 3 * 32
+    with status.busy():
+        pid, state, requests, changed, number, limit = SLOT.unpack_from(
+            pathlib.Path(path).read_bytes(), 64 + 32 * slot)
+        assert (pid, state, requests, number, limit) == (os.getpid(), BUSY, 0, 7, 2)
+        assert board.counts()['busy'] == 1
+    assert board.read(slot)[1:3] == (IDLE, 1)
+    header, found = readScoreboard(path)
+    assert header['managerPid'] == os.getpid()
+    assert [(s['pid'], s['state'], s['requests'], s['limit']) for s in found] == [
+        (os.getpid(), 'idle', 1, 2)]
+    board.clear(slot)
+    assert readScoreboard(path)[1] == [] and board.counts()['idle'] == 0
+    board.close()
+
+
+def test_manager_marks_stopping_without_clobbering_the_childs_fields():
+    board = Scoreboard(2)
+    slot = board.allocate(-1, 1, limit=5)
+    status = SlotStatus(board, slot)
+    board.setPid(slot, 4242)             # only the pid: the child's state stays
+    assert board.read(slot)[:2] == (4242, IDLE)
+    board.setPid(slot, os.getpid())
+    with status.busy():
+        board.markStopping(slot)
+    assert board.read(slot)[1] == STOPPING and board.read(slot)[2] == 1
+    assert status.stopping
+    board.close()
+
+
+def test_wake_when_every_child_is_busy_and_at_the_request_limit():
+    board = Scoreboard(2)
+    r, w = os.pipe2(os.O_NONBLOCK)
+    a = SlotStatus(board, board.allocate(-1, 1), w)
+    b = SlotStatus(board, board.allocate(-1, 2, limit=1), w)
+    board.armWake(True)
+    with a.busy():
+        with pytest.raises(BlockingIOError):
+            os.read(r, 10)               # b is idle: no wakeup
+        with b.busy():
+            assert os.read(r, 10) == b'!'
+    assert os.read(r, 10) == b'!'        # b reached its limit of 1
+    with a.busy():
+        with b.busy():
+            pass                         # the flag was spent: no wakeup per request
+    with pytest.raises(BlockingIOError):
+        os.read(r, 10)
+    os.close(r)
+    os.close(w)
+    board.close()
+
+
+def test_symlink_and_non_files_refused(tmp_path):
+    target = tmp_path / 'target'
+    target.write_bytes(b'precious')
+    link = tmp_path / 'link'
+    link.symlink_to(target)
+    with pytest.raises(ProcmanError, match='symlink'):
+        Scoreboard(2, str(link))
+    assert target.read_bytes() == b'precious'
+    with pytest.raises(ProcmanError, match='Is a directory'):
+        Scoreboard(2, str(tmp_path))
+
+
+def test_read_refuses_what_is_not_a_scoreboard(tmp_path):
+    bad = tmp_path / 'bad'
+    bad.write_bytes(b'x' * 100)
+    with pytest.raises(ProcmanError, match='bad magic'):
+        readScoreboard(str(bad))
+    good = tmp_path / 'good'
+    Scoreboard(4, str(good)).close()
+    good.write_bytes(good.read_bytes()[:80])
+    with pytest.raises(ProcmanError, match='truncated'):
+        readScoreboard(str(good))
