@@ -267,6 +267,9 @@ class Manager:
         child = self.children.pop(proxy.pid, None)
         if child is None:
             return
+        # Its own count, not the last tick's copy: a child that served before
+        # it was killed, however young, did not crash at startup.
+        child.requests = self.board.read(child.slot)[2]
         self.board.clear(child.slot)
         age = time.monotonic() - child.startedAt
         how = proxy.describeExit()
