@@ -9,33 +9,19 @@ request, then stop", and a kept-alive connection waiting for its next
 request costs nothing: the worker goes on accepting others meanwhile.
 """
 
-import contextlib
 import logging
 import time
 
 from zope.interface import implementer
 
 from peak_lite.running.gateways.interfaces import IWorker
-from peak_lite.running.interfaces import IWorkerStatus
+from peak_lite.running.workerstatus import NullStatus
 
 log = logging.getLogger('peak_lite.running.gateways')
 
 __all__ = ['Worker', 'NullStatus']
 
 RECV_SIZE = 262144
-
-
-@implementer(IWorkerStatus)
-class NullStatus:
-    """IWorkerStatus for a worker nobody supervises: a cheap no-op."""
-
-    stopping = False
-
-    def __init__(self):
-        self._ctx = contextlib.nullcontext()
-
-    def busy(self):
-        return self._ctx
 
 
 @implementer(IWorker)
