@@ -156,7 +156,10 @@ class UwsgiServer(Server):
         argv = [uwsgi, '--master', '--processes', str(self.nworkers),
                 '--fastcgi-socket', self.socket, '--module', self.app,
                 '--chdir', ROOT, '--pythonpath', ROOT, '--need-app', '--die-on-term',
-                '--disable-logging', '--listen', '1024', '--binary-path', uwsgi,
+                '--disable-logging', '--listen', '1024',
+                # pyuwsgi re-execs this with its own argv (the script first): give
+                # the virtualenv's python, or a reload runs the base python and dies
+                '--binary-path', os.path.join(PEER_VENV, 'bin', 'python'),
                 '--pidfile', os.path.join(self.dir, 'app.pid')]
         if self.lazy:
             argv.append('--lazy-apps')

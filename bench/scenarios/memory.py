@@ -1,7 +1,7 @@
 """Memory per worker with a ~200 MB cache of gc-tracked objects.
 
 4 workers each; the load sends 1,500 requests per worker on average (4
-clients through nginx), then ``/gc?0.5`` is sent by 4 clients at once,
+clients of 5 ms requests through nginx), then ``/gc?0.5`` is sent by 4 clients at once,
 repeatedly, until every worker has run a full ``gc.collect()``.  Then USS
 (private pages) and PSS of each process are read from /proc/PID/smaps_rollup.
 A worker's USS is what one more worker costs.
@@ -67,10 +67,16 @@ def runRound(ctx):
     rows = {}
     for row, server in ctx.ordered(servers(ctx.workdir)):
         server.start()
-        front = Front(ctx.workdir, server)
+        # keep-conn off: with it on, nginx sends each request down a cached
+        # connection, so the worker holding it gets the request and a worker
+        # without one may never see /gc.
+        front = Front(ctx.workdir, server, keepConn=False)
         try:
             front.start()
-            load = Clients(front.port, '/', WORKERS, duration=120, limit=PER_WORKER * WORKERS)
+            # 5 ms requests with one client per worker spread the load more
+            # evenly than instant ones, which the first idle worker keeps taking.
+            load = Clients(front.port, '/sleep?0.005', WORKERS, duration=120,
+                           limit=PER_WORKER * WORKERS)
             load.start().wait()
             workers = server.workers()
             served = collectEverywhere(front.port, workers)
