@@ -9,6 +9,7 @@ old one survives.
 """
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -21,7 +22,8 @@ from zope.interface import implementer
 from peak_lite.running.interfaces import EXIT_OK, IMainLoopExtras, ISignalHandler, RunningError
 from peak_lite.util import signal_stack
 
-__all__ = ['MainLoop', 'StopOnStandardSignals', 'forgetLoopAfterFork', 'SIGNAL_HANDLER_PROPERTY']
+__all__ = ['MainLoop', 'StopOnStandardSignals', 'forgetLoopAfterFork', 'SIGNAL_HANDLER_PROPERTY',
+           'Interrupted']
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,20 @@ def forgetLoopAfterFork(loop):
     _abandoned.append(loop)
 
 
+class Interrupted(BaseException):
+    """Raised inside ``MainLoop.interruptible()`` by a signal the handler names in
+    ``interruptSignals``: the work in progress is abandoned (its transaction
+    aborts as the exception unwinds) and the deferred handler still runs.
+
+    A BaseException, like KeyboardInterrupt, so ``except Exception`` in
+    application code does not swallow it.
+    """
+
+    def __init__(self, signum):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 class _DeferringProxy:
     """What the loop pushes with pushSignals: each OS-level handler only queues.
 
@@ -91,15 +107,20 @@ class _DeferringProxy:
         for name in signal_stack.SIGNAL_NAMES:
             method = getattr(handler, name, None)
             if method is not None:
-                setattr(self, name, self._deferrer(method))
+                setattr(self, name, self._deferrer(method, name))
 
-    def _deferrer(self, method):
+    def _deferrer(self, method, name):
+        interrupts = signal_stack.signalNumber(name) in {
+            signal_stack.signalNumber(s) for s in getattr(self._handler, 'interruptSignals', ())}
+
         def defer(signum, frame):
             loop = self._loop
             if loop.is_closed():
                 return
             interrupted = asyncio.current_task(loop)
             loop.call_soon_threadsafe(self._mainLoop._dispatchSignal, method, signum, interrupted)
+            if interrupts and self._mainLoop._interruptible:
+                raise Interrupted(signum)
         return defer
 
     def __repr__(self):
@@ -111,8 +132,11 @@ class StopOnStandardSignals:
     """The default signal handler (see IMainLoop, ISignalHandler).
 
     SIGHUP: stop once the callback or task running when the signal arrived
-    has completed.  SIGINT, SIGTERM: stop now.
+    has completed.  SIGINT, SIGTERM: stop now; inside an ``interruptible()``
+    section (a gateway serving a request) they also raise Interrupted there.
     """
+
+    interruptSignals = ('SIGINT', 'SIGTERM')
 
     def __init__(self, mainLoop):
         self.mainLoop = mainLoop
@@ -161,6 +185,7 @@ class MainLoop:
         self.lastActivity = None
         # The task that was running when the signal now being dispatched arrived.
         self.interruptedTask = None
+        self._interruptible = 0
 
     # -- configuration ---------------------------------------------------
 
@@ -245,6 +270,19 @@ class MainLoop:
             self._loop.stop()
 
     # -- additions -------------------------------------------------------
+
+    @contextlib.contextmanager
+    def interruptible(self):
+        """Within this block the handler's ``interruptSignals`` raise Interrupted at once.
+
+        Outside it every signal is only deferred to the loop.  A gateway wraps
+        each request in it, so SIGTERM aborts the request instead of waiting.
+        """
+        self._interruptible += 1
+        try:
+            yield
+        finally:
+            self._interruptible -= 1
 
     def stopAfterCurrent(self):
         """Stop once the task that was running when the signal arrived completes.

@@ -10,7 +10,8 @@ from zope.interface import implementer
 from peak_lite.running.gateways.fcgi_server import FastCGIConnection
 from peak_lite.running.gateways.http_server import HTTPConnection
 from peak_lite.running.gateways.interfaces import GatewayError, IGatewayApp
-from peak_lite.running.gateways.sockets import listenOn, listeningSocketOnFd
+from peak_lite.running.gateways.sniff import SniffingConnection
+from peak_lite.running.gateways.sockets import inheritedListeners, listenOn
 from peak_lite.running.gateways.worker import Worker
 from peak_lite.running.interfaces import (
     EXIT_OK, ICmdLineApp, IMainLoop, IRerunnableCGI, IWorkerStatus, InvocationError)
@@ -20,7 +21,8 @@ log = logging.getLogger('peak_lite.running.gateways')
 __all__ = ['GatewayCommand', 'CGIRequestHandler', 'FASTCGI', 'HTTP', 'CGI']
 
 CGI, FASTCGI, HTTP = 'CGI', 'FastCGI', 'HTTP'
-_FACTORIES = {FASTCGI: FastCGIConnection, HTTP: HTTPConnection, CGI: FastCGIConnection}
+# CGI mode serves whatever arrives on inherited sockets: FastCGI, or HTTP for a curl.
+_FACTORIES = {FASTCGI: FastCGIConnection, HTTP: HTTPConnection, CGI: SniffingConnection}
 
 
 class CGIRequestHandler(wsgiref.handlers.BaseCGIHandler):
@@ -63,16 +65,21 @@ class GatewayCommand:
         self.stderr = stderr if stderr is not None else sys.stderr
         self.environ = environ if environ is not None else os.environ
 
+    @property
+    def usesInheritedSocket(self):
+        """True when it serves sockets handed over on fd 0 (a process manager's or a web server's)."""
+        return self.socket is None
+
     def run(self):
         """See ICmdLineApp: serve until stopped, or one CGI request; return the exit code."""
         if self.socket is not None:
             try:
-                listener = listenOn(self.socket)
+                listeners = [listenOn(self.socket)]
             except GatewayError as e:
                 raise InvocationError(str(e)) from e
         else:
-            listener = listeningSocketOnFd(0)
-        if listener is None:
+            listeners = inheritedListeners(self.environ or os.environ)
+        if not listeners:
             if self.protocol != CGI:
                 raise InvocationError(
                     f"{self.protocol}: fd 0 is not a listening socket; give a socket"
@@ -80,20 +87,24 @@ class GatewayCommand:
                     " manager that passes one")
             return self.runCGI(self.stdin, self.stdout, self.stderr, self.environ)
         try:
-            return self.serve(listener)
+            return self.serve(*listeners)
         finally:
-            listener.close()
+            for listener in listeners:
+                listener.close()
 
-    def serve(self, listener):
-        """Serve on ``listener`` (a listening socket) until the main loop stops."""
+    def serve(self, *listeners):
+        """Serve on ``listeners`` (listening sockets) until the main loop stops."""
         mainLoop = self._mainLoop()
-        worker = Worker(listener, _FACTORIES[self.protocol], self.app, mainLoop,
-                        self._status(), self.readTimeout, self.idleTimeout)
-        worker.start()
+        status = self._status()
+        workers = [Worker(listener, _FACTORIES[self.protocol], self.app, mainLoop, status,
+                          self.readTimeout, self.idleTimeout) for listener in listeners]
+        for worker in workers:
+            worker.start()
         try:
             return mainLoop.run()
         finally:
-            worker.close()
+            for worker in workers:
+                worker.close()
 
     def runCGI(self, stdin, stdout, stderr, environ, argv=()):
         """See IRerunnableCGI: one RFC 3875 request through wsgiref."""

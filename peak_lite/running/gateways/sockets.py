@@ -79,3 +79,16 @@ def listeningSocketOnFd(fd=0):
         pass
     probe.close()
     return None
+
+
+def inheritedListeners(environ):
+    """The listening sockets a process manager handed over: fd 0, then ``PEAK_LISTEN_FDS``.
+
+    ``PEAK_LISTEN_FDS`` lists descriptors (``0,3,4``) when there are several.
+    Each is duplicated, as listeningSocketOnFd does.
+    """
+    fds = [0]
+    for part in environ.get('PEAK_LISTEN_FDS', '').split(','):
+        if part.strip().isdigit() and int(part) not in fds:
+            fds.append(int(part))
+    return [sock for sock in map(listeningSocketOnFd, fds) if sock is not None]

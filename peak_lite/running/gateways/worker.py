@@ -9,12 +9,14 @@ request, then stop", and a kept-alive connection waiting for its next
 request costs nothing: the worker goes on accepting others meanwhile.
 """
 
+import contextlib
 import logging
 import time
 
 from zope.interface import implementer
 
 from peak_lite.running.gateways.interfaces import IWorker
+from peak_lite.running.mainloop import Interrupted
 from peak_lite.running.workerstatus import NullStatus
 
 log = logging.getLogger('peak_lite.running.gateways')
@@ -22,6 +24,12 @@ log = logging.getLogger('peak_lite.running.gateways')
 __all__ = ['Worker', 'NullStatus']
 
 RECV_SIZE = 262144
+
+
+@contextlib.contextmanager
+def _during(busy, interruptible):
+    with busy, interruptible:
+        yield
 
 
 @implementer(IWorker)
@@ -52,8 +60,8 @@ class Worker:
         self._loop = self.mainLoop.eventLoop
         self.listener.setblocking(False)
         self._loop.add_reader(self.listener.fileno(), self._accept)
-        if self.idleTimeout:
-            self._sweeper = self._loop.call_later(self.idleTimeout / 2, self._sweep)
+        if self._sweepEvery():
+            self._sweeper = self._loop.call_later(self._sweepEvery(), self._sweep)
 
     def close(self):
         """See IWorker."""
@@ -70,10 +78,18 @@ class Worker:
         self._loop = None
 
     def requestStarted(self):
-        """See IWorker: note activity and return the status's busy() context."""
+        """See IWorker: note activity and return the status's busy() context.
+
+        While the request runs, SIGTERM and SIGINT interrupt it (the main
+        loop's ``interruptible()``): the app's transaction aborts and the
+        connection closes.
+        """
         self.requestsServed += 1
         self.mainLoop.activityOccurred()
-        return self.status.busy()
+        interruptible = getattr(self.mainLoop, 'interruptible', None)
+        if interruptible is None:
+            return self.status.busy()
+        return _during(self.status.busy(), interruptible())
 
     # -- loop callbacks ---------------------------------------------------
 
@@ -113,6 +129,9 @@ class Worker:
         if data:
             try:
                 conn.dataReceived(data)
+            except Interrupted as e:
+                log.warning("request interrupted by %s: closing its connection", e)
+                conn.close()
             except Exception:
                 log.error("connection failed; closing it", exc_info=True)
                 conn.close()
@@ -126,10 +145,16 @@ class Worker:
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(fd)
 
+    def _sweepEvery(self):
+        # Connections may carry their own idle limit (a sniffed HTTP client does).
+        limit = self.idleTimeout or getattr(self.connectionFactory, 'HTTP_IDLE_TIMEOUT', 0)
+        return limit / 2
+
     def _sweep(self):
-        deadline = time.monotonic() - self.idleTimeout
+        now = time.monotonic()
         for fd, conn in list(self.connections.items()):
-            if conn.lastActive < deadline and conn.isIdle():
+            limit = getattr(conn, 'idleTimeout', self.idleTimeout)
+            if limit and conn.lastActive < now - limit and conn.isIdle():
                 conn.close()
                 self._forget(fd)
-        self._sweeper = self._loop.call_later(self.idleTimeout / 2, self._sweep)
+        self._sweeper = self._loop.call_later(self._sweepEvery(), self._sweep)
