@@ -2,11 +2,9 @@
 
 import hashlib
 import os
-import shutil
 import socket
 import subprocess
 
-import pytest
 
 from tests.gateways.conftest import launcher
 from tests.support.fcgi_client import FastCGIClient, environFor
@@ -62,7 +60,6 @@ def test_cgi_on_a_listening_fd0_serves_fastcgi(procs, tmp_path):
     assert proc.returncode is None
 
 
-@pytest.mark.skipif(not shutil.which('cgi-fcgi'), reason="libfcgi's cgi-fcgi is not installed")
 def test_cgi_fcgi_client_against_the_gateway(serve, tmp_path):
     proc, spec = serve('FastCGI', 'tests.gateways.apps:echo')
     body = os.urandom(300000)
@@ -77,7 +74,6 @@ def test_cgi_fcgi_client_against_the_gateway(serve, tmp_path):
     assert f'sha256={hashlib.sha256(body).hexdigest()}'.encode() in out
 
 
-@pytest.mark.skipif(not shutil.which('cgi-fcgi'), reason="libfcgi's cgi-fcgi is not installed")
 def test_cgi_fcgi_start_hands_the_socket_on_fd0(procs, tmp_path):
     script = tmp_path / 'app.sh'
     script.write_text('#!/bin/sh\nexec ' + ' '.join(launcher())

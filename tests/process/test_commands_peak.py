@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 import sysconfig
-import textwrap
+
 
 import pytest
 

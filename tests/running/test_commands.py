@@ -2,7 +2,7 @@
 
 import io
 import os
-import textwrap
+
 
 import pytest
 from zope.interface.verify import verifyClass, verifyObject
