@@ -6,6 +6,7 @@ apart from what a child sets up after it (``childBootstrap``).
 
 import ctypes
 import errno
+import fcntl
 import logging
 import os
 import random
@@ -105,6 +106,14 @@ class Reaper:
         return exited
 
 
+def highFd(fd, floor=64):
+    """Move ``fd`` to a number >= ``floor`` (close-on-exec), out of the way of the
+    low descriptors a child rearranges (0 and 3, 4... for its listeners)."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, floor)
+    os.close(fd)
+    return high
+
+
 class ParentPipe:
     """A pipe whose write end only the parent holds: EOF tells children it died.
 
@@ -113,7 +122,7 @@ class ParentPipe:
     """
 
     def __init__(self):
-        self.readFd, self.writeFd = os.pipe()     # both close-on-exec
+        self.readFd, self.writeFd = map(highFd, os.pipe())     # both close-on-exec
 
     def watchInChild(self, onDeath):
         """In a child: close our write end and call ``onDeath()`` at EOF, from a thread."""
