@@ -15,7 +15,7 @@ import time
 
 from peak_lite.running.mainloop import MainLoop
 from peak_lite.running.process import (
-    ParentPipe, ProcessProxy, ProcessTemplate, Reaper, childBootstrap)
+    ParentPipe, ProcessProxy, ProcessTemplate, Reaper, childBootstrap, highFd)
 from peak_lite.running.procman import policy
 from peak_lite.running.procman.child import ChildCommand
 from peak_lite.running.procman.notify import Notifier
@@ -78,7 +78,7 @@ class Manager:
         self.board = openScoreboard(cfg)
         self.notifier = Notifier(environ)
         self.parentPipe = ParentPipe()
-        self.wakeR, self.wakeW = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.wakeR, self.wakeW = map(highFd, os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
         self.reaper = Reaper(self.processExited)
         self.mainLoop = MainLoop(signalHandler=ManagerSignals(self))
         self.template = ProcessTemplate(self.makeChildCommand, childSetup=self.childSetup)
@@ -248,10 +248,14 @@ class Manager:
         """Runs in a new child right after fork."""
         fds = [self.wakeR, self.pidfile.fd if self.pidfile is not None else None]
         fds += self.notifier.fds()
+        # A SIGUSR1 forwarded between the bootstrap's reset to SIG_DFL and our
+        # handler would kill the child: hold it pending until the handler is in.
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
         childBootstrap(self.pid, closeFds=[fd for fd in fds if fd is not None],
                        parentPipe=self.parentPipe, mainLoop=self.mainLoop)
         self.listeners.installInChild()
         self.stderr.installChildHandler()
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
         _dropPrivileges(self.cfg)
 
     def makeChildCommand(self):
