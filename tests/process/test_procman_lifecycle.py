@@ -379,3 +379,16 @@ def test_child_config_sets_the_childrens_signal_handler(tmp_path, procs):
              message="every child's MarkingHandler.SIGUSR2")
     assert sorted(pm.children()) == sorted(kids)   # nobody died of it
     pm.stop()
+
+
+def test_usr1_while_children_start_kills_none(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, prefork=4)
+    pm.start(wait=False)
+    pm.waitLog(f"manager {pm.pid} started")      # its own handler is in place
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:           # logrotate at the worst moments
+        pm.signal(signal.SIGUSR1)
+        time.sleep(0.002)
+    pm.waitChildren(4)
+    assert 'killed by SIGUSR1' not in pm.log()
+    pm.stop()
