@@ -170,9 +170,15 @@ def test_request_timeout_kills_and_replaces_a_hung_child_others_still_served(tmp
                      daemon=True).start()
     hung = wait_for(lambda: [p for p, s in readBoard(pm.scoreboard)[1].items()
                              if s['state'] == 'busy'], 10, message="the hung child")[0]
+    served, broken = 0, []
     while pid_alive(hung):           # the others keep serving (the replacement may too)
-        assert pidOf(pm.request('/')) != hung
+        try:
+            assert pm.request('/').status == 200
+            served += 1
+        except (OSError, EOFError) as e:
+            broken.append(e)         # a connection the dying child took: at most one
         assert time.monotonic() - started < 1.5 + 1 + 2 + 5, "hung child never killed"
+    assert served > 0 and len(broken) <= 1, broken
     line = pm.waitLog(f"child {hung} has been busy on one request for")
     assert line
     age = float(re.search(rf"child {hung} has been busy on one request for ([\d.]+)s",
