@@ -61,6 +61,7 @@ def test_huge_body_keeps_worker_memory_bounded(tmp_path, procs, gateway):
         after = _httpMeasure(pm.socket, body)
     assert int(after['size']) == len(body)
     grown = int(after['hwm']) - int(before['hwm'])
+    print(f"\n{gateway}: peak RSS grew {grown} kB for 50 MB")
     assert grown < 16 * 1024, f"peak RSS grew by {grown} kB for a 50 MB body: {before} {after}"
     pm.stop()
 
