@@ -7,26 +7,22 @@ handler object only calls into it after the loop has woken.
 
 import logging
 import os
-import select
 import signal
-import sys
-import tempfile
 import time
 
 from peak_lite.running.mainloop import MainLoop
 from peak_lite.running.process import (
-    ParentPipe, ProcessProxy, ProcessTemplate, Reaper, childBootstrap, highFd)
-from peak_lite.running.procman import policy
+    ParentPipe, ProcessTemplate, Reaper, childBootstrap, highFd)
+from peak_lite.running.procman import policy, restart
 from peak_lite.running.procman.child import ChildCommand
 from peak_lite.running.procman.notify import Notifier
-from peak_lite.running.procman.scoreboard import STARTING, STATES, STOPPING, openScoreboard
+from peak_lite.running.procman.scaling import TICK, Scaling
+from peak_lite.running.procman.scoreboard import STARTING, STATES, openScoreboard
 
 log = logging.getLogger('peak_lite.procman')
 
 __all__ = ['Manager']
 
-TICK = 1.0              # seconds between housekeeping rounds: an idle manager wakes ~1/s
-QUICK_DEATH = 1.0       # a child dying younger than this, unasked, counts toward backoff
 BACKOFF_CAP = 30.0
 READY_POLL = 0.02       # while the first children boot, before READY=1
 
@@ -49,7 +45,7 @@ class Child:
         self.lastChange = time.time()
 
 
-class Manager:
+class Manager(Scaling):
     """One procman instance's pool.  ``run()`` returns an exit code, or a child's command."""
 
     def __init__(self, cfg, subject, listeners, pidfile, stderr, environ, title):
@@ -110,7 +106,8 @@ class Manager:
         os.close(self.wakeW)
         self.parentPipe.close()
         if self.shutdown == 'restart':
-            self.reexec()            # only returns if exec failed
+            restart.reexec(self.environ, self.listeners, self.pidfile, self.pid)
+            self.shutdown = 'stop'   # exec failed
         if not self.stoppingSent:
             self.notifier.send('STOPPING=1')
         self.listeners.close()
@@ -119,20 +116,6 @@ class Manager:
             self.pidfile.remove()
         log.info("manager %d stopped", self.pid)
         return 0
-
-    def reexec(self):
-        env = dict(self.environ)
-        self.listeners.carryAcrossExec(env)
-        if self.pidfile is not None:
-            self.pidfile.inheritAcrossExec(env)
-        argv = list(getattr(sys, 'orig_argv', None) or [sys.executable] + sys.argv)
-        log.info("manager %d restarting: exec %s", self.pid, ' '.join(argv))
-        sys.stderr.flush()
-        try:
-            os.execve(sys.executable, argv, env)
-        except OSError as e:
-            log.critical("restart failed: exec %s: %s; stopping", sys.executable, e.strerror)
-            self.shutdown = 'stop'
 
     # -- the pool --------------------------------------------------------
 
@@ -178,7 +161,7 @@ class Manager:
         due = max(self.lastStart + self.cfg.StartInterval, self.notBefore)
         if self.quickDeaths:
             # In a crash streak, see each new child live before starting the next.
-            due = max(due, self.lastStart + QUICK_DEATH)
+            due = max(due, self.lastStart + policy.QUICK_DEATH)
         self.startTimer = self.mainLoop.eventLoop.call_later(
             max(0.0, due - time.monotonic()), self._startNow)
 
@@ -279,10 +262,10 @@ class Manager:
         how = proxy.describeExit()
         if child.stopStage is not None:
             log.info("child %d %s (%s)", child.pid, how, child.stopReason)
-        elif age < QUICK_DEATH and not child.requests:
+        elif age < policy.QUICK_DEATH and not child.requests:
             self.quickDeaths += 1
             delay = min(self.cfg.StartInterval * 2 ** self.quickDeaths, BACKOFF_CAP)
-            self.notBefore = max(time.monotonic() + delay, self.lastStart + QUICK_DEATH)
+            self.notBefore = max(time.monotonic() + delay, self.lastStart + policy.QUICK_DEATH)
             delay = self.notBefore - time.monotonic()
             if self.startTimer is not None:
                 # A start paced before this death would ignore the new backoff.
@@ -303,122 +286,6 @@ class Manager:
 
     def reap(self):
         self.reaper.reap()
-
-    def tick(self):
-        """Housekeeping, once a second: reap, scale down, recycle, time out, report."""
-        loop = self.mainLoop.eventLoop
-        loop.call_later(TICK, self.tick)
-        self.reap()
-        if self.shutdown:
-            return
-        self.refresh()
-        now, wallNow = time.monotonic(), time.time()
-        if self.quickDeaths and any(now - c.startedAt >= QUICK_DEATH for c in self.liveChildren()):
-            self.quickDeaths = 0     # a child survived: the crash streak is over
-        for child in self.liveChildren():
-            if policy.overdue(child, self.cfg.RequestTimeout, wallNow):
-                log.error("child %d has been busy on one request for %.1fs (RequestTimeout "
-                          "%.1fs); killing it", child.pid, wallNow - child.lastChange,
-                          self.cfg.RequestTimeout)
-                self.stopChild(child, 'request timeout', quick=True)
-                self.owed += 1
-        self.recycle()
-        if not any(c.stopReason == 'idle' for c in self.children.values()):
-            victim = policy.idleVictim(self.liveChildren(), self.floor,
-                                       self.cfg.IdleTimeout, now, wallNow)
-            if victim is not None:
-                log.info("child %d idle for %.1fs (IdleTimeout %.1fs), %d running above "
-                         "the floor of %d: stopping it", victim.pid,
-                         wallNow - victim.lastChange, self.cfg.IdleTimeout,
-                         len(self.liveChildren()), self.floor)
-                self.stopChild(victim, 'idle')
-        self.runDueRules(now)
-        if self._everyChildBusy() and self._connectionPending():
-            log.info("every child is busy and a connection is waiting: starting one more")
-            self.startSoon()
-        self.maintain()
-        self.notifier.status(self.statusText())
-        self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
-
-    def recycle(self):
-        """Stop the children that reached their request limit, one replacement each.
-
-        At or below the floor the replacement is forked first and the old
-        child stopped right after, so the pool never dips under the floor.
-        """
-        for child in self.liveChildren():
-            if child.replacing:
-                if self.startTimer is None:     # its replacement could not start
-                    self.stopChild(child, child.replacing)
-                continue
-            if not policy.recycleDue(child):
-                continue
-            reason = f'recycled after {child.requests} requests (limit {child.limit})'
-            self.owed += 1
-            if len(self.liveChildren()) - self._replacing() > self.floor:
-                self.stopChild(child, reason)
-            else:
-                child.replacing = reason
-                self.startSoon()
-
-    def _replacing(self):
-        return sum(1 for c in self.liveChildren() if c.replacing)
-
-    def statusText(self):
-        counts = self.board.counts()
-        return f"{counts['busy']} busy, {counts['idle']} idle, {len(self.children)} total"
-
-    def _everyChildBusy(self):
-        return policy.shouldStartForBusy([c.state for c in self.liveChildren()], self.cfg)
-
-    def runDueRules(self, now):
-        """Run the tick-driven BusyStarter rules that are due, higher priority first."""
-        for rule in self.cfg.busyStarters:
-            due = self.rulesDue.get(rule)
-            if due is None or now < due:
-                continue
-            self.rulesDue[rule] = max(due + rule.RunEvery, now)
-            if self._everyChildBusy():
-                log.info("every child is busy: starting one more (BusyStarter, priority %d)",
-                         rule.Priority)
-                self.startSoon()
-
-    def busyRule(self, rule):
-        self.mainLoop.eventLoop.call_later(rule.RunEvery, self.busyRule, rule)
-        if self.shutdown:
-            return
-        self.refresh()
-        if self._everyChildBusy():
-            log.info("every child is busy: starting one more (BusyStarter, priority %d)",
-                     rule.Priority)
-            self.startSoon()
-
-    def allBusy(self):
-        """A child woke us: it reached its request limit, or found every child busy.
-
-        Recycle what is due; start one more if every child is busy and a
-        connection waits.
-        """
-        try:
-            while os.read(self.wakeR, 512):
-                pass
-        except BlockingIOError:
-            pass
-        if self.shutdown:
-            return
-        self.refresh()
-        self.recycle()
-        if len(self.liveChildren()) >= self.cfg.MaxProcesses:
-            return
-        if self._connectionPending():
-            log.info("every child is busy and a connection is waiting: starting one more")
-            self.startSoon()
-            self.board.armWake(True)
-        # Otherwise the next tick re-arms: at most one such wakeup a second.
-
-    def _connectionPending(self):
-        fds = self.listeners.fds()
-        return bool(fds) and bool(select.select(fds, [], [], 0)[0])
 
     # -- shutdown and restart --------------------------------------------
 
@@ -452,69 +319,23 @@ class Manager:
         """SIGHUP: check the new config and code in a separate process, then restart."""
         if self.shutdown or self.checking is not None:
             return
-        out = tempfile.TemporaryFile()
-        argv = list(getattr(sys, 'orig_argv', None) or [sys.executable] + sys.argv)
-        check = [argv[0]] + _withCheck(argv[1:])
-        null = os.open(os.devnull, os.O_RDONLY)
-        # Without Listen, the check finds the socket on fd 0, as the new manager will.
-        stdin = self.listeners.fds()[0] if self.listeners.sockets else null
-        try:
-            # posix_spawn, not subprocess: our reaper owns waitpid(-1).
-            pid = os.posix_spawn(sys.executable, check, _withoutCarried(self.environ),
-                                 file_actions=[(os.POSIX_SPAWN_DUP2, stdin, 0),
-                                               (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
-                                               (os.POSIX_SPAWN_DUP2, out.fileno(), 2)])
-        finally:
-            os.close(null)
-        log.info("SIGHUP: checking the config and application before restarting (pid %d)", pid)
-        self.checking = (self.reaper.track(ProcessProxy(pid)), out)
+        proxy, out = restart.startCheck(self.environ, self.listeners)
+        log.info("SIGHUP: checking the config and application before restarting (pid %d)",
+                 proxy.pid)
+        self.checking = (self.reaper.track(proxy), out)
 
     def _checkDone(self, proxy):
-        _, out = self.checking
+        ok, reason = restart.readCheck(*self.checking)
         self.checking = None
-        out.seek(0)
-        text = out.read().decode('utf-8', 'replace').strip()
-        out.close()
-        if proxy.exitStatus == 0:
+        if ok:
             self.beginShutdown('restart')
-            return
-        reason = text.splitlines()[-1] if text else proxy.describeExit()
-        log.error("restart refused, the old children keep serving: %s", reason)
+        else:
+            log.error("restart refused, the old children keep serving: %s", reason)
 
     def reopenLogs(self):
         self.stderr.reopen()
         for child in self.children.values():
             child.proxy.sendSignal('SIGUSR1')
-
-    def changeFloor(self, delta):
-        """SIGTTIN / SIGTTOU: raise or lower the floor by one, between 1 and MaxProcesses."""
-        floor = min(max(self.floor + delta, 1), self.cfg.MaxProcesses)
-        log.info("floor %d -> %d", self.floor, floor)
-        self.floor = floor
-        self.refresh()
-        victim = policy.floorVictim(self.liveChildren(), floor, self.cfg.IdleTimeout,
-                                    time.monotonic())
-        if victim is not None:
-            self.stopChild(victim, 'floor lowered')
-        self.maintain()
-
-
-def _withCheck(args):
-    """argv (after the interpreter) with ``--check`` put right after ``procman``."""
-    args = list(args)
-    for i, word in enumerate(args):
-        if word == 'procman':
-            return args[:i + 1] + ['--check'] + args[i + 1:]
-    return args[:1] + ['--check'] + args[1:]
-
-
-def _withoutCarried(environ):
-    from peak_lite.running.procman.sockets import CARRY_ENV
-    from peak_lite.util.lockfile import PidFile
-    env = dict(environ)
-    for name in (CARRY_ENV, PidFile.ENV, 'NOTIFY_SOCKET', 'LISTEN_FDS', 'LISTEN_PID'):
-        env.pop(name, None)
-    return env
 
 
 def _dropPrivileges(cfg):

@@ -1,7 +1,6 @@
 """systemd's notify protocol: READY=1, RELOADING=1, STOPPING=1, STATUS=..."""
 
 import logging
-import os
 import socket
 
 log = logging.getLogger('peak_lite.procman')

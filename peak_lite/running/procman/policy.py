@@ -14,6 +14,8 @@ __all__ = ['shouldStartForBusy', 'idleVictim', 'floorVictim', 'protected', 'requ
            'overdue', 'recycleDue']
 
 
+QUICK_DEATH = 1.0   # a child dying younger than this, unasked, counts toward crash backoff
+
 def shouldStartForBusy(states, cfg):
     """The BusyStarter rule: every live child busy, and room under MaxProcesses."""
     live = [s for s in states if s != STOPPING]
