@@ -186,6 +186,11 @@ class MainLoop:
         # The task that was running when the signal now being dispatched arrived.
         self.interruptedTask = None
         self._interruptible = 0
+        # True from stop() until run() returns: callbacks still due in the
+        # last round (a listener that became readable, say) can decline work.
+        self.stopRequested = False
+        # The last signal dispatched while running (a number), or None.
+        self.lastSignal = None
 
     # -- configuration ---------------------------------------------------
 
@@ -234,6 +239,8 @@ class MainLoop:
             self._removeWakeup(loop)
             raise
         self._running = True
+        self.stopRequested = False
+        self.lastSignal = None
         self._exitCode = EXIT_OK
         self._startedAt = self.lastActivity = time.monotonic()
         self._idleTimeout, self._runAtLeast = idleTimeout, runAtLeast
@@ -267,6 +274,7 @@ class MainLoop:
     def stop(self):
         """See IMainLoop.  Does nothing while the loop is not running."""
         if self._running and self._loop is not None and not self._loop.is_closed():
+            self.stopRequested = True
             self._loop.stop()
 
     # -- additions -------------------------------------------------------
@@ -359,6 +367,7 @@ class MainLoop:
             pass
 
     def _dispatchSignal(self, method, signum, interrupted):
+        self.lastSignal = signum
         self.interruptedTask = interrupted
         try:
             method(signum, None)

@@ -16,7 +16,7 @@ from zope.interface import implementer
 
 from peak_lite.running.gateways import fcgi_protocol as fp
 from peak_lite.running.gateways.interfaces import GatewayError, IConnection, ProtocolError
-from peak_lite.running.gateways.sockio import recvSome, sendAll
+from peak_lite.running.gateways.sockio import sendAll
 from peak_lite.running.gateways.wsgi import WSGIRequest, baseEnviron
 
 log = logging.getLogger('peak_lite.running.gateways')
@@ -133,23 +133,40 @@ class FastCGIConnection:
         self.request = None
         self.lastActive = time.monotonic()
         self._parser = fp.RecordParser()
+        self._stall = None          # the timer that drops a stalled request
 
     # -- IConnection -------------------------------------------------------
 
     def dataReceived(self, data):
-        """See IConnection."""
+        """See IConnection.
+
+        Records are parsed as they arrive and a request is served, with the
+        worker marked busy, once all of it is in.  A client that trickles its
+        request never holds the worker: meanwhile the worker serves others.
+        A request that stalls for ``readTimeout`` is dropped.
+        """
         try:
             self._feed(data)
-            while self.request is not None and not self.closed:
-                # A request has begun: read the rest of it now, boundedly.
-                self._feed(recvSome(self.sock, self.worker.readTimeout,
-                                    what='reading a FastCGI request'))
         except GatewayError as e:
             log.warning("FastCGI connection closed: %s", e)
             self.close()
         except OSError as e:
             log.warning("FastCGI connection failed: %s", e)
             self.close()
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
+        if self.request is not None and not self.closed:
+            self._stall = self.worker.callLater(self.worker.readTimeout, self._stalled)
+
+    def _stalled(self):
+        self._stall = None
+        if self.request is not None and not self.closed:
+            log.warning("FastCGI connection closed: the peer sent nothing for %.1fs while "
+                        "reading a FastCGI request", self.worker.readTimeout)
+            fd = self.sock.fileno()
+            self.close()
+            self.worker.forget(fd)
 
     def connectionLost(self):
         if self.request is not None:
@@ -161,6 +178,9 @@ class FastCGIConnection:
 
     def close(self):
         """See IConnection."""
+        if self._stall is not None:
+            self._stall.cancel()
+            self._stall = None
         if not self.closed:
             self.closed = True
             self.request = None
@@ -275,7 +295,7 @@ class FastCGIConnection:
             self.request = None
             self.lastActive = time.monotonic()
             stdin.close()
-            if response.broken or not req.keepConn:
+            if response.broken or not req.keepConn or self.worker.stopping:
                 self.close()
 
 

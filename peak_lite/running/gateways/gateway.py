@@ -25,6 +25,16 @@ CGI, FASTCGI, HTTP = 'CGI', 'FastCGI', 'HTTP'
 _FACTORIES = {FASTCGI: FastCGIConnection, HTTP: HTTPConnection, CGI: SniffingConnection}
 
 
+def _stoppedGracefully(mainLoop):
+    """True unless the loop stopped for a signal its handler treats as "stop now"."""
+    signum = getattr(mainLoop, 'lastSignal', None)
+    if signum is None:
+        return True
+    urgent = getattr(getattr(mainLoop, 'signalHandler', None), 'interruptSignals', ())
+    from peak_lite.util.signal_stack import signalNumber
+    return signum not in {signalNumber(name) for name in urgent}
+
+
 class CGIRequestHandler(wsgiref.handlers.BaseCGIHandler):
     """wsgiref's CGIHandler on the streams it is given instead of sys.*."""
 
@@ -103,7 +113,10 @@ class GatewayCommand:
         try:
             return mainLoop.run()
         finally:
+            graceful = _stoppedGracefully(mainLoop)
             for worker in workers:
+                if graceful:
+                    worker.drain()
                 worker.close()
 
     def runCGI(self, stdin, stdout, stderr, environ, argv=()):

@@ -8,6 +8,7 @@ in, the request is served synchronously: the body streams into
 """
 
 import logging
+import socket
 import sys
 import time
 from urllib.parse import unquote
@@ -113,7 +114,7 @@ class HTTPResponse(WSGIRequest):
         hdrs = list(headers)
         if body is not None and not any(n.lower() == 'content-length' for n, _ in hdrs):
             hdrs.append(('Content-Length', str(sum(map(len, body)))))
-        if self.conn.worker.status.stopping:
+        if self.conn.worker.stopping:
             hdrs.append(('Connection', 'close'))
         code, _, reason = status.partition(' ')
         return h.send(h11.Response(status_code=int(code), headers=hdrs,
@@ -169,6 +170,7 @@ class HTTPConnection:
         """See IConnection."""
         if not self.closed:
             self.closed = True
+            _discardInput(self.sock)
             try:
                 self.sock.close()
             except OSError:
@@ -301,3 +303,19 @@ def _addr(address):
     if isinstance(address, tuple):
         return address[0], str(address[1])
     return 'localhost', '0'      # unix socket
+
+
+def _discardInput(sock, limit=16):
+    """Send our FIN, then read and drop what the client already sent.
+
+    Closing a socket with unread input makes the kernel send a reset, which
+    can destroy the response the client has not read yet.  Reads only what
+    is already there (the socket is non-blocking), at most ``limit`` × 64 KiB.
+    """
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        for _ in range(limit):
+            if not sock.recv(65536):
+                return
+    except OSError:
+        return      # nothing (more) to read now, or the peer is already gone

@@ -73,6 +73,12 @@ class IWorker(Interface):
     def close():
         """Stop accepting and close the listener's registration and every connection."""
 
+    stopping = Attribute("True once the worker is stopping: each response then closes its "
+                         "connection (HTTP says Connection: close)")
+
+    def drain():
+        """On a graceful stop: close idle connections, serve requests already waiting."""
+
     def requestStarted():
         """Called by a connection as it begins serving a request; returns the busy() context."""
 

@@ -11,6 +11,7 @@ request costs nothing: the worker goes on accepting others meanwhile.
 
 import contextlib
 import logging
+import select
 import time
 
 from zope.interface import implementer
@@ -24,6 +25,8 @@ log = logging.getLogger('peak_lite.running.gateways')
 __all__ = ['Worker', 'NullStatus']
 
 RECV_SIZE = 262144
+DRAIN_QUIET = 0.2      # seconds without a request that end a graceful drain
+DRAIN_LIMIT = 5.0      # the longest a graceful drain may take
 
 
 @contextlib.contextmanager
@@ -51,6 +54,7 @@ class Worker:
         self.readTimeout = readTimeout
         self.idleTimeout = idleTimeout
         self.connections = {}
+        self.draining = False
         self.requestsServed = 0
         self._loop = None
         self._sweeper = None
@@ -62,6 +66,38 @@ class Worker:
         self._loop.add_reader(self.listener.fileno(), self._accept)
         if self._sweepEvery():
             self._sweeper = self._loop.call_later(self._sweepEvery(), self._sweep)
+
+    @property
+    def stopping(self):
+        """True once this worker is on its way out: responses then close their connection."""
+        return (self.draining or getattr(self.mainLoop, 'stopRequested', False)
+                or self.status.stopping)
+
+    def drain(self, quiet=DRAIN_QUIET, limit=DRAIN_LIMIT):
+        """On a graceful stop, serve what comes on open connections until they fall quiet.
+
+        A web server that keeps FastCGI connections alive may write its next
+        request on one at any moment, and nginx never retries a POST; closing
+        such a connection under it turns that request into an error.  So the
+        stopping worker (no longer accepting) keeps serving its open
+        connections, closing each after its response so it is not reused,
+        until none is left, none has had a request for ``quiet`` seconds, or
+        ``limit`` seconds have passed.  Then it closes the rest.
+        """
+        self.draining = True
+        end = time.monotonic() + limit
+        lastRequest = time.monotonic()
+        while self.connections:
+            now = time.monotonic()
+            wait = min(end, lastRequest + quiet) - now
+            if wait <= 0:
+                break
+            ready = select.select(list(self.connections), [], [], wait)[0]
+            for fd in ready:
+                conn = self.connections.get(fd)
+                if conn is not None:
+                    lastRequest = time.monotonic()
+                    self._readable(fd, conn)
 
     def close(self):
         """See IWorker."""
@@ -76,6 +112,16 @@ class Worker:
             conn.close()
         self.connections.clear()
         self._loop = None
+
+    def callLater(self, delay, func):
+        """Run ``func`` after ``delay`` seconds on the main loop; return the handle.
+
+        When the loop is gone (a worker draining after it stopped), None.
+        """
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return None
+        return loop.call_later(delay, func)
 
     def requestStarted(self):
         """See IWorker: note activity and return the status's busy() context.
@@ -94,6 +140,8 @@ class Worker:
     # -- loop callbacks ---------------------------------------------------
 
     def _accept(self):
+        if getattr(self.mainLoop, 'stopRequested', False):
+            return      # stopping: leave it in the backlog for a sibling or our successor
         try:
             sock, _addr = self.listener.accept()
         except (BlockingIOError, InterruptedError):
@@ -139,6 +187,10 @@ class Worker:
             conn.connectionLost()
         if conn.closed:
             self._forget(fd)
+
+    def forget(self, fd):
+        """Stop watching the connection on ``fd`` (it closed itself)."""
+        self._forget(fd)
 
     def _forget(self, fd):
         if self.connections.pop(fd, None) is not None:
