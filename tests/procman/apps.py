@@ -15,3 +15,23 @@ def hello(environ, start_response):
         body = f"pid={os.getpid()}\n"
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [body.encode()]
+
+
+def _slowPreloadClass():
+    from peak_lite import binding
+
+    class SlowPreload(binding.Component):
+        """Takes 1.5 s to assemble, writing $PRELOAD_MARK first, so a test can signal it."""
+
+        def uponAssembly(self):
+            with open(os.environ['PRELOAD_MARK'], 'a') as f:
+                f.write(f"{os.getpid()}\n")
+            time.sleep(1.5)
+            super().uponAssembly()
+
+        def __call__(self, environ, start_response):
+            return hello(environ, start_response)
+    return SlowPreload
+
+
+SlowPreload = _slowPreloadClass()

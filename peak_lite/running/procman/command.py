@@ -9,9 +9,11 @@ from peak_lite.running.abstract import AbstractCommand
 from peak_lite.running.interfaces import EXIT_OK, InvocationError, RunningError
 from peak_lite.running.options import Flag
 from peak_lite.running.process import setTitle
+from peak_lite.running.trampoline import oneLine
 from peak_lite.running.procman import control
 from peak_lite.running.procman.config import loadConfig
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
+from peak_lite.running.procman.manager import HELD_SIGNALS, Manager
 from peak_lite.running.procman.output import StdErr, setupLogging
 from peak_lite.running.procman.preload import preload
 from peak_lite.running.procman.scoreboard import checkSemaphore
@@ -78,24 +80,33 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
         return EXIT_OK
 
     def serve(self, cfg):
+        # Until the manager's loop handles them, these signals' default action
+        # would kill us (during preload, or right after a restart's exec, which
+        # keeps this mask): hold them pending.  Manager.run() lets them in.
+        signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
         environ = self.environ
         title = f"peak procman: master {os.path.basename(cfg.filename)}"
         setTitle(title)
         pidfile = self._takePidFile(cfg, environ)
         stderr = StdErr(cfg.StdErr)
+        terminal = os.dup(2)
         try:
             listeners = Listeners.open(cfg, environ, _fileno(self.stdin))
             stderr.point(cfg)
             setupLogging()
             subject = preload(cfg, self.io(), listeners.fds())
             self._checkSocket(cfg, subject, listeners.sockets)
-            from peak_lite.running.procman.manager import Manager
             manager = Manager(cfg, subject, listeners, pidfile, stderr, environ,
                               'peak procman')
-        except BaseException:
+        except BaseException as e:
             if pidfile is not None and os.getpid() == pidfile.owner:
                 pidfile.remove()
+            if cfg.StdErr and isinstance(e, Exception):
+                # The StdErr file gets the error too; whoever started us sees it here.
+                _tell(terminal, f"procman: {oneLine(e)} (see {cfg.StdErr})")
             raise
+        finally:
+            os.close(terminal)
         return manager.run()
 
     def _checkSocket(self, cfg, subject, haveSocket):
@@ -144,6 +155,13 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
             time.sleep(0.05)
         raise RunningError(f"{cfg.filename}: manager {pid} did not stop within "
                            f"{patience:.0f}s; not replacing it")
+
+def _tell(fd, line):
+    try:
+        os.write(fd, (line + '\n').encode('utf-8', 'replace'))
+    except OSError:
+        pass        # nobody is listening there any more
+
 
 def _fileno(stream):
     try:

@@ -24,6 +24,8 @@ log = logging.getLogger('peak_lite.procman')
 __all__ = ['Manager']
 
 BACKOFF_CAP = 30.0
+# Signals held pending from the start of ``peak procman`` until the loop handles them.
+HELD_SIGNALS = {signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU}
 READY_POLL = 0.02       # while the first children boot, before READY=1
 
 
@@ -85,6 +87,8 @@ class Manager(Scaling):
     def run(self):
         loop = self.mainLoop.eventLoop
         loop.add_reader(self.wakeR, self.allBusy)
+        # The first callback runs once run() has pushed our handlers.
+        loop.call_soon(signal.pthread_sigmask, signal.SIG_UNBLOCK, HELD_SIGNALS)
         loop.call_soon(self.maintain)
         loop.call_later(TICK, self.tick)
         start = time.monotonic()
