@@ -112,11 +112,12 @@ def test_seed_config_without_a_socket_is_a_one_line_config_error(tmp_path, procs
     path = seedConfig(tmp_path)
     p = procs(peak_argv('procman', str(path)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert p.wait(10) == 2
-    err = p.popen.stderr.read().decode() + (tmp_path / 'error_log').read_text()
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert re.match(rf"^.*{re.escape(str(path))}:3: .*Listen", lines[0]), err
-    assert 'started child' not in err
+    # One line where procman was started, and the same one in its StdErr file.
+    for err in (p.popen.stderr.read().decode(), (tmp_path / 'error_log').read_text()):
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1, err
+        assert re.match(rf"^.*{re.escape(str(path))}:3: .*Listen", lines[0]), err
+        assert 'started child' not in err
     assert not os.path.exists(tmp_path / 'myApp.pid')
 
 
