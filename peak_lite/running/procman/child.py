@@ -1,5 +1,7 @@
 """What a forked child runs: the preloaded subject, reporting to its scoreboard slot."""
 
+import signal
+
 from zope.interface import implementer
 
 from peak_lite.running.interfaces import ICmdLineApp
@@ -29,4 +31,8 @@ class ChildCommand:
         try:
             return self.subject.run()
         finally:
+            # We are on our way out: a second SIGHUP (a terminal's, or the
+            # manager's after a Ctrl-C reached the whole group) must not turn
+            # a clean exit into a death by signal.
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
             setWorkerStatus(None)
