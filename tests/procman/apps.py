@@ -35,3 +35,9 @@ def _slowPreloadClass():
 
 
 SlowPreload = _slowPreloadClass()
+
+
+def whoami(environ, start_response):
+    """Answer with this child's uid and gid."""
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [f"uid={os.getuid()} gid={os.getgid()}\n".encode()]

@@ -1,0 +1,34 @@
+"""User/Group: children drop privileges after the manager has bound the socket; the socket
+file gets the mode its Listen line asks for."""
+
+import grp
+import os
+import pwd
+import stat
+
+import pytest
+
+from tests.support.procman import Procman
+
+pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="dropping privileges needs root")
+
+
+def test_children_run_as_user_and_group_the_socket_has_its_mode(tmp_path, procs):
+    user, group = pwd.getpwnam('nobody'), grp.getgrnam('nogroup')
+    sock = tmp_path / 'priv.sock'
+    pm = Procman(tmp_path, procs, command='CGI tests.procman.apps:whoami', listen=False,
+                 extra=f"Listen unix:{sock}:0666\nUser nobody\nGroup nogroup", prefork=2)
+    pm.socket = str(sock)
+    pm.start()
+    assert stat.S_IMODE(os.stat(sock).st_mode) == 0o666
+    r = pm.request('/')
+    assert r.status == 200
+    assert r.body == f"uid={user.pw_uid} gid={group.gr_gid}\n".encode()
+    for kid in pm.children():
+        with open(f'/proc/{kid}/status') as f:
+            ids = {line.split(':')[0]: line.split()[1:] for line in f
+                   if line.startswith(('Uid:', 'Gid:', 'Groups:'))}
+        assert ids['Uid'][0] == str(user.pw_uid) and ids['Gid'][0] == str(group.gr_gid)
+        assert ids['Groups'] == []          # supplementary groups dropped too
+    assert os.stat(f'/proc/{pm.pid}').st_uid == 0     # the manager keeps its own
+    pm.stop()
