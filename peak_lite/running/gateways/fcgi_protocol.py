@@ -115,40 +115,68 @@ def encodeNameValues(pairs):
     return b''.join(out)
 
 
+def _splitNameValues(data, text, maxPairs):
+    """Names and values of ``data`` as a flat list of slices of ``text``.
+
+    ``text`` is ``data`` itself, or its latin-1 decoding (the same length):
+    lengths are read from ``data``, names and values are cut from ``text``.
+    """
+    out = []
+    append = out.append
+    pos = 0
+    end = len(data)
+    limit = 2 * maxPairs
+    while pos < end:
+        nlen = data[pos]
+        if nlen & 0x80:
+            if pos + 4 > end:
+                raise ProtocolError(f"FastCGI name-value length truncated at byte {pos} of {end}")
+            nlen = int.from_bytes(data[pos:pos + 4], 'big') & 0x7FFFFFFF
+            pos += 4
+        else:
+            pos += 1
+        if pos >= end:
+            raise ProtocolError(f"FastCGI name-value pair truncated at byte {pos} of {end}")
+        vlen = data[pos]
+        if vlen & 0x80:
+            if pos + 4 > end:
+                raise ProtocolError(f"FastCGI name-value length truncated at byte {pos} of {end}")
+            vlen = int.from_bytes(data[pos:pos + 4], 'big') & 0x7FFFFFFF
+            pos += 4
+        else:
+            pos += 1
+        mid = pos + nlen
+        stop = mid + vlen
+        if stop > end:
+            raise ProtocolError(
+                f"FastCGI name-value pair of {nlen}+{vlen} bytes at byte {pos} runs past"
+                f" the end of the {end}-byte stream")
+        append(text[pos:mid])
+        append(text[mid:stop])
+        pos = stop
+        if len(out) > limit:
+            raise ProtocolError(f"more than {maxPairs} FastCGI parameters; refusing the request")
+    return out
+
+
 def decodeNameValues(data, maxPairs=1000):
     """Decode name-value pairs into a list of ``(name, value)`` bytes.
 
     Raises ProtocolError on a truncated pair, or when there are more than
     ``maxPairs`` pairs.
     """
-    pairs = []
-    pos = 0
-    end = len(data)
-    while pos < end:
-        lengths = []
-        for _ in (0, 1):
-            if pos >= end:
-                raise ProtocolError(f"FastCGI name-value pair truncated at byte {pos} of {end}")
-            b = data[pos]
-            if b & 0x80:
-                if pos + 4 > end:
-                    raise ProtocolError(
-                        f"FastCGI name-value length truncated at byte {pos} of {end}")
-                lengths.append(int.from_bytes(data[pos:pos + 4], 'big') & 0x7FFFFFFF)
-                pos += 4
-            else:
-                lengths.append(b)
-                pos += 1
-        nlen, vlen = lengths
-        if pos + nlen + vlen > end:
-            raise ProtocolError(
-                f"FastCGI name-value pair of {nlen}+{vlen} bytes at byte {pos} runs past"
-                f" the end of the {end}-byte stream")
-        pairs.append((bytes(data[pos:pos + nlen]), bytes(data[pos + nlen:pos + nlen + vlen])))
-        pos += nlen + vlen
-        if len(pairs) > maxPairs:
-            raise ProtocolError(f"more than {maxPairs} FastCGI parameters; refusing the request")
-    return pairs
+    flat = iter(_splitNameValues(data, bytes(data), maxPairs))
+    return list(zip(flat, flat))
+
+
+def decodeParams(data, maxPairs=1000):
+    """Decode name-value pairs into a dict of str (latin-1), as for a CGI environ.
+
+    A name given twice keeps its last value.  Raises ProtocolError as
+    ``decodeNameValues`` does.
+    """
+    flat = iter(_splitNameValues(data, str(data, 'latin-1'), maxPairs))
+    return dict(zip(flat, flat))
 
 
 class RecordParser:

@@ -278,8 +278,7 @@ class FastCGIConnection:
     def _maybeServe(self, req):
         if not req.paramsDone or req.stdinSize >= 0:
             return
-        environ = {name.decode('latin-1'): value.decode('latin-1') for name, value in
-                   fp.decodeNameValues(req.params, self.maxParamsCount)}
+        environ = fp.decodeParams(req.params, self.maxParamsCount)
         stdin = req.stdin
         if stdin is None:
             stdin = io.BytesIO()
