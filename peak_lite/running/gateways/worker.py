@@ -9,9 +9,9 @@ request, then stop", and a kept-alive connection waiting for its next
 request costs nothing: the worker goes on accepting others meanwhile.
 """
 
-import contextlib
 import logging
 import select
+import sys
 import time
 
 from zope.interface import implementer
@@ -29,10 +29,33 @@ DRAIN_QUIET = 0.2      # seconds without a request that end a graceful drain
 DRAIN_LIMIT = 5.0      # the longest a graceful drain may take
 
 
-@contextlib.contextmanager
-def _during(busy, interruptible):
-    with busy, interruptible:
-        yield
+class _During:
+    """``with busy, interruptible:`` as one context manager (a plain class: cheaper)."""
+
+    __slots__ = ('busy', 'interruptible')
+
+    def __init__(self, busy, interruptible):
+        self.busy = busy
+        self.interruptible = interruptible
+
+    def __enter__(self):
+        self.busy.__enter__()
+        try:
+            self.interruptible.__enter__()
+        except BaseException:
+            self.busy.__exit__(*sys.exc_info())
+            raise
+
+    def __exit__(self, excType, exc, tb):
+        try:
+            suppressed = self.interruptible.__exit__(excType, exc, tb)
+        except BaseException:
+            if not self.busy.__exit__(*sys.exc_info()):
+                raise
+            return True
+        if suppressed:
+            excType = exc = tb = None
+        return self.busy.__exit__(excType, exc, tb) or suppressed
 
 
 @implementer(IWorker)
@@ -135,7 +158,7 @@ class Worker:
         interruptible = getattr(self.mainLoop, 'interruptible', None)
         if interruptible is None:
             return self.status.busy()
-        return _during(self.status.busy(), interruptible())
+        return _During(self.status.busy(), interruptible())
 
     # -- loop callbacks ---------------------------------------------------
 
@@ -162,11 +185,18 @@ class Worker:
         self.connections[fd] = conn
         # A web server usually writes its request right after connecting:
         # read it now instead of going round the loop first.
-        self._readable(fd, conn)
-        if not conn.closed and self._loop is not None:
+        self._receive(conn)
+        if conn.closed:
+            self.connections.pop(fd, None)      # never registered with the loop
+        elif self._loop is not None:
             self._loop.add_reader(fd, self._readable, fd, conn)
 
     def _readable(self, fd, conn):
+        self._receive(conn)
+        if conn.closed:
+            self._forget(fd)
+
+    def _receive(self, conn):
         try:
             data = conn.sock.recv(RECV_SIZE)
         except (BlockingIOError, InterruptedError):
@@ -185,8 +215,6 @@ class Worker:
                 conn.close()
         else:
             conn.connectionLost()
-        if conn.closed:
-            self._forget(fd)
 
     def forget(self, fd):
         """Stop watching the connection on ``fd`` (it closed itself)."""
