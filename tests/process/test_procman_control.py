@@ -50,7 +50,8 @@ def test_semaphore_file_mode_and_layout_status_table_and_json(tmp_path, procs):
     assert sorted(s['number'] for s in slots.values()) == [1, 2]
     for _ in range(3):
         pm.request('/')
-    hold = threading.Thread(target=lambda: pm.request('/sleep?3', timeout=30), daemon=True)
+    # Long enough that two 'peak --status' runs finish well inside it on a loaded machine.
+    hold = threading.Thread(target=lambda: pm.request('/sleep?8', timeout=30), daemon=True)
     hold.start()
     busy = wait_for(lambda: [p for p, s in readBoard(pm.scoreboard)[1].items()
                              if s['state'] == 'busy'], 10, message="a busy child")[0]
