@@ -67,6 +67,27 @@ def test_too_many_pairs_are_refused():
         fp.decodeNameValues(data, maxPairs=10)
 
 
+def test_params_decode_straight_to_an_environ():
+    pairs = [(b'SHORT', b'v'), (b'L' * 200, b'w' * 70000), (b'LATIN', 'caf\xe9'.encode('latin-1')),
+             (b'SHORT', b'last wins'), (b'EMPTY', b'')]
+    environ = fp.decodeParams(fp.encodeNameValues(pairs[:3]) + fp.encodeNameValues(pairs[3:]))
+    assert environ == {'SHORT': 'last wins', 'L' * 200: 'w' * 70000, 'LATIN': 'caf\xe9',
+                       'EMPTY': ''}
+    assert fp.decodeParams(b'') == {}
+
+
+@pytest.mark.parametrize('data', [b'\x05', b'\x80\x00', b'\x05\x05abc', b'\x01\x80\x00\x00'])
+def test_truncated_params_are_protocol_errors(data):
+    with pytest.raises(ProtocolError, match='truncated|runs past'):
+        fp.decodeParams(data)
+
+
+def test_too_many_params_are_refused():
+    data = fp.encodeNameValues([(f'N{i}', 'v') for i in range(20)])
+    with pytest.raises(ProtocolError, match='more than 10'):
+        fp.decodeParams(data, maxPairs=10)
+
+
 def test_begin_request_of_the_wrong_size():
     with pytest.raises(ProtocolError, match='expected 8'):
         fp.decodeBeginRequest(b'\x00\x01')
