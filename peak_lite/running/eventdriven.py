@@ -1,7 +1,7 @@
 """EventDriven: a command that builds its components, then runs the main loop."""
 
 from peak_lite import binding
-from peak_lite.binding import Make, PropertyName
+from peak_lite.binding import Make
 from peak_lite.config import lookupProperty
 from peak_lite.running.abstract import AbstractCommand
 from peak_lite.running.interfaces import IMainLoop, InvocationError

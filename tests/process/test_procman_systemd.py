@@ -1,7 +1,6 @@
 """procman under systemd's eyes: the notify protocol, socket activation, and the
 manager's own cost when idle."""
 
-import os
 import signal
 import socket
 import sys

@@ -12,7 +12,7 @@ from peak_lite.running import commands
 from peak_lite.running.commands import (
     AbstractCommand, Alias, Bootstrap, EventDriven, IniInterpreter, InvocationError, main,
     runMain)
-from peak_lite.running.interfaces import ICmdLineApp, ICmdLineAppFactory, IMainLoop, LoadError
+from peak_lite.running.interfaces import ICmdLineApp, ICmdLineAppFactory, IMainLoop
 from peak_lite.running.mainloop import MainLoop, StopOnStandardSignals
 from peak_lite.running.zconfig import ZConfigInterpreter
 from tests.running import sample
