@@ -50,6 +50,10 @@ def test_semaphore_file_mode_and_layout_status_table_and_json(tmp_path, procs):
     assert sorted(s['number'] for s in slots.values()) == [1, 2]
     for _ in range(3):
         pm.request('/')
+    # A worker marks itself idle just after its response is out: wait for that, so the
+    # busy child found below is the one serving the sleep, not a late '/'.
+    wait_for(lambda: all(s['state'] == 'idle' for s in readBoard(pm.scoreboard)[1].values()),
+             10, message="every child idle")
     # Long enough that two 'peak --status' runs finish well inside it on a loaded machine.
     hold = threading.Thread(target=lambda: pm.request('/sleep?8', timeout=30), daemon=True)
     hold.start()
