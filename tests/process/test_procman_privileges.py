@@ -9,6 +9,7 @@ import stat
 import pytest
 
 from tests.support.procman import Procman
+from tests.support.procs import wait_for
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="dropping privileges needs root")
 
@@ -25,10 +26,16 @@ def test_children_run_as_user_and_group_the_socket_has_its_mode(tmp_path, procs)
     assert r.status == 200
     assert r.body == f"uid={user.pw_uid} gid={group.gr_gid}\n".encode()
     for kid in pm.children():
-        with open(f'/proc/{kid}/status') as f:
-            ids = {line.split(':')[0]: line.split()[1:] for line in f
-                   if line.startswith(('Uid:', 'Gid:', 'Groups:'))}
+        # A child drops its privileges right after the fork: wait for that, then look.
+        ids = wait_for(lambda: (lambda i: i if i['Uid'][0] != '0' else None)(_ids(kid)), 10,
+                       message=f"child {kid} to drop privileges")
         assert ids['Uid'][0] == str(user.pw_uid) and ids['Gid'][0] == str(group.gr_gid)
         assert ids['Groups'] == []          # supplementary groups dropped too
     assert os.stat(f'/proc/{pm.pid}').st_uid == 0     # the manager keeps its own
     pm.stop()
+
+
+def _ids(pid):
+    with open(f'/proc/{pid}/status') as f:
+        return {line.split(':')[0]: line.split()[1:] for line in f
+                if line.startswith(('Uid:', 'Gid:', 'Groups:'))}
