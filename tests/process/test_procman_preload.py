@@ -6,7 +6,7 @@ import subprocess
 
 import psycopg
 
-from tests.support.procman import Procman
+from tests.support.procman import Procman, oneLineEach
 from tests.support.procs import wait_for
 
 
@@ -81,11 +81,8 @@ def test_a_failed_import_exits_3_with_one_line_and_no_fork(tmp_path, procs):
     assert pm.proc.wait(30) == 3
     out, err = pm.proc.popen.communicate(timeout=10)
     # One line at the terminal, the same one in the StdErr file.
-    for text in (err.decode(), pm.log()):
-        lines = [line for line in text.splitlines() if line.strip()]
-        assert len(lines) == 1, text
-        assert f"{pm.path}:" in lines[0] and 'no_such_module' in lines[0]
-        assert 'started child' not in text
+    for line in oneLineEach(err.decode(), pm.log()):
+        assert f"{pm.path}:" in line and 'no_such_module' in line
     assert pm.readPid() is None
 
 
@@ -96,11 +93,8 @@ def test_a_failing_assembly_hook_aborts_the_transaction_and_exits_3(tmp_path, pr
     pm.start(wait=False)
     assert pm.proc.wait(30) == 3
     out, err = pm.proc.popen.communicate(timeout=10)
-    for text in (err.decode(), pm.log()):
-        lines = [line for line in text.splitlines() if line.strip()]
-        assert len(lines) == 1, text
-        assert 'the cache could not be filled' in lines[0] and f"{pm.path}:1:" in lines[0]
-        assert 'started child' not in text
+    for line in oneLineEach(err.decode(), pm.log()):
+        assert 'the cache could not be filled' in line and f"{pm.path}:1:" in line
     with sqlite3.connect(db) as conn:
         assert [r[0] for r in conn.execute("SELECT word FROM words")] == ['alpha']
     conn.close()

@@ -73,9 +73,13 @@ def _touch(var, text=''):
         os.replace(path + '.tmp', path)
 
 
-def _waitFile(var):
+def _waitFile(var, timeout=30.0):
+    """Poll for the file the test creates; give up (and fail the command) after ``timeout``."""
     path = os.environ[var]
+    deadline = time.monotonic() + timeout
     while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{path} did not appear within {timeout}s")
         time.sleep(0.01)
 
 

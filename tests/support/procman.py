@@ -33,6 +33,18 @@ def peak_argv(*args):
             'sys.exit(peak())', *args]
 
 
+def oneLineEach(*texts):
+    """Assert each text (a terminal's stderr, a StdErr file) is exactly one line, no fork
+    logged; return those lines."""
+    found = []
+    for text in texts:
+        lines = [line for line in text.splitlines() if line.strip()]
+        assert len(lines) == 1, text
+        assert 'started child' not in text
+        found.append(lines[0])
+    return found
+
+
 class Procman:
     def __init__(self, tmp_path, procs, command='CGI tests.procman.apps:hello', extra='',
                  listen=True, prefork=None, name='app.conf', env=None):
