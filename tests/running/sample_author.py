@@ -1,0 +1,49 @@
+"""An app author's component app, run by the process tests under every command.
+
+``App`` writes a row at assembly into the SQLite file named by $AUTHOR_DB,
+and serves the rows it sees.  The other classes fail in the ways an author's
+code fails: in ``uponAssembly``, in a ``Make`` recipe; ``sample_author_typo``
+misspells a binding keyword.  The line numbers of the failing lines are
+asserted by the tests: keep them where they are.
+"""
+
+import os
+
+from peak_lite import binding
+from peak_lite.storage import SQLiteConnection
+
+
+class Cache(binding.Component):
+    def uponAssembly(self):
+        {}['acc-missing']                                 # line 18: uponAssembly
+
+
+class BadRecipe(binding.Component):
+    table = binding.Make(lambda self: int('not a number'), uponAssembly=True)  # line 22
+
+
+class Store(binding.Component):
+    db = binding.Make(lambda: SQLiteConnection(os.environ['AUTHOR_DB']))
+
+    def uponAssembly(self):
+        self.db.execute("CREATE TABLE preload (pid INTEGER, note TEXT)")
+        self.db.execute("INSERT INTO preload VALUES (?, ?)", (os.getpid(), 'assembled'))
+
+
+class App(binding.Component):
+    store = binding.Make(Store, uponAssembly=True)
+
+    def __call__(self, environ, start_response):
+        rows = self.store.db.query("SELECT pid, note FROM preload")
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [f"rows={len(rows)}\n".encode()]
+
+
+class FailingApp(App):
+    """The same app, then a failing assembly event: nothing it wrote may stay."""
+
+    cache = binding.Make(Cache, uponAssembly=True)
+
+
+class RecipeApp(App):
+    recipe = binding.Make(BadRecipe, uponAssembly=True)
