@@ -36,7 +36,8 @@ class App(binding.Component):
     def __call__(self, environ, start_response):
         rows = self.store.db.query("SELECT pid, note FROM preload")
         start_response('200 OK', [('Content-Type', 'text/plain')])
-        return [f"rows={len(rows)}\n".encode()]
+        debug = os.environ.get('PEAK_DEBUG', '')
+        return [f"rows={len(rows)} debug={debug}\n".encode()]
 
 
 class FailingApp(App):
