@@ -48,3 +48,10 @@ class FailingApp(App):
 
 class RecipeApp(App):
     recipe = binding.Make(BadRecipe, uponAssembly=True)
+
+
+class Greeting(binding.Component):
+    """Not a WSGI app itself: an adapter registered in a service area makes it one."""
+
+    text = 'hello'
+    assembledBeforeAdaptation = None
