@@ -202,3 +202,37 @@ def _tryGet(sockPath):
         return fcgiGet('/', sockPath)
     except OSError:
         return None
+
+
+@pytest.mark.parametrize('app, ini, fragments, served', [
+    ('Account', '[acc]\ngreeting = "hello"\nfarewell = "bye"\n', None, 200),
+    ('MisspelledAccount', '[acc]\ngreeting = "hello"\n',
+     ["property 'acc.greting', obtained by /<MisspelledAccount>/greeter.greeting",
+      "did you mean 'acc.greeting'?", "/peak_lite.ini, ", "/child.ini)"], 500),
+    ('Account', '[acc]\ngreeting = hello\n',
+     ["child.ini:2: [acc] greeting: evaluating 'hello' raised NameError",
+      "did you mean 'hello' as a string?"], 500),
+    ('Account', '[acc]\ngreeting = "hello"\nfarewell = bye\n',
+     ["child.ini:3: [acc] farewell: evaluating 'bye' raised NameError",
+      "did you mean 'bye' as a string?"], 200),
+])
+def test_check_resolves_what_the_app_obtains_and_every_childconfig_value(
+        app, ini, fragments, served, tmp_path, procs):
+    (tmp_path / 'child.ini').write_text(ini)
+    pm = Procman(tmp_path, procs, command=f'CGI tests.running.sample_author:{app}',
+                 extra='ChildConfig child.ini')
+    proc = procs(peak_argv('procman', '--check', pm.path), env=pm.env, cwd=str(tmp_path),
+                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.popen.communicate(timeout=30)
+    if fragments is None:
+        assert proc.returncode == 0 and b'configuration OK' in out, err
+    else:
+        assert proc.returncode == 2 and not out
+        line, = oneLineEach(err.decode())
+        for fragment in fragments:
+            assert fragment in line, line
+    # Without --check the same config starts: what --check found shows only later, if ever.
+    pm.start()
+    r = pm.request("/")
+    assert r.status == served, r.body
+    pm.stop()

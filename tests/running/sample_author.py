@@ -55,3 +55,31 @@ class Greeting(binding.Component):
 
     text = 'hello'
     assembledBeforeAdaptation = None
+
+
+class Greeter(binding.Component):
+    """Obtains ``acc.greeting`` from the configuration: on the first request, not before."""
+
+    greeting = binding.Obtain(binding.PropertyName('acc.greeting'))
+
+    def __call__(self, environ, start_response):
+        start_response('200 OK', [('Content-Type', 'text/plain')])
+        return [f"{self.greeting}\n".encode()]
+
+
+class Account(binding.Component):
+    greeter = binding.Make(Greeter)
+
+    def uponAssembly(self):
+        self.greeter        # built (not yet looking its greeting up) before any fork
+
+    def __call__(self, environ, start_response):
+        return self.greeter(environ, start_response)
+
+
+class MisspelledGreeter(Greeter):
+    greeting = binding.Obtain(binding.PropertyName('acc.greting'))
+
+
+class MisspelledAccount(Account):
+    greeter = binding.Make(MisspelledGreeter)

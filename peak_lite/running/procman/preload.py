@@ -4,13 +4,15 @@ import gc
 import logging
 
 from peak_lite import config
+from peak_lite.binding import getRootComponent
+from peak_lite.config import checkIniValues, checkTree, componentsOf
 from peak_lite.running.assembly import buildCommitted, describeFailure
 from peak_lite.running.interfaces import LoadError, RunningError
 from peak_lite.util.imports import importString
 
 log = logging.getLogger('peak_lite.procman')
 
-__all__ = ['preload']
+__all__ = ['preload', 'checkApp']
 
 
 def preload(cfg, io, listenerFds=()):
@@ -51,3 +53,23 @@ def preload(cfg, io, listenerFds=()):
     gc.collect()
     gc.freeze()
     return subject
+
+
+def checkApp(cfg, subject):
+    """``--check``: what the app will look up when it serves must be there now.
+
+    Resolves every property the built tree's components obtain
+    (``config.checkTree``) and evaluates every value of ``ChildConfig``
+    (``config.checkIniValues``).  Raises ConfigError, one line.
+    """
+    checkTree(subject)
+    if cfg.ChildConfig:
+        area = None
+        for component in componentsOf(subject):
+            root = getRootComponent(component)
+            if cfg.ChildConfig in getattr(root, 'loadedFiles', list)():
+                area = root
+                break
+        if area is None:
+            area = config.makeRoot(iniFiles=[cfg.ChildConfig], environ={})
+        checkIniValues(area, cfg.ChildConfig)
