@@ -236,3 +236,25 @@ def test_check_resolves_what_the_app_obtains_and_every_childconfig_value(
     r = pm.request("/")
     assert r.status == served, r.body
     pm.stop()
+
+
+def test_relative_paths_in_command_resolve_against_the_managers_directory(tmp_path, procs):
+    """docs/components.md: Command's words are passed as they are, not made absolute."""
+    conf = tmp_path / 'conf'
+    conf.mkdir()
+    site = tmp_path / 'site'
+    site.mkdir()
+    (site / 'app.ini').write_text(
+        "[peak.running]\napp = importString('peak_lite.running.commands:Alias')"
+        "(command=['CGI', 'tests.running.sample_author:Account'])\n"
+        "[acc]\ngreeting = 'hello'\n")
+    pm = Procman(conf, procs, command='runIni app.ini')
+
+    def check(cwd):
+        proc = procs(peak_argv('procman', '--check', pm.path), env=pm.env, cwd=str(cwd),
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        out, err = proc.popen.communicate(timeout=30)
+        return proc.returncode, err.decode()
+    code, err = check(conf)
+    assert code == 2 and "config file 'app.ini' does not exist" in err
+    assert check(site) == (0, '')
