@@ -22,10 +22,15 @@ __all__ = ['buildCommitted', 'describeFailure', 'authorFrame']
 _building = contextvars.ContextVar('peak_lite.running.building', default=False)
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_LIBRARY_DIRS = tuple(sorted({
-    os.path.abspath(p) + os.sep
-    for key in ('stdlib', 'platstdlib', 'purelib', 'platlib')
-    for p in [sysconfig.get_paths().get(key)] if p}))
+
+
+def _dirs(*keys):
+    paths = sysconfig.get_paths()
+    return tuple(sorted({os.path.abspath(paths[k]) + os.sep for k in keys if paths.get(k)}))
+
+
+_STDLIB_DIRS = _dirs('stdlib', 'platstdlib')
+_LIBRARY_DIRS = _dirs('stdlib', 'platstdlib', 'purelib', 'platlib')
 
 
 def buildCommitted(build, *args, **kw):
@@ -59,24 +64,32 @@ def buildCommitted(build, *args, **kw):
         _building.reset(token)
 
 
-def _isAuthorFile(filename):
+def _isAuthorFile(filename, installedToo=False):
     if filename.startswith('<'):
         return False
     path = os.path.abspath(filename)
-    return not path.startswith(_PACKAGE_DIR) and not path.startswith(_LIBRARY_DIRS) \
-        and os.sep + 'site-packages' + os.sep not in path
+    if path.startswith(_PACKAGE_DIR):
+        return False
+    if installedToo:
+        return not path.startswith(_STDLIB_DIRS)
+    return not path.startswith(_LIBRARY_DIRS) and os.sep + 'site-packages' + os.sep not in path
 
 
 def _authorFailure(error):
     """``(frame, exception)``: the innermost frame of the author's code in ``error``'s
-    traceback, or else in its causes' (``raise X from e``), and the exception it is in."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        seen.add(id(error))
-        for frame in reversed(traceback.extract_tb(error.__traceback__)):
-            if _isAuthorFile(frame.filename):
-                return frame, error
-        error = error.__cause__
+    traceback, or else in its causes' (``raise X from e``), and the exception it is in.
+
+    An application installed as a package (in site-packages) is the author's
+    code too when no frame outside installed packages is found.
+    """
+    for installedToo in (False, True):
+        seen, current = set(), error
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            for frame in reversed(traceback.extract_tb(current.__traceback__)):
+                if _isAuthorFile(frame.filename, installedToo):
+                    return frame, current
+            current = current.__cause__
     return None, None
 
 
@@ -84,7 +97,8 @@ def authorFrame(error):
     """The innermost traceback frame of ``error`` (or its causes) in the author's code.
 
     The author's code is any file outside peak_lite, the standard library and
-    installed packages.  Returns a ``traceback.FrameSummary`` or None.
+    installed packages; if there is none, any file outside peak_lite and the
+    standard library.  Returns a ``traceback.FrameSummary`` or None.
     """
     return _authorFailure(error)[0]
 
