@@ -7,6 +7,7 @@ TEST_REQUIRES = [
     'zope.publisher',   # the seed procman config imports it before forking
     'psycopg[binary]>=3.1',
     'wheel',            # builds the third-party test distribution (tests/thirdparty_dist)
+    'pyramid>=2',       # a Pyramid app mounted as a component's child (tests/process/test_author_pyramid.py)
 ]
 
 setup(

@@ -3,8 +3,9 @@
 from peak_lite.binding.attributes import (  # noqa: F401
     Attribute, Delegate, Make, Obtain, Require, adaptValue, callRecipe)
 from peak_lite.binding.components import (  # noqa: F401
-    Component, ComponentClass, getComponentName, getComponentPath, getParentComponent,
-    getRegistry, getRootComponent, iterParents, queryLocalUtility, suggestParentComponent)
+    Component, ComponentClass, failureLocation, getComponentName, getComponentPath,
+    getParentComponent, getRegistry, getRootComponent, iterParents, noteFailure,
+    queryLocalUtility, suggestParentComponent)
 from peak_lite.binding.interfaces import (  # noqa: F401
     AdaptationError, BindingError, CircularDefinition, ComponentLookupError, IAttributeBinding, IComponent,
     IComponentFactory, InvalidKey, ParentAlreadySet, RequirementNotMet)

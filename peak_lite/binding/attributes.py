@@ -1,11 +1,14 @@
 """Attribute bindings: Make, Obtain, Require and Delegate (see IAttributeBinding)."""
 
+import difflib
 import inspect
+import sys
 
 from zope.interface import implementer
 from zope.interface.interfaces import IInterface
 
-from peak_lite.binding.components import getRegistry, suggestParentComponent
+from peak_lite.binding.components import (
+    getComponentPath, getRegistry, noteFailure, suggestParentComponent)
 from peak_lite.binding.interfaces import (
     AdaptationError, BindingError, CircularDefinition, ComponentLookupError, IAttributeBinding, IComponentFactory, RequirementNotMet)
 from peak_lite.binding.names import NOT_GIVEN, PropertyName
@@ -24,7 +27,9 @@ class Attribute:
     attrName = None
 
     def __init__(self, offerAs=(), uponAssembly=False, suggestParent=True, adaptTo=None,
-                 doc=None):
+                 doc=None, **unknown):
+        if unknown:
+            raise BindingError(_unknownKeywords(self, unknown))
         self.offerAs = tuple(
             PropertyName(k) if isinstance(k, str) else k for k in offerAs)
         for key in self.offerAs:
@@ -64,6 +69,9 @@ class Attribute:
             value = self.computeValue(ob)
             if self.adaptTo is not None:
                 value = adaptValue(value, self.adaptTo, ob, self._where())
+        except Exception as e:
+            noteFailure(e, bindingPath(ob, name))
+            raise
         finally:
             computing.discard(name)
         # The value may have been stored meanwhile (a recursive read that
@@ -169,6 +177,32 @@ class Delegate(Attribute):
 
     def __repr__(self):
         return f"Delegate({self.delegateAttr!r}{self._options()})"
+
+
+_OPTIONS = ('offerAs', 'uponAssembly', 'suggestParent', 'adaptTo', 'doc')
+
+
+def _unknownKeywords(binding, unknown):
+    """The message for a misspelled binding keyword, with a "did you mean"."""
+    kind = type(binding).__name__
+    known = [*_OPTIONS, *(['default'] if isinstance(binding, Obtain) else [])]
+    name = sorted(unknown)[0]
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}=?" if close else f"the options are {', '.join(known)}"
+    # The class body that declares the binding, when there is one: the
+    # caller of the binding's constructor chain.
+    frame, owner = sys._getframe(1), ''
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back
+    if frame is not None and '__qualname__' in frame.f_locals:
+        owner = f" in class {frame.f_locals.get('__module__', '?')}.{frame.f_locals['__qualname__']}"
+    return f"{kind}(...){owner}: unknown keyword {name}=; {hint}"
+
+
+def bindingPath(ob, name):
+    """``/store.cache``: the component path of ``ob`` and the binding's name."""
+    path = getComponentPath(ob)
+    return f"/.{name}" if path == '/' else f"{path}.{name}"
 
 
 def callRecipe(recipe, parent, name):

@@ -12,6 +12,7 @@ from peak_lite.binding.names import NOT_FOUND, NOT_GIVEN
 __all__ = [
     'Component', 'getParentComponent', 'getComponentName', 'getRootComponent',
     'getComponentPath', 'getRegistry', 'iterParents', 'suggestParentComponent',
+    'noteFailure', 'failureLocation',
 ]
 
 _PENDING, _ASSEMBLING, _ASSEMBLED = 'pending', 'assembling', 'assembled'
@@ -158,7 +159,11 @@ class Component(metaclass=ComponentClass):
                 self._forgetChild(child)
             for name in type(self)._uponAssemblyNames:
                 getattr(self, name)
-            self.uponAssembly()
+            try:
+                self.uponAssembly()
+            except Exception as e:
+                noteFailure(e, getComponentPath(self))
+                raise
         except BaseException:
             self._assemblyState = _PENDING
             raise
@@ -182,6 +187,27 @@ class Component(metaclass=ComponentClass):
         if self._registry is None and self._parentComponent is None:
             self._registry = makeRegistry(self)
         return self._registry
+
+
+_WHERE = '_peak_lite_failed_at'
+
+
+def noteFailure(error, where):
+    """Record on ``error`` the component path it was raised under, unless already noted.
+
+    The first note is the innermost one: a binding computed by an assembly
+    hook keeps its own path, not the hook's.  ``failureLocation`` reads it.
+    """
+    if getattr(error, _WHERE, None) is None:
+        try:
+            setattr(error, _WHERE, where)
+        except (AttributeError, TypeError):
+            pass        # an exception type without a __dict__: nothing to note on
+
+
+def failureLocation(error):
+    """Where ``error`` was raised, as noted by ``noteFailure`` (``/store.cache``), or None."""
+    return getattr(error, _WHERE, None)
 
 
 def makeRegistry(component):

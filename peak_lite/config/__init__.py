@@ -2,6 +2,7 @@
 
 from peak_lite.config.areas import (  # noqa: F401
     BUILTIN_INI, CONFIG_ENV, ServiceArea, lookupProperty, makeRoot)
+from peak_lite.config.check import checkIniValues, checkTree, componentsOf  # noqa: F401
 from peak_lite.config.iniparser import IniEntry, parseIni  # noqa: F401
 from peak_lite.config.interfaces import (  # noqa: F401
     ConfigError, ConfigSyntaxError, ConfigValueError, IServiceArea, PropertyNotFound,

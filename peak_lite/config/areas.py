@@ -60,6 +60,10 @@ class ServiceArea(binding.Component):
         """See IServiceArea."""
         return sorted(set(self._rules.properties) | set(self._rules.services))
 
+    def loadedFiles(self):
+        """See IServiceArea."""
+        return list(self._rules.files)
+
 
 def makeRoot(iniFiles=(), environ=None, **attrs):
     """Make a configuration root: a ServiceArea with parent None.

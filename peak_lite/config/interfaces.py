@@ -85,3 +85,6 @@ class IServiceArea(IComponent):
 
     def definedProperties():
         """Return the sorted property names (and wildcard rules) defined here."""
+
+    def loadedFiles():
+        """Return the files loaded into this area, in order, included ones too."""

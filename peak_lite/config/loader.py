@@ -33,6 +33,7 @@ def loadIniText(area, rules, text, filename='<string>', _including=()):
             "configuration files include each other: "
             + ' -> '.join(list(_including) + [key]), filename)
     including = tuple(_including) + (key,)
+    rules.files.append(filename)
     for entry in parseIni(text, filename):
         if entry.kind == PROPERTY_SECTION:
             rules.defineProperty(entry)

@@ -44,6 +44,7 @@ class RuleSet:
         self.services = {}       # PropertyName -> IniEntry
         self.factories = {}      # interface -> IniEntry
         self.aliases = {}        # name -> LazyModule
+        self.files = []          # the files (and <string> texts) loaded, in order
         self._values = {}        # PropertyName or interface -> value
 
     # -- defining --------------------------------------------------------------
@@ -130,8 +131,14 @@ class RuleSet:
         try:
             return eval(entry.code, ns)
         except Exception as e:
+            hint = ''
+            if isinstance(e, NameError) and getattr(e, 'name', None) and \
+                    entry.source.strip().startswith(e.name):
+                # An unquoted word: 'greeting = Hello' where "Hello" was meant.
+                hint = (f"; did you mean {entry.source.strip()!r} as a string? values are"
+                        f" Python expressions, so quote text")
             raise ConfigValueError(
-                f"evaluating {entry.source!r} raised {type(e).__name__}: {e}",
+                f"evaluating {entry.source!r} raised {type(e).__name__}: {e}{hint}",
                 entry.filename, entry.lineno, entry.section, entry.key) from e
 
     def namespace(self, targetObj):

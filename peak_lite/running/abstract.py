@@ -30,15 +30,17 @@ from zope.interface import implementer
 from peak_lite import binding
 from peak_lite.binding import Make
 from peak_lite.config import ConfigError
+from peak_lite.running.assembly import buildCommitted, describeFailure
 from peak_lite.running.interfaces import (
     EXIT_OK, ICmdLineApp, ICmdLineAppFactory, InvocationError, IRerunnableCGI,
     IWSGIApplication, LoadError, RunningError)
-from peak_lite.running.options import formatOptions, optionsOf, parseOptions
+from peak_lite.running.options import Flag, formatOptions, optionsOf, parseOptions
 
 __all__ = ['AbstractCommand', 'AbstractInterpreter', 'CallableCommand', 'commandFactoryFor',
            'isCommandFactory', 'summaryOf']
 
 IO_NAMES = ('stdin', 'stdout', 'stderr', 'environ')
+DEBUG_ENV = 'PEAK_DEBUG'
 _FALLBACK = {
     'stdin': lambda: sys.stdin, 'stdout': lambda: sys.stdout,
     'stderr': lambda: sys.stderr, 'environ': lambda: os.environ,
@@ -88,9 +90,15 @@ class AbstractCommand(binding.Component, metaclass=CommandClass):
     built.  ``--help`` makes ``run()`` print ``getUsage()`` and return 0.
 
     Subclasses override ``_run()``; ``run()`` returns its result.
+
+    ``--debug``, which every command accepts, sets ``PEAK_DEBUG=1`` in the
+    command's ``environ``: errors are then reported with their traceback,
+    by this command and by everything it starts.
     """
 
     usage = "Usage: peak COMMAND [options] [arguments...]"
+
+    debug = Flag('--debug', help="show the traceback of errors (the same as PEAK_DEBUG=1)")
 
     argv = Make(lambda self: ['peak'], suggestParent=False)
     stdin = Make(_inherited('stdin'), suggestParent=False)
@@ -110,8 +118,14 @@ class AbstractCommand(binding.Component, metaclass=CommandClass):
         super().__init__(parentComponent, componentName, **attrs)
         values, self.args, self.helpRequested = parseOptions(
             self.commandName, self.argv[1:], optionsOf(type(self)))
+        self.applyOptions(values)
+
+    def applyOptions(self, values):
+        """Set the parsed option ``values`` (``{attrName: value}``) on this command."""
         for name, value in values.items():
             setattr(self, name, value)
+        if values.get('debug'):
+            self.environ[DEBUG_ENV] = '1'
 
     @property
     def commandName(self):
@@ -167,12 +181,14 @@ class InterpreterClass(CommandClass):
     """Metaclass of AbstractInterpreter: calling the class interprets.
 
     ``Interp(parent, argv=...)`` builds the interpreter, then returns
-    ``interpreter.interpretArguments()``: the subject, built and assembled.
+    ``interpreter.interpretArguments()``: the subject, built and assembled,
+    inside a transaction committed before it is returned (``buildCommitted``;
+    an interpreter called while another builds joins its transaction).
     ``Interp.newInterpreter(...)`` returns the interpreter object itself.
     """
 
     def __call__(cls, *args, **kw):
-        return cls.newInterpreter(*args, **kw).interpretArguments()
+        return buildCommitted(lambda: cls.newInterpreter(*args, **kw).interpretArguments())
 
     def newInterpreter(cls, *args, **kw):
         return super().__call__(*args, **kw)
@@ -209,15 +225,15 @@ class AbstractInterpreter(AbstractCommand, metaclass=InterpreterClass):
             raise
         except Exception as e:
             raise LoadError(f"{self.commandName} {subject}: the application failed to load:"
-                            f" {type(e).__name__}: {e}") from e
+                            f" {describeFailure(e)}") from e
 
     def interpret(self, subject):
         """Return the subject named by ``subject``, built; ``self.args[1:]`` are its args."""
         raise NotImplementedError(f"{type(self).__name__} must define interpret()")
 
     def run(self):
-        """An interpreter made with newInterpreter() runs its subject."""
-        subject = self.interpretArguments()
+        """An interpreter made with newInterpreter() builds its subject committed, and runs it."""
+        subject = buildCommitted(self.interpretArguments)
         return subject.run()
 
     def getSubcommand(self, executable, **kw):

@@ -2,6 +2,7 @@
 
 from peak_lite.running.abstract import (  # noqa: F401
     AbstractCommand, AbstractInterpreter, CallableCommand, commandFactoryFor, isCommandFactory)
+from peak_lite.running.assembly import buildCommitted, describeFailure  # noqa: F401
 from peak_lite.running.bootstrap import (  # noqa: F401
     Alias, Bootstrap, Help, main, resolveCommand, shebangWords, shortcutEntryPoints)
 from peak_lite.running.eventdriven import EventDriven  # noqa: F401
@@ -16,5 +17,5 @@ __all__ = [
     'IniInterpreter', 'runMain', 'main', 'InvocationError', 'LoadError', 'RunningError',
     'Option', 'Flag', 'CallableCommand', 'commandFactoryFor', 'isCommandFactory',
     'resolveCommand', 'shebangWords', 'shortcutEntryPoints', 'MainLoop',
-    'StopOnStandardSignals',
+    'StopOnStandardSignals', 'buildCommitted', 'describeFailure',
 ]

@@ -145,3 +145,16 @@ def test_reparenting_a_suggested_child_moves_its_assembly():
     assert ('hook', '/kid') in events
     first.setParentComponent(None)
     assert events.count(('hook', '/kid')) == 1
+
+
+def test_a_failing_assembly_hook_notes_its_component_path():
+    class Cache(binding.Component):
+        def uponAssembly(self):
+            raise KeyError('acc-missing')
+
+    class Store(binding.Component):
+        cache = binding.Make(Cache, uponAssembly=True)
+
+    with pytest.raises(KeyError) as info:
+        Store(None, 'store')
+    assert binding.failureLocation(info.value) == '/cache'

@@ -161,3 +161,30 @@ def test_bad_options_are_rejected():
         binding.Make(list, adaptTo=list)
     with pytest.raises(binding.InvalidKey):
         binding.Make(list, offerAs=['not a name'])
+
+
+def test_a_misspelled_binding_keyword_names_the_class_and_suggests_the_right_one():
+    with pytest.raises(binding.BindingError) as info:
+        class Store(binding.Component):
+            cache = binding.Make(dict, uponAsembly=True)
+    assert str(info.value).startswith(f"Make(...) in class {__name__}.test_a_misspelled")
+    assert str(info.value).endswith(
+        "<locals>.Store: unknown keyword uponAsembly=; did you mean uponAssembly=?")
+    with pytest.raises(binding.BindingError, match=r"did you mean default=\?"):
+        binding.Obtain('x', defualt=1)
+    with pytest.raises(binding.BindingError, match="the options are offerAs, uponAssembly"):
+        binding.Require("doc", colour='red')
+
+
+def test_an_error_computing_a_binding_notes_the_innermost_binding_path():
+    class Inner(binding.Component):
+        cache = binding.Make(lambda self: 1 / 0)
+
+    class Outer(binding.Component):
+        inner = binding.Make(Inner)
+        total = binding.Make(lambda self: self.inner.cache)
+
+    outer = Outer(None)
+    with pytest.raises(ZeroDivisionError) as info:
+        outer.total
+    assert binding.failureLocation(info.value) == '/inner.cache'

@@ -9,15 +9,18 @@ GatewayCommand ready to serve::
     peak WSGI pkg.mod:app             the same as CGI
     peak FastCGI SOCKET pkg.mod:app   FastCGI on SOCKET (unix:/path, host:port, [v6]:port)
     peak HTTP [SOCKET] pkg.mod:app    HTTP/1.1 on SOCKET, or on fd 0 if it listens
+
+Options may come before or after the socket and the app, so that words
+appended to a procman ``Command`` (``CGI pkg.mod:app --debug``) are options.
 """
 
 from zope.interface import provider
 
-from peak_lite.running.abstract import AbstractInterpreter
+from peak_lite.running.abstract import AbstractInterpreter, _UsageCommand
 from peak_lite.running.gateways.appspec import resolveApp
 from peak_lite.running.gateways.gateway import CGI, FASTCGI, HTTP, GatewayCommand
 from peak_lite.running.interfaces import ICmdLineAppFactory, InvocationError
-from peak_lite.running.options import Option
+from peak_lite.running.options import Option, optionsOf, parseOptions
 
 __all__ = ['CGIInterpreter', 'WSGIInterpreter', 'FastCGIInterpreter', 'HTTPInterpreter']
 
@@ -43,7 +46,9 @@ class _GatewayInterpreter(AbstractInterpreter):
                               " (0: HTTP 15, FastCGI never, as the web server manages them)")
 
     def interpret(self, subject):
-        args = list(self.args)
+        args = self._positionalArguments()
+        if self.helpRequested:
+            return _UsageCommand(self.getUsage(), self.stdout)
         wanted = {'none': (1,), 'required': (2,), 'optional': (1, 2)}[self.socketArgument]
         if len(args) not in wanted:
             synopsis = self.usage.strip().splitlines()[0]
@@ -57,12 +62,35 @@ class _GatewayInterpreter(AbstractInterpreter):
             stdin=self.stdin, stdout=self.stdout, stderr=self.stderr, environ=self.environ,
             readTimeout=self.readTimeout, idleTimeout=self.idleTimeout)
 
+    def _positionalArguments(self):
+        """``self.args`` without the options found among them, which are applied.
+
+        A gateway has no arguments of its own to pass on, so options after
+        the socket or the app are as good as options before them; ``--``
+        ends the options.
+        """
+        words = list(self.args)
+        tail = []
+        if '--' in words:
+            at = words.index('--')
+            words, tail = words[:at], words[at + 1:]
+        positional, options = [], optionsOf(type(self))
+        while words:
+            if words[0].startswith('-') and words[0] != '-':
+                values, words, wantHelp = parseOptions(self.commandName, words, options)
+                self.applyOptions(values)
+                self.helpRequested = self.helpRequested or wantHelp
+            else:
+                positional.append(words.pop(0))
+        positional.extend(tail)
+        return positional
+
 
 @provider(ICmdLineAppFactory)
 class CGIInterpreter(_GatewayInterpreter):
     """Serve a WSGI app: FastCGI if fd 0 is a listening socket, else one plain CGI request."""
 
-    usage = """Usage: peak CGI [options] pkg.module:app
+    usage = """Usage: peak CGI [options] pkg.module:app [options]
 
 If fd 0 is a listening socket (as procman, mod_fcgid, mod_fastcgi and
 supervisord's fcgi-program pass it), serve FastCGI on it until stopped;
@@ -85,7 +113,7 @@ class FastCGIInterpreter(_GatewayInterpreter):
 
     protocol = FASTCGI
     socketArgument = 'required'
-    usage = """Usage: peak FastCGI [options] SOCKET pkg.module:app
+    usage = """Usage: peak FastCGI [options] SOCKET pkg.module:app [options]
 
 SOCKET is unix:/path, host:port or [v6]:port; a stale unix socket file is
 replaced.  Put a web server's fastcgi_pass (nginx) or mod_proxy_fcgi
@@ -99,7 +127,7 @@ class HTTPInterpreter(_GatewayInterpreter):
 
     protocol = HTTP
     socketArgument = 'optional'
-    usage = """Usage: peak HTTP [options] [SOCKET] pkg.module:app
+    usage = """Usage: peak HTTP [options] [SOCKET] pkg.module:app [options]
 
 HTTP/1.1 with keep-alive, meant to sit behind a reverse proxy.  Without
 SOCKET, fd 0 must be a listening socket.

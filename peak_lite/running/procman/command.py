@@ -15,7 +15,7 @@ from peak_lite.running.procman.config import loadConfig
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
 from peak_lite.running.procman.manager import HELD_SIGNALS, Manager
 from peak_lite.running.procman.output import StdErr, setupLogging
-from peak_lite.running.procman.preload import preload
+from peak_lite.running.procman.preload import checkApp, preload
 from peak_lite.running.procman.scoreboard import checkSemaphore
 from peak_lite.running.procman.sockets import Listeners
 from peak_lite.util.interfaces import AlreadyLocked, LockError
@@ -75,6 +75,7 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
         listeners = Listeners.open(cfg, dict(self.environ)) if not cfg.Listen else None
         subject = preload(cfg, self.io())
         self._checkSocket(cfg, subject, listeners is None or listeners.sockets)
+        checkApp(cfg, subject)
         self.stdout.write(f"{cfg.filename}: configuration OK; Command "
                           f"{' '.join(cfg.Command)} loaded\n")
         return EXIT_OK

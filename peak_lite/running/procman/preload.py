@@ -3,19 +3,22 @@
 import gc
 import logging
 
-import transaction
-
 from peak_lite import config
+from peak_lite.binding import getRootComponent
+from peak_lite.config import checkIniValues, checkTree, componentsOf
+from peak_lite.running.assembly import buildCommitted, describeFailure
 from peak_lite.running.interfaces import LoadError, RunningError
 from peak_lite.util.imports import importString
 
 log = logging.getLogger('peak_lite.procman')
 
-__all__ = ['preload']
+__all__ = ['preload', 'checkApp']
 
 
 def preload(cfg, io, listenerFds=()):
-    """Import, build the ``Command`` subject in a transaction, check fork hygiene, freeze.
+    """Import, build the ``Command`` subject committed, check fork hygiene, freeze.
+
+    The build is ``buildCommitted``'s, the same as every other command's.
 
     ``io`` holds the ``stdin``/``stdout``/``stderr``/``environ`` the subject
     gets.  Returns the subject.  Raises LoadError (exit 3) when the app does
@@ -32,8 +35,7 @@ def preload(cfg, io, listenerFds=()):
     root = config.makeRoot(iniFiles=iniFiles, environ=io['environ'])
     argv = ['peak'] + list(cfg.Command)
     try:
-        with transaction.manager:
-            subject = Bootstrap(root, argv=argv, **io)
+        subject = buildCommitted(Bootstrap, root, argv=argv, **io)
     except RunningError as e:
         # Keep the subject's own exit status (2 for a usage error, 3 for a load error).
         raise type(e)(f"{cfg.filename}:{cfg.lineOf('Command') or 1}: Command "
@@ -43,7 +45,7 @@ def preload(cfg, io, listenerFds=()):
     except Exception as e:
         raise LoadError(f"{cfg.filename}:{cfg.lineOf('Command') or 1}: Command "
                         f"{' '.join(cfg.Command)}: the application failed to load: "
-                        f"{type(e).__name__}: {e}") from e
+                        f"{describeFailure(e)}") from e
     storage.beforeFork(log)
     for fd, description in storage.inheritedSockets(exclude=listenerFds):
         log.warning("fd %d is an open network socket (%s) that every child will inherit; "
@@ -51,3 +53,23 @@ def preload(cfg, io, listenerFds=()):
     gc.collect()
     gc.freeze()
     return subject
+
+
+def checkApp(cfg, subject):
+    """``--check``: what the app will look up when it serves must be there now.
+
+    Resolves every property the built tree's components obtain
+    (``config.checkTree``) and evaluates every value of ``ChildConfig``
+    (``config.checkIniValues``).  Raises ConfigError, one line.
+    """
+    checkTree(subject)
+    if cfg.ChildConfig:
+        area = None
+        for component in componentsOf(subject):
+            root = getRootComponent(component)
+            if cfg.ChildConfig in getattr(root, 'loadedFiles', list)():
+                area = root
+                break
+        if area is None:
+            area = config.makeRoot(iniFiles=[cfg.ChildConfig], environ={})
+        checkIniValues(area, cfg.ChildConfig)
