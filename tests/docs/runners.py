@@ -81,9 +81,10 @@ class DemoCopy:
         self.log = os.path.join(self.root, 'make-run.log')
 
     def rewrite(self, text):
-        """A snippet's text with this copy's path and port."""
-        return (text.replace('/path/to/peak_lite', self.root)
+        """A snippet's text with this copy's path, port and socket."""
+        text = (text.replace('/path/to/peak_lite', self.root)
                     .replace(DEMO_HTTP, f'127.0.0.1:{self.port}'))
+        return re.sub(r'unix:/run/myapp/\w+\.sock', f'unix:{self.socket}', text)
 
     def start(self, timeout=30.0):
         # `-o`: never rebuild the shared virtualenv from the copy.
@@ -159,6 +160,24 @@ http {{
 """
 
 
+UPSTREAM = re.compile(r'^upstream\s+\w+\s*\{[^{}]*\}[ \t]*\n?', re.M)
+
+
+def nginxHttpBlock(text, port, where):
+    """A snippet made into the body of an ``http { }`` block serving on 127.0.0.1:port.
+
+    A block with no ``server`` is wrapped in one (its ``upstream`` blocks
+    stay outside); a ``server``'s one ``listen`` line gets the port.
+    """
+    if not re.search(r'^\s*server\s*\{', text, re.M):
+        upstreams = ''.join(UPSTREAM.findall(text))
+        rest = UPSTREAM.sub('', text)
+        return f"{upstreams}server {{\n    listen 127.0.0.1:{port};\n{rest}}}\n"
+    text, n = re.subn(r'\blisten\s+[^;]+;', f'listen 127.0.0.1:{port};', text)
+    assert n == 1, f"{where}: the server block must have one listen line"
+    return text
+
+
 class NginxRun:
     """A private nginx master, as root, whose workers run as ``www-data``.
 
@@ -181,13 +200,7 @@ class NginxRun:
         os.makedirs(self.dir, mode=0o755)
         os.symlink('/etc/nginx/fastcgi_params', os.path.join(self.dir, 'fastcgi_params'))
         self.port = free_port()
-        block = demo.rewrite(snippet.text)
-        if not re.search(r'^\s*server\s*\{', block, re.M):
-            block = f"server {{\n    listen 127.0.0.1:{self.port};\n{block}}}\n"
-        else:
-            block, n = re.subn(r'listen\s+127\.0\.0\.1:\d+;', f'listen 127.0.0.1:{self.port};',
-                               block)
-            assert n == 1, f"{snippet.id}: the server block must listen on 127.0.0.1:PORT once"
+        block = nginxHttpBlock(demo.rewrite(snippet.text), self.port, snippet.id)
         self.conf = os.path.join(self.dir, 'nginx.conf')
         with open(self.conf, 'w') as f:
             f.write(NGINX_CONF.format(user=NGINX_USER, dir=self.dir, block=block))

@@ -14,8 +14,10 @@ says how it runs (see ``tests/docs/runners.py``):
 
 Only what differs from machine to machine is rewritten, and nothing else:
 ``/path/to/peak_lite`` becomes the copy's directory, the demo's
-``127.0.0.1:8080`` a free port, and an nginx ``listen 127.0.0.1:PORT`` a
-free port.
+``127.0.0.1:8080`` a free port, an example app socket
+``unix:/run/myapp/NAME.sock`` the demo's socket (which answers FastCGI and
+HTTP alike), and an nginx server's one ``listen`` line a free port on
+127.0.0.1.  An nginx block without a ``server`` is run inside one.
 """
 
 import re
