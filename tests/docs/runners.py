@@ -67,14 +67,12 @@ class DemoCopy:
                 shutil.copy2(src, dst)
         # The virtualenv `make` would build is the one running these tests.
         os.symlink(os.path.dirname(VENV_BIN), os.path.join(self.root, '.venv'))
-        self.port = free_port()
+        self.port = None
         self.conf = os.path.join(self.root, 'examples', 'demo.conf')
         with open(self.conf) as f:
-            text = f.read()
-        assert re.search(rf'^Listen\s+{re.escape(DEMO_HTTP)}\b', text, re.M), \
+            self.confText = f.read()
+        assert re.search(rf'^Listen\s+{re.escape(DEMO_HTTP)}\b', self.confText, re.M), \
             f"demo.conf should listen on {DEMO_HTTP}"
-        with open(self.conf, 'w') as f:
-            f.write(text.replace(DEMO_HTTP, f'127.0.0.1:{self.port}'))
         self.var = os.path.join(self.root, 'examples', 'var')
         self.socket = os.path.join(self.var, 'demo.sock')
         self.pidfile = os.path.join(self.var, 'demo.pid')
@@ -86,15 +84,23 @@ class DemoCopy:
                     .replace(DEMO_HTTP, f'127.0.0.1:{self.port}'))
         return re.sub(r'unix:/run/myapp/\w+\.sock', f'unix:{self.socket}', text)
 
-    def start(self, timeout=30.0):
-        # `-o`: never rebuild the shared virtualenv from the copy.
-        with open(self.log, 'wb') as out:
-            self.proc = self.procs(['make', '-o', '.venv/.installed', 'run'], cwd=self.root,
-                                   stdout=out, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.serving() or self.proc.returncode is not None, timeout,
-                 message="`make run` to serve the demo")
-        assert self.proc.returncode is None, f"make run exited: {self.output()}"
-        return self
+    def start(self, timeout=30.0, attempts=3):
+        for attempt in range(attempts):
+            # A port free a moment ago can be taken before the manager binds it.
+            self.port = free_port()
+            with open(self.conf, 'w') as f:
+                f.write(self.confText.replace(DEMO_HTTP, f'127.0.0.1:{self.port}'))
+            # `-o`: never rebuild the shared virtualenv from the copy.
+            with open(self.log, 'wb') as out:
+                self.proc = self.procs(['make', '-o', '.venv/.installed', 'run'],
+                                       cwd=self.root, stdout=out, stderr=subprocess.STDOUT)
+            wait_for(lambda: self.serving() or self.proc.returncode is not None, timeout,
+                     message="`make run` to serve the demo")
+            if self.proc.returncode is None:
+                return self
+            if 'Address already in use' not in self.output():
+                break
+        raise AssertionError(f"make run exited {self.proc.returncode}: {self.output()}")
 
     def serving(self):
         try:
@@ -199,21 +205,18 @@ class NginxRun:
         self.dir = os.path.join(demo.root, 'nginx')
         os.makedirs(self.dir, mode=0o755)
         os.symlink('/etc/nginx/fastcgi_params', os.path.join(self.dir, 'fastcgi_params'))
-        self.port = free_port()
-        block = nginxHttpBlock(demo.rewrite(snippet.text), self.port, snippet.id)
+        self.text = demo.rewrite(snippet.text)
         self.conf = os.path.join(self.dir, 'nginx.conf')
-        with open(self.conf, 'w') as f:
-            f.write(NGINX_CONF.format(user=NGINX_USER, dir=self.dir, block=block))
+        self.port = free_port()
+        self._writeConf()
         self.proc = None
 
-    def errorLog(self):
-        try:
-            with open(os.path.join(self.dir, 'error.log'), errors='replace') as f:
-                return f.read()
-        except FileNotFoundError:
-            return ''
+    def _writeConf(self):
+        block = nginxHttpBlock(self.text, self.port, self.snippet.id)
+        with open(self.conf, 'w') as f:
+            f.write(NGINX_CONF.format(user=NGINX_USER, dir=self.dir, block=block))
 
-    def start(self, timeout=15.0):
+    def _start(self, timeout):
         self.proc = self.procs([NGINX, '-p', self.dir + '/', '-c', self.conf,
                                 '-e', os.path.join(self.dir, 'error.log'), '-g', 'daemon off;'])
 
@@ -226,6 +229,23 @@ class NginxRun:
             except OSError:
                 return False
         wait_for(up, timeout, message="nginx to listen")
+
+    def errorLog(self):
+        try:
+            with open(os.path.join(self.dir, 'error.log'), errors='replace') as f:
+                return f.read()
+        except FileNotFoundError:
+            return ''
+
+    def start(self, timeout=15.0, attempts=3):
+        for attempt in range(attempts):
+            self._start(timeout)
+            if self.proc.returncode is None:
+                break
+            if 'Address already in use' not in self.errorLog():
+                break
+            self.port = free_port()     # taken since it was picked: pick again
+            self._writeConf()
         assert self.proc.returncode is None, f"nginx exited:\n{self.errorLog()}"
         workers = wait_for(lambda: children_of(self.proc.pid), timeout,
                            message="nginx's worker")
