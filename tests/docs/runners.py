@@ -269,7 +269,8 @@ def runNginx(snippet, demo, procs):
     """Serve the demo through the snippet; assert each URL reaches its route."""
     nginx = NginxRun(snippet, demo, procs).start()
     try:
-        seen = {path: nginx.get(path) for path in ('/', '/visits', '/nope')}
+        under = snippet.value('under')
+        seen = {path: nginx.get(under + path) for path in ('/', '/visits', '/nope')}
         where = f"{snippet.id}: through nginx"
         status, body = seen['/']
         assert status == 200 and 'preloaded by manager' in body, \

@@ -10,7 +10,9 @@ says how it runs (see ``tests/docs/runners.py``):
   that copy first, and must still serve once the block is done.
 - ``nginx``: the block runs under a real nginx whose workers run as
   ``www-data`` and read the distribution's own ``fastcgi_params``, in front
-  of the demo; ``/`` and ``/visits`` must each reach their route.
+  of the demo; ``/`` and ``/visits`` must each reach their route.  With
+  ``under=/PREFIX`` the block mounts the app there: ``/PREFIX/`` and
+  ``/PREFIX/visits`` are asked for instead.
 
 Only what differs from machine to machine is rewritten, and nothing else:
 ``/path/to/peak_lite`` becomes the copy's directory, the demo's
@@ -29,7 +31,7 @@ DOCS = [ROOT / 'README.md', *sorted((ROOT / 'docs').glob('*.md'))]
 
 MARKER = re.compile(r'^<!--\s*runnable(?::(?P<words>[^>]*?))?\s*-->\s*$')
 FENCE = re.compile(r'^```(?P<lang>[\w-]*)\s*$')
-LANGUAGES = {'sh': {'demo'}, 'nginx': set()}
+LANGUAGES = {'sh': {'demo'}, 'nginx': {'under='}}     # 'NAME=' takes a value
 
 
 class SnippetError(Exception):
@@ -47,6 +49,18 @@ class Snippet:
     @property
     def id(self):
         return f"{self.path.name}:{self.line}"
+
+    def value(self, name, default=''):
+        """The value of a ``name=value`` word of the marker."""
+        for word in self.words:
+            if word.startswith(name + '='):
+                return word[len(name) + 1:]
+        return default
+
+
+def _known(word, allowed):
+    name, eq, value = word.partition('=')
+    return (name + eq) in allowed and (not eq or value)
 
 
 def extract(path, text=None):
@@ -68,9 +82,10 @@ def extract(path, text=None):
         if lang not in LANGUAGES:
             raise SnippetError(f"{path}:{i + 1}: cannot run a {lang or 'plain'!r} block;"
                                f" runnable blocks are {', '.join(sorted(LANGUAGES))}")
-        if words - LANGUAGES[lang]:
-            raise SnippetError(f"{path}:{i}: unknown word(s) {sorted(words - LANGUAGES[lang])}"
-                               f" for a {lang} block; known: {sorted(LANGUAGES[lang])}")
+        unknown = sorted(w for w in words if not _known(w, LANGUAGES[lang]))
+        if unknown:
+            raise SnippetError(f"{path}:{i}: unknown word(s) {unknown} for a {lang} block;"
+                               f" known: {sorted(LANGUAGES[lang])}")
         start = i + 1
         end = start
         while end < len(lines) and lines[end].strip() != '```':

@@ -41,6 +41,10 @@ not marked
 ```nginx
 location / { }
 ```
+<!-- runnable: under=/app -->
+```nginx
+location /app/ { }
+```
 """
 
 
@@ -49,13 +53,16 @@ def test_extract_finds_marked_blocks_only():
     assert [(s.line, s.lang, s.words, s.text) for s in found] == [
         (4, 'sh', {'demo'}, "curl http://127.0.0.1:8080/\n"),
         (12, 'nginx', set(), "location / { }\n"),
+        (16, 'nginx', {'under=/app'}, "location /app/ { }\n"),
     ]
+    assert found[2].value('under') == '/app' and found[0].value('under') == ''
 
 
 @pytest.mark.parametrize('text, message', [
     ("<!-- runnable -->\ntext\n", "sample.md:1: a runnable marker must be followed"),
     ("<!-- runnable -->\n```python\nx\n```\n", "sample.md:2: cannot run a 'python' block"),
     ("<!-- runnable: fast -->\n```sh\nx\n```\n", "sample.md:1: unknown word(s) ['fast']"),
+    ("<!-- runnable: under= -->\n```nginx\nx\n```\n", "sample.md:1: unknown word(s) ['under=']"),
     ("<!-- runnable -->\n```sh\nx\n", "sample.md:2: the fenced block is never closed"),
 ])
 def test_extract_names_file_and_line_of_a_bad_marker(text, message):
