@@ -26,6 +26,18 @@ from tests.support.nginx import NGINX, free_port
 from tests.support.procs import VENV_BIN, children_of, pid_alive, wait_for
 from tests.docs.snippets import ROOT
 
+def scriptsBin():
+    """The directory holding the installed ``peak`` and ``invoke`` scripts, or None.
+
+    This interpreter's virtualenv, else a buildout's ``bin`` (which is not
+    where its interpreter lives).
+    """
+    for where in (VENV_BIN, str(ROOT / 'bin')):
+        if all(os.path.exists(os.path.join(where, name)) for name in ('peak', 'invoke')):
+            return where
+    return None
+
+
 COPIED = ['README.md', 'Makefile', 'setup.py', 'pyproject.toml', 'examples']
 DEMO_HTTP = '127.0.0.1:8080'
 NGINX_USER = 'www-data'

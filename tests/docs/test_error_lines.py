@@ -1,12 +1,20 @@
 """The error lines docs/procman.md shows are what `peak procman` prints, `peak: ` and all."""
 
+import os
 import re
 import subprocess
 
 import pytest
 
+from tests.docs.runners import scriptsBin
 from tests.docs.snippets import ROOT
-from tests.support.procman import peak_argv
+
+# The prefix is the name the program runs under: run the installed script.
+pytestmark = pytest.mark.skipif(scriptsBin() is None, reason="needs the installed peak script")
+
+
+def peak_argv(*args):
+    return [os.path.join(scriptsBin(), 'peak'), *args]
 
 # A config that makes each documented error, with the key on the documented line.
 CONFIGS = {

@@ -12,14 +12,15 @@ import subprocess
 
 import pytest
 
-from tests.docs.runners import httpGet
+from tests.docs.runners import httpGet, scriptsBin
 from tests.docs.snippets import DOCS, ROOT
 from tests.support.nginx import free_port
 from tests.support.procman import Procman
-from tests.support.procs import VENV_BIN, wait_for
+from tests.support.procs import wait_for
 
-pytestmark = pytest.mark.skipif(not os.path.exists(os.path.join(VENV_BIN, 'invoke')),
-                                reason="needs the installed peak and invoke scripts")
+BIN = scriptsBin()
+needsScripts = pytest.mark.skipif(BIN is None,
+                                  reason="needs the installed peak and invoke scripts")
 
 
 def runExecutable(pm, shebang, *args, env=None):
@@ -28,7 +29,8 @@ def runExecutable(pm, shebang, *args, env=None):
         text = f.read()
     pm.write(f"#!{shebang}\n{text}")
     os.chmod(pm.path, 0o755)
-    pm.proc = pm.procs([f'./{os.path.basename(pm.path)}', *args], env={**pm.env, **(env or {})},
+    env = {'PATH': f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
+    pm.proc = pm.procs([f'./{os.path.basename(pm.path)}', *args], env={**pm.env, **env},
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(pm.dir))
     pm.pid = pm.proc.pid       # env and invoke exec: the manager keeps the pid
     wait_for(lambda: pm.readPid() == pm.pid or pm.proc.returncode is not None, 20,
@@ -39,25 +41,29 @@ def runExecutable(pm, shebang, *args, env=None):
     return pm
 
 
+@needsScripts
 def test_env_dash_S_shebang_serves(tmp_path, procs):
     pm = runExecutable(Procman(tmp_path, procs), '/usr/bin/env -S peak procman')
     pm.stop()
 
 
+@needsScripts
 def test_invoke_shebang_by_absolute_path_serves_without_the_venv_on_PATH(tmp_path, procs):
     # For an env without -S: the kernel runs invoke, which finds `peak`
     # beside itself first, so neither cron's nor systemd's PATH matters.
-    pm = runExecutable(Procman(tmp_path, procs), f'{VENV_BIN}/invoke peak procman',
+    pm = runExecutable(Procman(tmp_path, procs), f'{BIN}/invoke peak procman',
                        env={'PATH': '/usr/bin:/bin'})
     pm.stop()
 
 
+@needsScripts
 def test_words_after_the_file_are_appended_to_Command(tmp_path, procs):
     pm = Procman(tmp_path, procs, command='CGI --read-timeout 5')
     runExecutable(pm, '/usr/bin/env -S peak procman', 'tests.procman.apps:hello')
     pm.stop()
 
 
+@needsScripts
 @pytest.mark.xfail(strict=True, reason="a gateway takes its options before the app spec"
                    " only: `CGI app --read-timeout 5` is a usage error on this branch")
 def test_gateway_options_appended_after_the_app_spec(tmp_path, procs):
@@ -66,6 +72,7 @@ def test_gateway_options_appended_after_the_app_spec(tmp_path, procs):
     pm.stop()
 
 
+@needsScripts
 def test_the_demo_runs_as_an_executable(tmp_path, procs):
     examples = tmp_path / 'examples'
     shutil.copytree(ROOT / 'examples', examples, ignore=shutil.ignore_patterns('var', '__pycache__'))
@@ -75,7 +82,8 @@ def test_the_demo_runs_as_an_executable(tmp_path, procs):
     conf.write_text(conf.read_text().replace('127.0.0.1:8080', f'127.0.0.1:{port}'))
     conf.chmod(0o755)
     proc = procs(['./demo.conf'], cwd=str(examples), stdout=subprocess.PIPE,
-                 stderr=subprocess.PIPE)
+                 stderr=subprocess.PIPE,
+                 env={'PATH': f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"})
 
     def serving():
         if proc.returncode is not None:
