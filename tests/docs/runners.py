@@ -159,9 +159,8 @@ def runShell(snippet, demo, procs, timeout=60.0):
         code = None
     with open(os.path.join(demo.root, 'snippet.log'), errors='replace') as f:
         output = f.read()
-    assert code == 0, (f"{snippet.id}: the snippet "
-                       f"{'ran past ' + str(timeout) + 's' if code is None else 'exited %s' % code}"
-                       f":\n{snippet.text}\n--- output:\n{output}")
+    outcome = f"ran past {timeout}s" if code is None else f"exited {code}"
+    assert code == 0, f"{snippet.id}: the snippet {outcome}:\n{snippet.text}--- output:\n{output}"
     return output
 
 

@@ -75,7 +75,8 @@ def test_gateway_options_appended_after_the_app_spec(tmp_path, procs):
 @needsScripts
 def test_the_demo_runs_as_an_executable(tmp_path, procs):
     examples = tmp_path / 'examples'
-    shutil.copytree(ROOT / 'examples', examples, ignore=shutil.ignore_patterns('var', '__pycache__'))
+    shutil.copytree(ROOT / 'examples', examples,
+                    ignore=shutil.ignore_patterns('var', '__pycache__'))
     (examples / 'var').mkdir()
     port = free_port()
     conf = examples / 'demo.conf'
