@@ -12,8 +12,9 @@ $(STAMP): setup.py pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
+# examples/var holds the FastCGI socket: nginx's user must be able to reach it.
 run: $(STAMP)
-	mkdir -p examples/var
+	mkdir -p -m 0755 examples/var
 	cd examples && PYTHONPATH=. ../$(BIN)/peak procman demo.conf
 
 test: $(STAMP)
