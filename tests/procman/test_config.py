@@ -251,6 +251,38 @@ def test_user_and_group(write):
     assert (cfg.uid, cfg.gid) == (4000000, 4000001)
 
 
+def test_reload_check_timeout(write):
+    assert load(write, 'Command x\n').ReloadCheckTimeout == 60.0
+    assert load(write, 'Command x\nReloadCheckTimeout 2m\n').ReloadCheckTimeout == 120.0
+
+
+def test_listen_owner(write):
+    assert (load(write, 'Command x\n').ListenOwner, load(write, 'Command x\n').listenUid,
+            load(write, 'Command x\n').listenGid) == (None, None, None)
+    www = pwd.getpwnam('www-data')
+    cfg = load(write, 'Command x\nListen unix:app.sock\nListenOwner www-data\n')
+    assert (cfg.ListenOwner, cfg.listenUid, cfg.listenGid) == (
+        'www-data', www.pw_uid, www.pw_gid)
+    assert cfg.lineOf('ListenOwner') == 3
+    group = grp.getgrgid(os.getgid()).gr_name
+    cfg = load(write, f'Command x\nListen unix:app.sock\nListenOwner 0:{group}\n')
+    assert (cfg.listenUid, cfg.listenGid) == (0, os.getgid())
+    cfg = load(write, 'Command x\nListen unix:app.sock\nListenOwner 4000000:4000001\n')
+    assert (cfg.listenUid, cfg.listenGid) == (4000000, 4000001)
+
+
+@pytest.mark.parametrize('value, fragment', [
+    ('4000000', ':3: ListenOwner: user id 4000000 has no entry in the password database'),
+    ('www-data:', ":3: ListenOwner: expected USER or USER:GROUP"),
+    (':www-data', ":3: ListenOwner: expected USER or USER:GROUP"),
+    ('a:b:c', ":3: ListenOwner: expected USER or USER:GROUP"),
+    ('www-data:4294967295', ':3: ListenOwner: 4294967295 is not a valid user or group id'),
+])
+def test_listen_owner_errors(write, value, fragment):
+    e = error(write, f'Command x\nListen unix:app.sock\nListenOwner {value}\n')
+    assert fragment in str(e)
+
+
 # -- errors -------------------------------------------------------------------
 
 def test_error_is_one_line_with_file_and_line(write):

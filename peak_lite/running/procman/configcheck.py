@@ -45,6 +45,7 @@ class _Checker:
             v['ChildConfig'] = self.readableFile('ChildConfig', v['ChildConfig'])
         v['Listen'] = self.listenAddresses(v['Listen'])
         v['uid'], v['gid'] = self.accounts(v['User'], v['Group'])
+        v['listenUid'], v['listenGid'] = self.listenOwner(v['ListenOwner'], v['Listen'])
         v['busyStarters'] = self.busyStarters(raw.busyStarters)
         return ProcmanConfig(self.filename, v, self.layout.keyLines)
 
@@ -150,6 +151,37 @@ class _Checker:
                 if not _isNumber(group):
                     raise self.error('Group', f'Group: no group named {group!r} on this system;'
                                               f' create it or fix the name') from None
+                gid = int(group)
+        return uid, gid
+
+    def listenOwner(self, owner, addresses):
+        if owner is None:
+            return None, None
+        if not any(a.kind == 'unix' for a in addresses):
+            raise self.error('ListenOwner', 'ListenOwner has no effect without a'
+                                            ' Listen unix:PATH line; add one or remove it')
+        user, _, group = owner.partition(':')
+        try:
+            entry = pwd.getpwuid(int(user)) if _isNumber(user) else pwd.getpwnam(user)
+            uid, gid = entry.pw_uid, entry.pw_gid
+        except KeyError:
+            if not _isNumber(user):
+                raise self.error('ListenOwner', f'ListenOwner: no user named {user!r} on this'
+                                                f' system; create it or fix the name') from None
+            if not group:
+                raise self.error('ListenOwner', f'ListenOwner: user id {user} has no entry'
+                                                f' in the password database, so it has no'
+                                                f' group; write ListenOwner {user}:GROUP')
+            uid, gid = int(user), None
+        if group:
+            try:
+                gid = (grp.getgrgid(int(group)) if _isNumber(group)
+                       else grp.getgrnam(group)).gr_gid
+            except KeyError:
+                if not _isNumber(group):
+                    raise self.error('ListenOwner', f'ListenOwner: no group named {group!r}'
+                                                    f' on this system; create it or fix the'
+                                                    f' name') from None
                 gid = int(group)
         return uid, gid
 

@@ -28,7 +28,8 @@ MAX_DURATION = 365 * 86400.0
 KEYS = ('Command', 'PidFile', 'StdErr', 'Prefork', 'MinProcesses',
         'MaxProcesses', 'StartInterval', 'IdleTimeout', 'MaxRequests',
         'MaxRequestsJitter', 'RequestTimeout', 'StopTimeout', 'KillTimeout',
-        'Listen', 'ChildConfig', 'User', 'Group', 'import')
+        'ReloadCheckTimeout', 'Listen', 'ListenOwner', 'ChildConfig', 'User', 'Group',
+        'import')
 SECTION_KEYS = {'BusyStarter': ('Priority', 'Semaphore', 'RunEvery')}
 COMMAND_EXAMPLE = 'Command CGI MyPackage:MyApp'
 
@@ -151,6 +152,16 @@ def accountName(text):
         raise ValueError(f'expected one user or group name or number, got {text!r}')
     if _isNumber(text) and int(text) >= 2**32 - 1:
         raise ValueError(f'{text} is not a valid user or group id; ids are below 4294967295')
+    return text
+
+
+def ownerSpec(text):
+    user, sep, group = text.partition(':')
+    if len(text.split()) != 1 or not user or (sep and not group) or ':' in group:
+        raise ValueError(f'expected USER or USER:GROUP (names or numbers), got {text!r}')
+    accountName(user)
+    if sep:
+        accountName(group)
     return text
 
 

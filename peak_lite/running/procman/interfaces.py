@@ -93,8 +93,16 @@ class IProcmanConfig(Interface):
     StopTimeout = Attribute("float seconds from SIGHUP to SIGTERM when stopping a "
                             "child.  Default 30")
     KillTimeout = Attribute("float seconds from SIGTERM to SIGKILL.  Default 5")
+    ReloadCheckTimeout = Attribute("float seconds > 0: the deadline of the config and "
+                                   "code check a reload runs.  Default 60")
     Listen = Attribute("list of IListenAddress, in file order; empty means inherit "
                        "fd 0 or systemd's LISTEN_FDS")
+    ListenOwner = Attribute("the ListenOwner value as written (USER or USER:GROUP), "
+                            "or None")
+    listenUid = Attribute("int uid the unix sockets procman creates are given, or None "
+                          "to leave them to the manager's user")
+    listenGid = Attribute("int gid of those sockets, or None: GROUP when given, else the "
+                          "user's primary group")
     ChildConfig = Attribute("absolute path of an existing .ini file, or None")
     User = Attribute("the User value as written (name or number), or None")
     Group = Attribute("the Group value as written (name or number), or None")
