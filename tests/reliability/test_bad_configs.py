@@ -27,11 +27,16 @@ def _expectation(path):
     return int(line), fragment
 
 
-def runProcman(path, *args, user=None, cwd=None):
-    """Run ``peak procman [args] path``; return (exit status, stdout, stderr)."""
+def runProcman(path, *args, user=None, cwd=None, limits=()):
+    """Run ``peak procman [args] path``; return (exit status, stdout, stderr).
+
+    ``limits`` are prlimit(1) options (``'--nproc=16'``) set before the user switch.
+    """
     argv = peak_argv('procman', *args, str(path))
     if user is not None:
         argv = ['setpriv', f'--reuid={user}', f'--regid={user}', '--clear-groups'] + argv
+    if limits:
+        argv = ['prlimit', *limits, '--'] + argv
     proc = Proc(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=cwd or '/')
     try:
         out, err = proc.popen.communicate(timeout=60)
@@ -106,3 +111,15 @@ def test_unwritable_pid_file_directory(public_dir):
     conf.chmod(0o644)
     status, _, err = runProcman(conf, user=_unprivileged())
     assertOneLine(status, err, conf, 2, 'not writable')
+
+
+def test_max_processes_above_the_process_limit(public_dir):
+    conf = public_dir / 'app.conf'
+    conf.write_text('Command CGI tests.reliability.apps:sleepy\nListen 127.0.0.1:0\n'
+                    'MaxProcesses 64\n')
+    conf.chmod(0o644)
+    status, _, err = runProcman(conf, '--check', user=_unprivileged(), limits=['--nproc=16'])
+    assertOneLine(status, err, conf, 3, 'not below the limit of 16 processes this user'
+                                        ' may run (RLIMIT_NPROC')
+    status, out, err = runProcman(conf, '--check', user=_unprivileged(), limits=['--nproc=65'])
+    assert (status, 'configuration OK' in out) == (0, True), err

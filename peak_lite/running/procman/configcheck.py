@@ -10,12 +10,21 @@ import dataclasses
 import grp
 import os
 import pwd
+import resource
 
 from peak_lite.running.procman.configtypes import (
     COMMAND_EXAMPLE, KEYS, BusyStarter, ProcmanConfig, _isNumber)
 from peak_lite.running.procman.interfaces import ConfigError
+from peak_lite.running.procman.scoreboard import LIMIT
 
 UNIX_PATH_MAX = 107     # sun_path is 108 bytes including the terminating NUL
+# A child's request limit (MaxRequests plus its jitter) is the scoreboard slot's
+# LIMIT field.
+MAX_REQUESTS = 2 ** (8 * LIMIT.size) - 1
+# The scoreboard has 2 x MaxProcesses slots, and a child that finds every
+# child busy scans them all; Apache prefork's compiled-in ServerLimit is 20000.
+# Ten thousand preforked Python processes is already more than one machine holds.
+MAX_PROCESSES = 10000
 
 
 class _Checker:
@@ -50,6 +59,20 @@ class _Checker:
         return ProcmanConfig(self.filename, v, self.layout.keyLines)
 
     def checkCounts(self, v):
+        given = sorted((k for k in ('Prefork', 'MinProcesses', 'MaxProcesses')
+                        if v[k] is not None), key=lambda k: self.layout.keyLines.get(k.lower(), 0))
+        for key in given:
+            if v[key] > MAX_PROCESSES:
+                raise self.error(key, f'{key}: {v[key]} is above {MAX_PROCESSES}, the most'
+                                      f' children one manager runs; use a smaller number')
+        if v['MaxRequests'] > MAX_REQUESTS:
+            raise self.error('MaxRequests', f"MaxRequests: {v['MaxRequests']} is above"
+                                            f' {MAX_REQUESTS}; use a smaller number, or 0'
+                                            f' for no limit')
+        if v['MaxRequests'] + v['MaxRequestsJitter'] > MAX_REQUESTS:
+            raise self.error('MaxRequestsJitter', f"MaxRequests {v['MaxRequests']} plus"
+                                                  f" MaxRequestsJitter {v['MaxRequestsJitter']}"
+                                                  f' is above {MAX_REQUESTS}; lower one of them')
         for key in ('MinProcesses', 'MaxProcesses'):
             if v[key] < 1:
                 raise self.error(key, f'{key} must be at least 1, got {v[key]}')
@@ -65,9 +88,20 @@ class _Checker:
             raise self.error('Prefork', f"Prefork {v['Prefork']} is above MaxProcesses"
                                         f" {v['MaxProcesses']}{self.default('MaxProcesses')};"
                                         f" raise MaxProcesses or lower Prefork")
+        if self.checkFiles:
+            self.checkProcessLimit(v['MaxProcesses'])
         if v['MaxRequestsJitter'] and not v['MaxRequests']:
             raise self.error('MaxRequestsJitter', 'MaxRequestsJitter has no effect without'
                                                   ' MaxRequests; set MaxRequests or remove it')
+
+    def checkProcessLimit(self, maxProcesses):
+        soft, _ = resource.getrlimit(resource.RLIMIT_NPROC)
+        if os.geteuid() != 0 and soft != resource.RLIM_INFINITY and maxProcesses >= soft:
+            raise self.error('MaxProcesses', f'MaxProcesses {maxProcesses}{self.default("MaxProcesses")}'
+                                             f' is not below the limit of {soft} processes'
+                                             f' this user may run (RLIMIT_NPROC, with the'
+                                             f' manager); lower MaxProcesses or raise the'
+                                             f' limit (ulimit -u)')
 
     def later(self, key, other):
         lines = self.layout.keyLines

@@ -24,6 +24,7 @@ __all__ = ['ProcmanConfig', 'ListenAddress', 'BusyStarter', 'DEFAULT_SOCKET_MODE
 #: (``:0660``) when the web server runs as another user of the same group.
 DEFAULT_SOCKET_MODE = 0o600
 MAX_DURATION = 365 * 86400.0
+MAX_FD = 2**31 - 1      # a C int
 
 KEYS = ('Command', 'PidFile', 'StdErr', 'Prefork', 'MinProcesses',
         'MaxProcesses', 'StartInterval', 'IdleTimeout', 'MaxRequests',
@@ -189,6 +190,8 @@ def listenAddress(text):
     if text.startswith('fd:'):
         if not text[3:].isdigit() or not text[3:].isascii():
             raise ValueError(f'expected a descriptor number after fd: in {text!r}')
+        if int(text[3:]) > MAX_FD:
+            raise ValueError(f'descriptor {text[3:]} in {text!r} is above {MAX_FD}')
         return ListenAddress('fd', fd=int(text[3:]))
     host, sep, port = text.rpartition(':')
     if not sep or not host:
