@@ -176,6 +176,12 @@ class _Checker:
                 if not _isNumber(user):
                     raise self.error('User', f'User: no user named {user!r} on this system;'
                                              f' create it or fix the name') from None
+                if group is None:
+                    # Without a passwd entry there is no primary group: the
+                    # children would keep the manager's gid 0.
+                    raise self.error('User', f'User: user id {user} has no entry in the'
+                                             f' password database, so it has no group;'
+                                             f' add a Group line') from None
                 uid = int(user)
         if group is not None:
             try:
