@@ -4,6 +4,7 @@ import grp
 import os
 import pathlib
 import pwd
+import re
 import subprocess
 import sys
 import tempfile
@@ -15,11 +16,13 @@ from zope.interface.verify import verifyClass, verifyObject
 
 from peak_lite.running.procman.config import (
     DEFAULT_SOCKET_MODE, BusyStarter, ListenAddress, ProcmanConfig, loadConfig)
+from peak_lite.running.procman.configkeys import KEYS, SECTIONS, markdownTable
 from peak_lite.running.procman.interfaces import (
     ConfigError, IBusyStarter, IListenAddress, IProcmanConfig, ProcmanError)
 from tests.support.procs import Proc
 
 BAD_CONFIGS = pathlib.Path(__file__).parent / 'bad_configs'
+DOCS = pathlib.Path(__file__).parent.parent.parent / 'docs' / 'procman.md'
 
 # DESIGN §8, character for character.
 SEED = """\
@@ -281,6 +284,38 @@ def test_listen_owner(write):
 def test_listen_owner_errors(write, value, fragment):
     e = error(write, f'Command x\nListen unix:app.sock\nListenOwner {value}\n')
     assert fragment in str(e)
+
+
+# -- the key table ------------------------------------------------------------
+
+def test_docs_key_tables_are_the_key_table():
+    docs = DOCS.read_text(encoding='utf-8')
+    found = re.findall(r'^\| key \| type \| default \| meaning \|\n(?:\|.*\n)*', docs, re.M)
+    expected = [markdownTable(KEYS)] + [markdownTable(keys) for keys in SECTIONS.values()]
+    assert [table.rstrip('\n') for table in found] == expected, (
+        'docs/procman.md disagrees with the key table; paste these tables there:\n\n'
+        + '\n\n'.join(expected))
+
+
+def test_every_key_is_one_documented_attribute(write):
+    cfg = load(write, 'Command x\n')
+    names = [key.name.lower() for key in KEYS]
+    assert len(names) == len(set(names))
+    for key in KEYS:
+        assert key.attr in IProcmanConfig.names(), key.name
+        assert hasattr(cfg, key.attr), key.name
+        assert key.doc and '\n' not in key.doc and '|' not in key.doc, key.name
+    for keys in SECTIONS.values():
+        for key in keys:
+            assert key.attr in IBusyStarter.names() and key.doc, key.name
+
+
+@pytest.mark.parametrize('key', [k for k in KEYS if k.high is not None], ids=lambda k: k.name)
+def test_every_bound_is_enforced_at_its_line(write, key):
+    e = error(write, f'Command x\n{key.name} {key.high + 1}\n')
+    assert (e.lineno, e.message) == (
+        2, f'{key.name}: {key.high + 1} is above {key.high}, the largest {key.name}'
+           f' allowed; use a smaller number')
 
 
 # -- errors -------------------------------------------------------------------

@@ -11,8 +11,7 @@ from peak_lite.running.options import Flag
 from peak_lite.running.process import setTitle
 from peak_lite.running.trampoline import oneLine
 from peak_lite.running.procman import control
-from peak_lite.running.procman.config import loadConfig
-from peak_lite.running.procman.configprobe import probeResources
+from peak_lite.running.procman.config import loadConfig, probeResources
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
 from peak_lite.running.procman.manager import HELD_SIGNALS, Manager
 from peak_lite.running.procman.output import StdErr, setupLogging

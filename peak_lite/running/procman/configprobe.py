@@ -21,20 +21,11 @@ import stat
 from peak_lite.running.procman.interfaces import ConfigError
 from peak_lite.util.lockfile import readPidFile
 
-__all__ = ['probeResources']
+__all__ = ['probePidFile', 'probeStdErr', 'probeListen']
 
 _OPEN = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC   # NONBLOCK: a FIFO must not hang us
 _LISTENING = 0x10000    # __SO_ACCEPTCON in /proc/net/unix
 _TCP_LISTEN = '0A'
-
-
-def probeResources(cfg):
-    """Raise ConfigError for what startup would refuse in ``cfg``'s files and sockets."""
-    owner = _probePidFile(cfg)
-    _probeStdErr(cfg)
-    managers = {pid for pid in (owner, _parentManager()) if pid}
-    for address in cfg.Listen:
-        _probeListen(cfg, address, managers)
 
 
 def _parentManager():
@@ -75,30 +66,36 @@ def _regularFile(cfg, key, path, flags, what):
         raise cfg.errorAt(key, f"{key} {path}: cannot open {what}: {e.strerror}") from None
 
 
-def _probePidFile(cfg):
-    """Check the pid file opens and locks; return the pid of a manager holding it."""
+def probePidFile(cfg, seen):
+    """Check the pid file opens and locks; note a manager holding it in ``seen``."""
     if cfg.PidFile is None:
-        return None
+        return
     fd = _regularFile(cfg, 'PidFile', cfg.PidFile, os.O_RDWR, 'to lock it')
     if fd is None:
-        return None
+        return
     try:
         # Held for an instant: a manager starting in that instant would find
         # the file locked, as it would with any other process probing it.
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return readPidFile(cfg.PidFile)
+        seen['manager'] = readPidFile(cfg.PidFile)
     finally:
         os.close(fd)
-    return None
 
 
-def _probeStdErr(cfg):
+def probeStdErr(cfg, seen):
     if cfg.StdErr is not None:
         fd = _regularFile(cfg, 'StdErr', cfg.StdErr, os.O_WRONLY | os.O_APPEND,
                           'for appending')
         if fd is not None:
             os.close(fd)
+
+
+def probeListen(cfg, seen):
+    """Bind each TCP address and probe each unix path; PidFile's probe ran before."""
+    managers = {pid for pid in (seen.get('manager'), _parentManager()) if pid}
+    for address in cfg.Listen:
+        _probeListen(cfg, address, managers)
 
 
 def _probeListen(cfg, address, managers):
