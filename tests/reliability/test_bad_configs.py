@@ -142,22 +142,51 @@ def _probeCase(case, tmp_path, busy):
         (tmp_path / 'app.pid').symlink_to(target)
         lines.append('PidFile app.pid')
         return lines, 3, 'PidFile'
+    if case == 'unix-not-a-socket':
+        lines[1] = f'Listen unix:{target}'
+        return lines, 2, 'is not a socket'
+    if case == 'unix-served-by-another':
+        import socket
+        path = str(tmp_path / 'other.sock')
+        other = socket.socket(socket.AF_UNIX)
+        other.bind(path)
+        other.listen()
+        busy.unixServer = other     # closed with the fixture
+        lines[1] = f'Listen unix:{path}'
+        return lines, 2, 'another process is listening there'
     host, port = busy.getsockname()
     lines[1] = f'Listen {host}:{port}'
     return lines, 2, f'Listen {host}:{port}'
 
 
+class _Busy:
+    """A TCP port (and maybe a unix socket) some other server listens on."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(('127.0.0.1', 0))
+        self.sock.listen()
+        self.unixServer = None
+
+    def getsockname(self):
+        return self.sock.getsockname()
+
+    def close(self):
+        self.sock.close()
+        if self.unixServer is not None:
+            self.unixServer.close()
+
+
 @pytest.fixture
 def busy():
-    """A TCP port some other server listens on."""
-    import socket
-    with socket.socket() as sock:
-        sock.bind(('127.0.0.1', 0))
-        sock.listen()
-        yield sock
+    server = _Busy()
+    yield server
+    server.close()
 
 
-@pytest.mark.parametrize('case', ['stderr-symlink', 'pidfile-symlink', 'busy-port'])
+@pytest.mark.parametrize('case', ['stderr-symlink', 'pidfile-symlink', 'busy-port',
+                                  'unix-not-a-socket', 'unix-served-by-another'])
 def test_check_refuses_what_start_refuses(tmp_path, busy, case):
     lines, lineno, fragment = _probeCase(case, tmp_path, busy)
     conf = tmp_path / 'app.conf'
@@ -169,6 +198,16 @@ def test_check_refuses_what_start_refuses(tmp_path, busy, case):
     status, _, err = runProcman(conf)
     assert (status, f'{conf}:{lineno}: ' in err) == (2, True), err
     assert (tmp_path / 'target').read_text() == 'not ours\n'
+
+
+@pytest.mark.parametrize('key', ['StdErr', 'PidFile'])
+def test_check_refuses_a_fifo_without_hanging(tmp_path, key):
+    os.mkfifo(tmp_path / 'fifo')
+    conf = tmp_path / 'app.conf'
+    conf.write_text(f'Command CGI tests.reliability.apps:sleepy\nListen 127.0.0.1:0\n'
+                    f'{key} fifo\n')
+    status, out, err = runProcman(conf, '--check')
+    assertOneLine(status, err, conf, 3, f'{key} {tmp_path}/fifo: is not a regular file')
 
 
 def test_check_passes_beside_the_manager_running_the_config(tmp_path, procs):
