@@ -243,6 +243,27 @@ def test_define_substitution(write):
     assert cfg.Command == ['CGI', 'MyApp:App', '$HOME']
 
 
+def test_define_with_braces_and_case(write):
+    cfg = load(write, '%define App MyApp\n%define app MyApp\nCommand CGI ${APP}:App\n')
+    assert cfg.Command == ['CGI', 'MyApp:App']
+
+
+@pytest.mark.parametrize('text, lineno, message', [
+    ('%define a 1\n%define a 2\nCommand x\n', 2,
+     '%define a is given twice with different values; keep one'),
+    ('Command x $ y\n', 1, "a lone $ in 'x $ y'; write $$ for a literal $, or $NAME"),
+    ('%frobnicate x\nCommand x\n', 1,
+     "cannot read '%frobnicate x': the only directive is '%define NAME VALUE'"),
+    ('Command x\n<BusyStarter>\n<BusyStarter>\n</BusyStarter>\n', 3,
+     '<BusyStarter>: sections do not nest; close <BusyStarter> (line 2) first'),
+    ('Command x\n</ BusyStarter x>\n', 2,
+     "cannot read '</ BusyStarter x>' as a section tag such as </BusyStarter>"),
+])
+def test_syntax_errors(write, text, lineno, message):
+    e = error(write, text)
+    assert (e.lineno, e.message) == (lineno, message)
+
+
 def test_user_and_group(write):
     root = pwd.getpwuid(0)
     cfg = load(write, f'Command x\nUser {root.pw_name}\n')

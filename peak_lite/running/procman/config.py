@@ -149,15 +149,10 @@ class _Parser:
                 raise self.error(f"${name} is not defined; define it with"
                                  f" '%define {name} VALUE' or write $$ for a literal $", lineno)
             return self.defines[name.lower()]
-        result, pos = [], 0
-        for m in _REFERENCE.finditer(text):
-            result += [text[pos:m.start()], replace(m)]
-            pos = m.end()
-        result.append(text[pos:])
-        if '$' in text[pos:]:
+        if '$' in _REFERENCE.sub('', text):
             raise self.error(f'a lone $ in {text!r}; write $$ for a literal $, or $NAME',
                              lineno)
-        return ''.join(result)
+        return _REFERENCE.sub(replace, text)
 
     def start(self, line, lineno):
         m = _START_TAG.fullmatch(line)
@@ -208,11 +203,11 @@ class _Parser:
         lines.append(lineno)
         try:
             value = key.parse(self.substitute((m.group(2) or '').strip(), lineno))
-            value = key.bounded(value)
         except ValueError as e:
-            message = str(e)
-            raise self.error(message if message.startswith(f'{key.name}')
-                             else f'{key.name}: {message}', lineno) from None
+            raise self.error(f'{key.name}: {e}', lineno) from None
+        outside = key.outOfBounds(value)
+        if outside:
+            raise self.error(outside, lineno)
         if key.repeat:
             block.values.setdefault(key, []).append(value)
         else:

@@ -22,8 +22,8 @@ class Key:
     """One config key.
 
     ``parse(text)`` converts the value as written, raising ValueError with
-    the message; ``low``/``high`` bound a number; ``check(checker, value,
-    lines)`` checks it against the file system or the accounts and returns
+    the message; ``low``/``high`` bound a number; ``check(checker, key,
+    value, lines)`` checks it against the file system or the accounts and returns
     the value to keep; ``probe(cfg, seen)`` is what ``--check`` tries beyond
     loading (open, lock, bind), ``seen`` being a dict the probes share.
     """
@@ -45,14 +45,14 @@ class Key:
     def attr(self):
         return self.attribute or self.name
 
-    def bounded(self, value):
-        """``value`` if within bounds; else raise ValueError (the message has the key)."""
+    def outOfBounds(self, value):
+        """The error message if ``value`` is out of bounds, else None."""
         if self.low is not None and value < self.low:
-            raise ValueError(f'{self.name} must be at least {self.low}, got {value}')
+            return f'{self.name} must be at least {self.low}, got {value}'
         if self.high is not None and value > self.high:
-            raise ValueError(f'{self.name}: {value} is above {self.high}, the largest'
-                             f' {self.name} allowed; use a smaller number')
-        return value
+            return (f'{self.name}: {value} is above {self.high}, the largest {self.name}'
+                    f' allowed; use a smaller number')
+        return None
 
     def row(self):
         kind = self.type

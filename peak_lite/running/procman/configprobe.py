@@ -113,8 +113,8 @@ def _probeListen(cfg, address, managers):
             except OSError as e:
                 if e.errno == errno.EADDRINUSE and _heldBy(managers, _tcpInodes(address.port)):
                     return
-                raise refuse(f"cannot listen: {e.strerror}; is another server using it?"
-                             ) from None
+                hint = '; is another server using it?' if e.errno == errno.EADDRINUSE else ''
+                raise refuse(f"cannot listen: {e.strerror}{hint}") from None
     # fd:N names a descriptor the manager inherits when it starts: nothing to probe here.
 
 
