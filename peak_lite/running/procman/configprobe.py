@@ -28,44 +28,6 @@ _LISTENING = 0x10000    # __SO_ACCEPTCON in /proc/net/unix
 _TCP_LISTEN = '0A'
 
 
-def _parentManager():
-    """The parent's pid if it gave us one of its listening sockets on fd 0, else None."""
-    try:
-        st = os.fstat(0)
-    except OSError:
-        return None
-    if not stat.S_ISSOCK(st.st_mode):
-        return None
-    with socket.socket(fileno=os.dup(0)) as sock:
-        try:
-            if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-                return None
-        except OSError:
-            return None
-    parent = os.getppid()
-    return parent if _heldBy({parent}, {str(st.st_ino)}) else None
-
-
-def _regularFile(cfg, key, path, flags, what):
-    """Open ``path`` as startup will, minus O_CREAT; return the fd, or None if absent."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None     # the loader has checked that its directory lets us create it
-    except OSError as e:
-        raise cfg.errorAt(key, f"{key} {path}: cannot inspect: {e.strerror}") from None
-    if stat.S_ISLNK(st.st_mode):
-        raise cfg.errorAt(key, f"{key} {path}: is a symlink; refusing to follow it: remove"
-                               f" it or point {key} at a real file")
-    if not stat.S_ISREG(st.st_mode):
-        raise cfg.errorAt(key, f"{key} {path}: is not a regular file; remove it or point"
-                               f" {key} at a regular file")
-    try:
-        return os.open(path, flags | _OPEN)
-    except OSError as e:
-        raise cfg.errorAt(key, f"{key} {path}: cannot open {what}: {e.strerror}") from None
-
-
 def probePidFile(cfg, seen):
     """Check the pid file opens and locks; note a manager holding it in ``seen``."""
     if cfg.PidFile is None:
@@ -96,6 +58,44 @@ def probeListen(cfg, seen):
     managers = {pid for pid in (seen.get('manager'), _parentManager()) if pid}
     for address in cfg.Listen:
         _probeListen(cfg, address, managers)
+
+
+def _regularFile(cfg, key, path, flags, what):
+    """Open ``path`` as startup will, minus O_CREAT; return the fd, or None if absent."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None     # the loader has checked that its directory lets us create it
+    except OSError as e:
+        raise cfg.errorAt(key, f"{key} {path}: cannot inspect: {e.strerror}") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise cfg.errorAt(key, f"{key} {path}: is a symlink; refusing to follow it: remove"
+                               f" it or point {key} at a real file")
+    if not stat.S_ISREG(st.st_mode):
+        raise cfg.errorAt(key, f"{key} {path}: is not a regular file; remove it or point"
+                               f" {key} at a regular file")
+    try:
+        return os.open(path, flags | _OPEN)
+    except OSError as e:
+        raise cfg.errorAt(key, f"{key} {path}: cannot open {what}: {e.strerror}") from None
+
+
+def _parentManager():
+    """The parent's pid if it gave us one of its listening sockets on fd 0, else None."""
+    try:
+        st = os.fstat(0)
+    except OSError:
+        return None
+    if not stat.S_ISSOCK(st.st_mode):
+        return None
+    with socket.socket(fileno=os.dup(0)) as sock:
+        try:
+            if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                return None
+        except OSError:
+            return None
+    parent = os.getppid()
+    return parent if _heldBy({parent}, {str(st.st_ino)}) else None
 
 
 def _probeListen(cfg, address, managers):
