@@ -281,26 +281,23 @@ def test_reload_check_timeout(write):
 
 
 def test_listen_owner(write):
-    assert (load(write, 'Command x\n').ListenOwner, load(write, 'Command x\n').listenUid,
-            load(write, 'Command x\n').listenGid) == (None, None, None)
+    assert load(write, 'Command x\n').ListenOwner is None
     www = pwd.getpwnam('www-data')
-    cfg = load(write, 'Command x\nListen unix:app.sock\nListenOwner www-data\n')
-    assert (cfg.ListenOwner, cfg.listenUid, cfg.listenGid) == (
-        'www-data', www.pw_uid, www.pw_gid)
-    assert cfg.lineOf('ListenOwner') == 3
-    group = grp.getgrgid(os.getgid()).gr_name
-    cfg = load(write, f'Command x\nListen unix:app.sock\nListenOwner 0:{group}\n')
-    assert (cfg.listenUid, cfg.listenGid) == (0, os.getgid())
-    cfg = load(write, 'Command x\nListen unix:app.sock\nListenOwner 4000000:4000001\n')
-    assert (cfg.listenUid, cfg.listenGid) == (4000000, 4000001)
+    group = grp.getgrnam('www-data').gr_gid
+    for value, owner in [('www-data', (www.pw_uid, -1)), ('www-data:www-data', (www.pw_uid, group)),
+                         (':www-data', (-1, group)), ('0:0', (0, 0)),
+                         ('4000000', (4000000, -1)), ('4000000:4000001', (4000000, 4000001))]:
+        cfg = load(write, f'Command x\nListen unix:app.sock\nListenOwner {value}\n')
+        assert (cfg.ListenOwner, cfg.lineOf('ListenOwner')) == (owner, 3), value
 
 
 @pytest.mark.parametrize('value, fragment', [
-    ('4000000', ':3: ListenOwner: user id 4000000 has no entry in the password database'),
-    ('www-data:', ":3: ListenOwner: expected USER or USER:GROUP"),
-    (':www-data', ":3: ListenOwner: expected USER or USER:GROUP"),
-    ('a:b:c', ":3: ListenOwner: expected USER or USER:GROUP"),
+    ('www-data:', ":3: ListenOwner: expected USER, USER:GROUP or :GROUP"),
+    (':', ":3: ListenOwner: expected USER, USER:GROUP or :GROUP"),
+    ('a:b:c', ":3: ListenOwner: expected USER, USER:GROUP or :GROUP"),
     ('www-data:4294967295', ':3: ListenOwner: 4294967295 is not a valid user or group id'),
+    ('no-such-procman-user', ":3: ListenOwner: no user named 'no-such-procman-user'"),
+    (':no-such-procman-group', ":3: ListenOwner: no group named 'no-such-procman-group'"),
 ])
 def test_listen_owner_errors(write, value, fragment):
     e = error(write, f'Command x\nListen unix:app.sock\nListenOwner {value}\n')

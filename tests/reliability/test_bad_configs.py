@@ -207,7 +207,7 @@ def test_check_refuses_a_fifo_without_hanging(tmp_path, key):
     conf.write_text(f'Command CGI tests.reliability.apps:sleepy\nListen 127.0.0.1:0\n'
                     f'{key} fifo\n')
     status, out, err = runProcman(conf, '--check')
-    assertOneLine(status, err, conf, 3, f'{key} {tmp_path}/fifo: is not a regular file')
+    assertOneLine(status, err, conf, 3, f'{key} {tmp_path}/fifo: is not a regular file: remove it')
 
 
 def test_check_passes_beside_the_manager_running_the_config(tmp_path, procs):

@@ -75,34 +75,39 @@ class Checker:
                              lines)
 
     def accounts(self, v, lines):
-        """Resolve User/Group and ListenOwner into uid/gid and listenUid/listenGid."""
+        """Resolve User/Group into uid/gid, and ListenOwner into (uid, gid)."""
         v['uid'], v['gid'] = self.account('User', v['User'], 'Group', v['Group'], lines)
-        v['listenUid'] = v['listenGid'] = None
         if v['ListenOwner'] is not None:
+            user, _, group = v['ListenOwner'].partition(':')
+            uid, gid = self.account('ListenOwner', user or None, 'ListenOwner', group or None,
+                                    lines, primaryGroup=False)
+            v['ListenOwner'] = (-1 if uid is None else uid, -1 if gid is None else gid)
             if not any(a.kind == 'unix' for a in v['Listen']):
                 raise self.error('ListenOwner', 'ListenOwner has no effect without a Listen'
                                                 ' unix:PATH line; add one or remove it', lines)
-            user, _, group = v['ListenOwner'].partition(':')
-            v['listenUid'], v['listenGid'] = self.account(
-                'ListenOwner', user, 'ListenOwner', group or None, lines)
 
-    def account(self, userKey, user, groupKey, group, lines):
-        """(uid, gid) of ``user`` and ``group`` (names or numbers, either may be None)."""
+    def account(self, userKey, user, groupKey, group, lines, primaryGroup=True):
+        """(uid, gid) of ``user`` and ``group`` (names or numbers, either may be None).
+
+        Without ``group``, gid is the user's primary group when ``primaryGroup``
+        is true (a uid with no password entry then needs a group), else None.
+        """
         uid = gid = None
         if user is not None:
             try:
                 entry = pwd.getpwuid(int(user)) if _isNumber(user) else pwd.getpwnam(user)
-                uid, gid = entry.pw_uid, entry.pw_gid
+                uid, gid = entry.pw_uid, entry.pw_gid if primaryGroup else None
             except KeyError:
                 if not _isNumber(user):
                     raise self.error(userKey, f'{userKey}: no user named {user!r} on this'
                                               f' system; create it or fix the name',
                                      lines) from None
-                if group is None:
+                if group is None and primaryGroup:
                     # Without a passwd entry there is no primary group: the
                     # children would keep the manager's gid 0.
-                    raise self.error(userKey, _NO_GROUP[userKey].format(user=user),
-                                     lines) from None
+                    raise self.error(userKey, f'{userKey}: user id {user} has no entry in'
+                                              f' the password database, so it has no'
+                                              f' group; add a Group line', lines) from None
                 uid = int(user)
         if group is not None:
             try:
@@ -115,14 +120,6 @@ class Checker:
                                      lines) from None
                 gid = int(group)
         return uid, gid
-
-
-_NO_GROUP = {
-    'User': 'User: user id {user} has no entry in the password database, so it has no'
-            ' group; add a Group line',
-    'ListenOwner': 'ListenOwner: user id {user} has no entry in the password database, so'
-                   ' it has no group; write ListenOwner {user}:GROUP',
-}
 
 
 def _later(lines, key, other):

@@ -113,10 +113,10 @@ KEYS = (
         ' `Listen`, the manager inherits fd 0 when it is a listening socket (a web'
         " server's FastCGI support) or systemd's `LISTEN_FDS`.",
         check=check.listenAddresses, probe=probe.probeListen, repeat=True),
-    Key('ListenOwner', '`USER[:GROUP]`', types.ownerSpec, None, 'none',
+    Key('ListenOwner', '`USER[:GROUP]` or `:GROUP`', types.ownerSpec, None, 'unchanged',
         'Owner and group given to the unix sockets procman creates (the mode is on the'
-        " `Listen` line). Names must exist; without `GROUP`, the user's primary group; a"
-        ' uid with no password entry needs `GROUP`. Needs a `Listen unix:` line.'),
+        ' `Listen` line); a part not given is left as created (the manager\'s). Names'
+        ' must exist; numbers are used as they are. Needs a `Listen unix:` line.'),
     Key('ChildConfig', 'path', types.pathValue, None, 'none',
         '`.ini` file loaded into the configuration root under which the child command is'
         ' built. Must be an existing, readable file.', check=check.readableFile),

@@ -70,10 +70,10 @@ def _regularFile(cfg, key, path, flags, what):
         raise cfg.errorAt(key, f"{key} {path}: cannot inspect: {e.strerror}") from None
     if stat.S_ISLNK(st.st_mode):
         raise cfg.errorAt(key, f"{key} {path}: is a symlink; refusing to follow it: remove"
-                               f" it or point {key} at a real file")
+                               f" it or choose another path")
     if not stat.S_ISREG(st.st_mode):
-        raise cfg.errorAt(key, f"{key} {path}: is not a regular file; remove it or point"
-                               f" {key} at a regular file")
+        raise cfg.errorAt(key, f"{key} {path}: is not a regular file: remove it or choose"
+                               f" another path")
     try:
         return os.open(path, flags | _OPEN)
     except OSError as e:

@@ -157,12 +157,14 @@ def accountName(text):
 
 
 def ownerSpec(text):
+    """``USER``, ``USER:GROUP`` or ``:GROUP``: checked here, resolved by configcheck."""
     user, sep, group = text.partition(':')
-    if len(text.split()) != 1 or not user or (sep and not group) or ':' in group:
-        raise ValueError(f'expected USER or USER:GROUP (names or numbers), got {text!r}')
-    accountName(user)
-    if sep:
-        accountName(group)
+    if len(text.split()) != 1 or not (user or group) or (sep and not group) or ':' in group:
+        raise ValueError(f'expected USER, USER:GROUP or :GROUP (names or numbers),'
+                         f' got {text!r}')
+    for name in (user, group):
+        if name:
+            accountName(name)
     return text
 
 

@@ -97,12 +97,8 @@ class IProcmanConfig(Interface):
                                    "code check a reload runs.  Default 60")
     Listen = Attribute("list of IListenAddress, in file order; empty means inherit "
                        "fd 0 or systemd's LISTEN_FDS")
-    ListenOwner = Attribute("the ListenOwner value as written (USER or USER:GROUP), "
-                            "or None")
-    listenUid = Attribute("int uid the unix sockets procman creates are given, or None "
-                          "to leave them to the manager's user")
-    listenGid = Attribute("int gid of those sockets, or None: GROUP when given, else the "
-                          "user's primary group")
+    ListenOwner = Attribute("(uid, gid) given to the unix sockets the manager creates, -1 "
+                            "for a part left as created; None to leave both")
     ChildConfig = Attribute("absolute path of an existing .ini file, or None")
     User = Attribute("the User value as written (name or number), or None")
     Group = Attribute("the Group value as written (name or number), or None")
