@@ -42,18 +42,18 @@ class Checker:
         if v['Command'] is None:
             raise ConfigError(f"no Command given; add a line such as '{COMMAND_EXAMPLE}'",
                               self.filename)
-        given = lambda key: '' if key.lower() in lines else ' (the default)'   # noqa: E731
+        maxNote = '' if 'maxprocesses' in lines else ' (the default)'
         if v['MinProcesses'] > v['MaxProcesses']:
             key = 'MinProcesses' if _later(lines, 'MinProcesses', 'MaxProcesses') \
                 else 'MaxProcesses'
             raise self.error(key, f"MinProcesses {v['MinProcesses']} is above MaxProcesses"
-                                  f" {v['MaxProcesses']}{given('MaxProcesses')}; raise"
+                                  f" {v['MaxProcesses']}{maxNote}; raise"
                                   f" MaxProcesses or lower MinProcesses", lines)
         if v['Prefork'] is None:
             v['Prefork'] = v['MinProcesses']
         elif v['Prefork'] > v['MaxProcesses']:
             raise self.error('Prefork', f"Prefork {v['Prefork']} is above MaxProcesses"
-                                        f" {v['MaxProcesses']}{given('MaxProcesses')}; raise"
+                                        f" {v['MaxProcesses']}{maxNote}; raise"
                                         f" MaxProcesses or lower Prefork", lines)
         if v['MaxRequests'] + v['MaxRequestsJitter'] > MAX_REQUESTS:
             raise self.error('MaxRequestsJitter', f"MaxRequests {v['MaxRequests']} plus"
@@ -68,7 +68,7 @@ class Checker:
         if (self.checkFiles and os.geteuid() != 0 and soft != resource.RLIM_INFINITY
                 and v['MaxProcesses'] >= soft):
             raise self.error('MaxProcesses', f"MaxProcesses {v['MaxProcesses']}"
-                                             f"{given('MaxProcesses')} is not below the limit"
+                                             f"{maxNote} is not below the limit"
                                              f' of {soft} processes this user may run'
                                              f' (RLIMIT_NPROC, with the manager); lower'
                                              f' MaxProcesses or raise the limit (ulimit -u)',
