@@ -4,6 +4,7 @@ import grp
 import os
 import pathlib
 import pwd
+import re
 import subprocess
 import sys
 import tempfile
@@ -15,11 +16,13 @@ from zope.interface.verify import verifyClass, verifyObject
 
 from peak_lite.running.procman.config import (
     DEFAULT_SOCKET_MODE, BusyStarter, ListenAddress, ProcmanConfig, loadConfig)
+from peak_lite.running.procman.configkeys import KEYS, SECTIONS, markdownTable
 from peak_lite.running.procman.interfaces import (
     ConfigError, IBusyStarter, IListenAddress, IProcmanConfig, ProcmanError)
 from tests.support.procs import Proc
 
 BAD_CONFIGS = pathlib.Path(__file__).parent / 'bad_configs'
+DOCS = pathlib.Path(__file__).parent.parent.parent / 'docs' / 'procman.md'
 
 # DESIGN §8, character for character.
 SEED = """\
@@ -240,6 +243,27 @@ def test_define_substitution(write):
     assert cfg.Command == ['CGI', 'MyApp:App', '$HOME']
 
 
+def test_define_with_braces_and_case(write):
+    cfg = load(write, '%define App MyApp\n%define app MyApp\nCommand CGI ${APP}:App\n')
+    assert cfg.Command == ['CGI', 'MyApp:App']
+
+
+@pytest.mark.parametrize('text, lineno, message', [
+    ('%define a 1\n%define a 2\nCommand x\n', 2,
+     '%define a is given twice with different values; keep one'),
+    ('Command x $ y\n', 1, "a lone $ in 'x $ y'; write $$ for a literal $, or $NAME"),
+    ('%frobnicate x\nCommand x\n', 1,
+     "cannot read '%frobnicate x': the only directive is '%define NAME VALUE'"),
+    ('Command x\n<BusyStarter>\n<BusyStarter>\n</BusyStarter>\n', 3,
+     '<BusyStarter>: sections do not nest; close <BusyStarter> (line 2) first'),
+    ('Command x\n</ BusyStarter x>\n', 2,
+     "cannot read '</ BusyStarter x>' as a section tag such as </BusyStarter>"),
+])
+def test_syntax_errors(write, text, lineno, message):
+    e = error(write, text)
+    assert (e.lineno, e.message) == (lineno, message)
+
+
 def test_user_and_group(write):
     root = pwd.getpwuid(0)
     cfg = load(write, f'Command x\nUser {root.pw_name}\n')
@@ -249,6 +273,67 @@ def test_user_and_group(write):
     assert (cfg.User, cfg.uid, cfg.gid) == ('0', 0, os.getgid())
     cfg = load(write, 'Command x\nUser 4000000\nGroup 4000001\n')
     assert (cfg.uid, cfg.gid) == (4000000, 4000001)
+
+
+def test_reload_check_timeout(write):
+    assert load(write, 'Command x\n').ReloadCheckTimeout == 60.0
+    assert load(write, 'Command x\nReloadCheckTimeout 2m\n').ReloadCheckTimeout == 120.0
+
+
+def test_listen_owner(write):
+    assert load(write, 'Command x\n').ListenOwner is None
+    www = pwd.getpwnam('www-data')
+    group = grp.getgrnam('www-data').gr_gid
+    for value, owner in [('www-data', (www.pw_uid, -1)), ('www-data:www-data', (www.pw_uid, group)),
+                         (':www-data', (-1, group)), ('0:0', (0, 0)),
+                         ('4000000', (4000000, -1)), ('4000000:4000001', (4000000, 4000001))]:
+        cfg = load(write, f'Command x\nListen unix:app.sock\nListenOwner {value}\n')
+        assert (cfg.ListenOwner, cfg.lineOf('ListenOwner')) == (owner, 3), value
+
+
+@pytest.mark.parametrize('value, fragment', [
+    ('www-data:', ":3: ListenOwner: expected USER, USER:GROUP or :GROUP"),
+    (':', ":3: ListenOwner: expected USER, USER:GROUP or :GROUP"),
+    ('a:b:c', ":3: ListenOwner: expected USER, USER:GROUP or :GROUP"),
+    ('www-data:4294967295', ':3: ListenOwner: 4294967295 is not a valid user or group id'),
+    ('no-such-procman-user', ":3: ListenOwner: no user named 'no-such-procman-user'"),
+    (':no-such-procman-group', ":3: ListenOwner: no group named 'no-such-procman-group'"),
+])
+def test_listen_owner_errors(write, value, fragment):
+    e = error(write, f'Command x\nListen unix:app.sock\nListenOwner {value}\n')
+    assert fragment in str(e)
+
+
+# -- the key table ------------------------------------------------------------
+
+def test_docs_key_tables_are_the_key_table():
+    docs = DOCS.read_text(encoding='utf-8')
+    found = re.findall(r'^\| key \| type \| default \| meaning \|\n(?:\|.*\n)*', docs, re.M)
+    expected = [markdownTable(KEYS)] + [markdownTable(keys) for keys in SECTIONS.values()]
+    assert [table.rstrip('\n') for table in found] == expected, (
+        'docs/procman.md disagrees with the key table; paste these tables there:\n\n'
+        + '\n\n'.join(expected))
+
+
+def test_every_key_is_one_documented_attribute(write):
+    cfg = load(write, 'Command x\n')
+    names = [key.name.lower() for key in KEYS]
+    assert len(names) == len(set(names))
+    for key in KEYS:
+        assert key.attr in IProcmanConfig.names(), key.name
+        assert hasattr(cfg, key.attr), key.name
+        assert key.doc and '\n' not in key.doc and '|' not in key.doc, key.name
+    for keys in SECTIONS.values():
+        for key in keys:
+            assert key.attr in IBusyStarter.names() and key.doc, key.name
+
+
+@pytest.mark.parametrize('key', [k for k in KEYS if k.high is not None], ids=lambda k: k.name)
+def test_every_bound_is_enforced_at_its_line(write, key):
+    e = error(write, f'Command x\n{key.name} {key.high + 1}\n')
+    assert (e.lineno, e.message) == (
+        2, f'{key.name}: {key.high + 1} is above {key.high}, the largest {key.name}'
+           f' allowed; use a smaller number')
 
 
 # -- errors -------------------------------------------------------------------

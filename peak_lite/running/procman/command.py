@@ -11,7 +11,7 @@ from peak_lite.running.options import Flag
 from peak_lite.running.process import setTitle
 from peak_lite.running.trampoline import oneLine
 from peak_lite.running.procman import control
-from peak_lite.running.procman.config import loadConfig
+from peak_lite.running.procman.config import loadConfig, probeResources
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
 from peak_lite.running.procman.manager import HELD_SIGNALS, Manager
 from peak_lite.running.procman.output import StdErr, setupLogging
@@ -72,6 +72,7 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
                     environ=self.environ)
 
     def checkOnly(self, cfg):
+        probeResources(cfg)
         listeners = Listeners.open(cfg, dict(self.environ)) if not cfg.Listen else None
         subject = preload(cfg, self.io())
         self._checkSocket(cfg, subject, listeners is None or listeners.sockets)

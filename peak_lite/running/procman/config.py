@@ -1,37 +1,40 @@
-"""Load and check a procman config file (DESIGN §8 "Config file").
+"""Load and check a procman config file, driven by the key table of ``configkeys``.
 
-ZConfig parses the file against ``schema.xml`` and converts each value with
-the datatypes of ``configtypes``, so a bad value is reported at its own line.
-Before that, trailing ``# comments`` are cut off line by line (keeping line
-numbers); after it, the cross-key checks of ``configcheck`` run, each
-reported at the line of the key it is about.
+The file is ZConfig-like text: ``Key value`` lines, ``<Section [name]>`` ...
+``</Section>`` blocks, ``%define NAME VALUE`` and ``$NAME`` substitution,
+trailing `` # comments``.  Each line is read once, in order: its key is
+looked up in the table, its value converted and bounded there and then, so
+an error names the very line.  Then ``configcheck`` runs the cross-key and
+file-system checks.  ``probeResources`` runs the table's ``--check`` probes.
 """
 
 import dataclasses
 import difflib
-import functools
-import importlib.resources
-import io
 import os
 import re
 
-import ZConfig
-
-from peak_lite.running.procman.configcheck import _Checker
+from peak_lite.running.procman.configcheck import Checker
+from peak_lite.running.procman.configkeys import KEYS, SECTIONS
 from peak_lite.running.procman.configtypes import (
-    COMMAND_EXAMPLE, DEFAULT_SOCKET_MODE, KEYS, SECTION_KEYS, BusyStarter, ListenAddress,
-    ProcmanConfig)
+    COMMAND_EXAMPLE, DEFAULT_SOCKET_MODE, BusyStarter, ListenAddress, ProcmanConfig)
 from peak_lite.running.procman.interfaces import ConfigError
 
-__all__ = ['loadConfig', 'ProcmanConfig', 'ListenAddress', 'BusyStarter',
+__all__ = ['loadConfig', 'probeResources', 'ProcmanConfig', 'ListenAddress', 'BusyStarter',
            'DEFAULT_SOCKET_MODE']
 
 MAX_FILE_SIZE = 1 << 20
-_CANONICAL = {k.lower(): k for k in KEYS + sum(SECTION_KEYS.values(), ())}
-_SECTIONS = {k.lower(): k for k in SECTION_KEYS}
+_TABLES = {None: {k.name.lower(): k for k in KEYS}}
+_TABLES.update({s.lower(): {k.name.lower(): k for k in keys} for s, keys in SECTIONS.items()})
+_SECTION_NAMES = {s.lower(): s for s in SECTIONS}
+_NAME = re.compile(r'[^\s()<>/]+')     # a key, directive or section type name
+_KEY_LINE = re.compile(r'([A-Za-z][\w.-]*)(?:\s+(.*))?')
+_START_TAG = re.compile(r'<\s*([A-Za-z][\w.-]*)(?:\s+([^\s<>/][^<>]*?))?\s*(/?)>')
+_END_TAG = re.compile(r'</\s*([A-Za-z][\w.-]*)\s*>')
+_DEFINE = re.compile(r'%define\s+([A-Za-z_]\w*)(?:\s+(.*))?')
+_REFERENCE = re.compile(r'\$(?:(\$)|\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))')
 
 
-# -- reading, comment stripping and layout ----------------------------------
+# -- reading and comment stripping ------------------------------------------
 
 def _readText(path):
     try:
@@ -71,78 +74,155 @@ def _stripComment(line, quoted):
     return line
 
 
-@dataclasses.dataclass
-class _Section:
-    type: str                   # lower case, as ZConfig matches it
-    name: str
-    start: int
-    end: int = None
-    keyLines: dict = dataclasses.field(default_factory=dict)    # key -> first line
-
-    def holds(self, lineno):
-        return self.start < lineno and (self.end is None or lineno < self.end)
-
+# -- parsing ------------------------------------------------------------------
 
 @dataclasses.dataclass
-class _Layout:
-    """Where things are in the file: what ZConfig does not keep for us."""
+class _Block:
+    """The values of the top level or of one section, and the lines they are on."""
 
-    lines: list = dataclasses.field(default_factory=list)       # comment-free lines
-    keyLines: dict = dataclasses.field(default_factory=dict)    # key -> first line
-    lineKeys: dict = dataclasses.field(default_factory=dict)    # line -> Key
-    sections: list = dataclasses.field(default_factory=list)    # [_Section]
-
-    def sectionAt(self, lineno):
-        return next((s for s in self.sections if s.holds(lineno)), None)
-
-    def line(self, lineno):
-        return self.lines[lineno - 1].strip() if 0 < lineno <= len(self.lines) else ''
+    type: str = None        # None for the top level, else the section type as in SECTIONS
+    tag: str = ''           # the section's start tag as written
+    start: int = None
+    name: str = ''
+    values: dict = dataclasses.field(default_factory=dict)   # Key -> value or [values]
+    lines: dict = dataclasses.field(default_factory=dict)    # key lower -> [line, ...]
 
 
-_NAME = re.compile(r'[^\s()<>/]+')     # a key, directive or section type name
+class _Parser:
+    def __init__(self, path):
+        self.path = path
+        self.top = _Block()
+        self.sections = []
+        self.current = None
+        self.defines = {}
 
+    def error(self, message, lineno):
+        return ConfigError(message, self.path, lineno)
 
-def _scan(text, filename):
-    """Return a _Layout: the comment-free lines and where each key is."""
-    layout, current = _Layout(), None
-    for lineno, line in enumerate(text.split('\n'), 1):
-        stripped = line.strip()
-        if stripped[:1] in ('', '#'):
-            layout.lines.append('')
-            continue
-        name = _NAME.match(stripped.lstrip('<%/'))
-        name = name.group() if name else ''
-        line = _stripComment(line, quoted=name.lower() == 'command')
-        layout.lines.append(line)
-        if stripped[0] == '%':
-            if name in ('include', 'import'):
-                raise ConfigError(f"%{name} is not supported in a procman config;"
-                                  f" put every setting in this one file", filename, lineno)
-        elif stripped[:2] == '</':
-            if current:
-                current.end, current = lineno, None
-        elif stripped[0] == '<':
-            words = stripped.strip('<>/').split()
-            current = _Section(name.lower(), ' '.join(words[1:]).lower(), lineno)
-            layout.sections.append(current)
-            layout.keyLines.setdefault(current.type, lineno)
-            if line.rstrip().endswith('/>'):
-                current.end, current = lineno, None
+    def parse(self, text):
+        for lineno, line in enumerate(text.split('\n'), 1):
+            stripped = line.strip()
+            if stripped[:1] in ('', '#'):
+                continue
+            name = _NAME.match(stripped.lstrip('<%/'))
+            line = _stripComment(line, quoted=bool(name) and name.group().lower() == 'command')
+            self.line(line.strip(), lineno)
+        if self.current is not None:
+            raise self.error(f'section {self.current.tag} is never closed; add'
+                             f' </{_NAME.search(self.current.tag).group()}>',
+                             self.current.start)
+        if not self.top.lines and not self.sections:
+            raise self.error(f"the file has no settings; it needs at least a Command line,"
+                             f" such as '{COMMAND_EXAMPLE}'", 1)
+        return self.top, self.sections
+
+    def line(self, line, lineno):
+        if line.startswith('%'):
+            self.directive(line, lineno)
+        elif line.startswith('</'):
+            self.end(line, lineno)
+        elif line.startswith('<'):
+            self.start(line, lineno)
         else:
-            layout.lineKeys[lineno] = _CANONICAL.get(name.lower(), name)
-            (current.keyLines if current else layout.keyLines).setdefault(
-                name.lower(), lineno)
-    return layout
+            self.keyValue(line, lineno)
+
+    def directive(self, line, lineno):
+        word = line.split()[0]
+        if word.lower() in ('%include', '%import'):
+            raise self.error(f"{word} is not supported in a procman config;"
+                             f" put every setting in this one file", lineno)
+        m = _DEFINE.fullmatch(line)
+        if not m:
+            raise self.error(f"cannot read {line!r}: the only directive is"
+                             f" '%define NAME VALUE'", lineno)
+        name, value = m.group(1).lower(), self.substitute(m.group(2) or '', lineno)
+        if self.defines.setdefault(name, value) != value:
+            raise self.error(f'%define {m.group(1)} is given twice with different values;'
+                             f' keep one', lineno)
+
+    def substitute(self, text, lineno):
+        def replace(m):
+            if m.group(1):
+                return '$'
+            name = m.group(2) or m.group(3)
+            if name.lower() not in self.defines:
+                raise self.error(f"${name} is not defined; define it with"
+                                 f" '%define {name} VALUE' or write $$ for a literal $", lineno)
+            return self.defines[name.lower()]
+        if '$' in _REFERENCE.sub('', text):
+            raise self.error(f'a lone $ in {text!r}; write $$ for a literal $, or $NAME',
+                             lineno)
+        return _REFERENCE.sub(replace, text)
+
+    def start(self, line, lineno):
+        m = _START_TAG.fullmatch(line)
+        if not m:
+            raise self.error(f'cannot read {line!r} as a section tag such as <BusyStarter>',
+                             lineno)
+        if self.current is not None:
+            raise self.error(f'{line}: sections do not nest; close {self.current.tag}'
+                             f' (line {self.current.start}) first', lineno)
+        kind = _SECTION_NAMES.get(m.group(1).lower())
+        if kind is None:
+            raise self.error(f'unknown section {line}; the known sections are:'
+                             f' <{">, <".join(SECTIONS)}>', lineno)
+        name = (m.group(2) or '').strip().lower()
+        if name and any(s.type == kind and s.name == name for s in self.sections):
+            raise self.error(f'the name in {line} is already used; give each section its'
+                             f' own name', lineno)
+        block = _Block(kind, line, lineno, name)
+        self.sections.append(block)
+        self.top.lines.setdefault(kind.lower(), []).append(lineno)
+        if not m.group(3):
+            self.current = block
+
+    def end(self, line, lineno):
+        m = _END_TAG.fullmatch(line)
+        if not m:
+            raise self.error(f'cannot read {line!r} as a section tag such as </BusyStarter>',
+                             lineno)
+        if self.current is None:
+            raise self.error(f'{line} closes no section; remove it', lineno)
+        if m.group(1).lower() != self.current.type.lower():
+            raise self.error(f'{line} does not close the section {self.current.tag}'
+                             f' opened on line {self.current.start}', lineno)
+        self.current = None
+
+    def keyValue(self, line, lineno):
+        m = _KEY_LINE.fullmatch(line)
+        if not m:
+            raise self.error(f"cannot read {line!r} as 'Key value'", lineno)
+        block = self.current or self.top
+        table = _TABLES[block.type and block.type.lower()]
+        key = table.get(m.group(1).lower())
+        if key is None:
+            raise self.error(_unknownKey(m.group(1), block.type), lineno)
+        lines = block.lines.setdefault(key.name.lower(), [])
+        if lines and not key.repeat:
+            raise self.error(f'{key.name} is given twice; keep one of the two lines', lineno)
+        lines.append(lineno)
+        try:
+            value = key.parse(self.substitute((m.group(2) or '').strip(), lineno))
+        except ValueError as e:
+            raise self.error(f'{key.name}: {e}', lineno) from None
+        outside = key.outOfBounds(value)
+        if outside:
+            raise self.error(outside, lineno)
+        if key.repeat:
+            block.values.setdefault(key, []).append(value)
+        else:
+            block.values[key] = value
 
 
-# -- loading ----------------------------------------------------------------
+def _unknownKey(word, section):
+    keys = [k.name for k in (SECTIONS[section] if section else KEYS)]
+    close = difflib.get_close_matches(word.lower(), [k.lower() for k in keys], 1)
+    hint = (f'did you mean {keys[[k.lower() for k in keys].index(close[0])]}?' if close
+            else f'the known keys{" there" if section else ""} are: {", ".join(keys)}')
+    return f'unknown key {word!r}{f" in <{section}>" if section else ""}; {hint}'
 
-@functools.lru_cache(maxsize=None)
-def _schema():
-    ref = importlib.resources.files(__package__).joinpath('schema.xml')
-    with ref.open('r', encoding='utf-8') as f:
-        return ZConfig.loadSchemaFile(f, url='package:peak_lite.running.procman:schema.xml')
 
+# -- loading --------------------------------------------------------------------
 
 def loadConfig(path, extraArgs=(), checkFiles=True):
     """Read, parse and check the procman config file at ``path``.
@@ -157,61 +237,44 @@ def loadConfig(path, extraArgs=(), checkFiles=True):
     meant for another machine).
     """
     path = os.fspath(path)
-    layout = _scan(_readText(path), path)
-    if not layout.keyLines and not layout.sections:
-        raise ConfigError(f"the file has no settings; it needs at least a Command line,"
-                          f" such as '{COMMAND_EXAMPLE}'", path)
-    try:
-        raw = ZConfig.loadConfigFile(_schema(), io.StringIO('\n'.join(layout.lines)), url=path)[0]
-    except ZConfig.ConfigurationError as e:
-        raise _translate(e, path, layout) from None
-    return _Checker(path, layout, checkFiles).build(raw, extraArgs)
+    top, sections = _Parser(path).parse(_readText(path))
+    checker = Checker(path, checkFiles)
+    v = {key.attr: _value(key, top) for key in KEYS}
+    checker.crossCheck(v, top.lines)
+    v['Command'] = v['Command'] + [os.fspath(a) for a in extraArgs]
+    for key in KEYS:
+        if key.check and key in top.values:
+            v[key.attr] = key.check(checker, key.name, v[key.attr], top.lines)
+    checker.accounts(v, top.lines)
+    v['busyStarters'] = _busyStarters(checker, sections)
+    lines = {k: found[0] for k, found in top.lines.items()}
+    return ProcmanConfig(path, v, lines)
 
 
-def _translate(error, path, layout):
-    """Turn a ZConfig error into a ConfigError with our wording and a line."""
-    lineno = getattr(error, 'lineno', None)
-    lineno = lineno if isinstance(lineno, int) and lineno > 0 else 1
-    line = layout.line(lineno)
-    message, key = error.message, layout.lineKeys.get(lineno, line)
-    section = layout.sectionAt(lineno)
-    opened = [s for s in layout.sections if s.end is None]
-    ended = next((s for s in layout.sections if s.end == lineno != s.start), None)
-    if isinstance(error, ZConfig.DataConversionError) and key:
-        message = f'{key}: {message}'
-    elif 'is not a known key name' in message:
-        inside = section and _SECTIONS.get(section.type)
-        known = SECTION_KEYS[inside] if inside else KEYS
-        close = difflib.get_close_matches(key.lower(), [k.lower() for k in known], 1)
-        hint = (f'did you mean {_CANONICAL[close[0]]}?' if close
-                else f'the known keys{" there" if inside else ""} are: {", ".join(known)}')
-        message = f'unknown key {key!r}{f" in <{inside}>" if inside else ""}; {hint}'
-    elif 'does not support multiple values' in message:
-        message = f'{key} is given twice; keep one of the two lines'
-    elif message.startswith('unknown type name'):
-        message = (f'unknown section {line}; the known sections are:'
-                   f' <{">, <".join(SECTION_KEYS)}>')
-    elif message.startswith('unclosed sections') and opened:
-        lineno, name = opened[-1].start, layout.line(opened[-1].start)
-        message = f'section {name} is never closed; add </{_NAME.search(name).group()}>'
-    elif message == 'unbalanced section end' and ended:
-        message = (f'{line} does not close the section {layout.line(ended.start)}'
-                   f' opened on line {ended.start}')
-    elif message == 'unexpected section end':
-        message = f'{line} closes no section; remove it'
-    elif message.startswith('malformed section'):
-        message = f'cannot read {line!r} as a section tag such as <BusyStarter>'
-    elif message.startswith('malformed configuration data'):
-        message = f"cannot read {line!r} as 'Key value'"
-    elif message.startswith('section names must not be re-used'):
-        seen = set()
-        for other in layout.sections:
-            if other.name and (other.type, other.name) in seen:
-                lineno, line = other.start, layout.line(other.start)
-                break
-            seen.add((other.type, other.name))
-        message = f'the name in {line} is already used; give each section its own name'
-    elif isinstance(error, ZConfig.SubstitutionReplacementError):
-        message = (f'${error.name} is not defined; define it with'
-                   f" '%define {error.name} VALUE' or write $$ for a literal $")
-    return ConfigError(message, path, lineno)
+def _value(key, block):
+    value = block.values.get(key, key.default)
+    return list(value) if key.repeat else value
+
+
+def _busyStarters(checker, sections):
+    rules = []
+    for section in sections:
+        v = {}
+        for key in SECTIONS['BusyStarter']:
+            v[key.attr] = _value(key, section)
+            if key.check and key in section.values:
+                v[key.attr] = key.check(checker, key.name, v[key.attr], section.lines)
+        rules.append(BusyStarter(lineno=section.start, **v))
+    rules.sort(key=lambda rule: -rule.Priority)
+    return rules or [BusyStarter()]
+
+
+def probeResources(cfg):
+    """What ``--check`` tries beyond loading: the table's open, lock and bind probes.
+
+    Raise ConfigError for what startup would refuse; see ``configprobe``.
+    """
+    seen = {}
+    for key in KEYS:
+        if key.probe:
+            key.probe(cfg, seen)

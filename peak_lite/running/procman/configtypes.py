@@ -1,8 +1,7 @@
-"""The values of a procman config file (DESIGN §8 "Config file").
-
-The parsed value classes (ListenAddress, BusyStarter, ProcmanConfig) and the
-ZConfig datatypes that ``schema.xml`` names to convert each value, so a bad
-value is reported at its own line.
+"""The values of a procman config file: the parsed value classes
+(ListenAddress, BusyStarter, ProcmanConfig) and the converters the key table
+(``configkeys``) names for each key, so a bad value is reported at its own
+line.
 """
 
 import dataclasses
@@ -16,20 +15,23 @@ from zope.interface import implementer
 
 from peak_lite.running.procman.interfaces import (
     ConfigError, IBusyStarter, IListenAddress, IProcmanConfig)
+from peak_lite.running.procman.scoreboard import LIMIT
 
 __all__ = ['ProcmanConfig', 'ListenAddress', 'BusyStarter', 'DEFAULT_SOCKET_MODE',
-           'KEYS', 'SECTION_KEYS', 'COMMAND_EXAMPLE']
+           'COMMAND_EXAMPLE', 'MAX_PROCESSES', 'MAX_REQUESTS']
 
 #: Mode of a ``unix:`` socket file given no ``:mode``: owner only.  Widen it
 #: (``:0660``) when the web server runs as another user of the same group.
 DEFAULT_SOCKET_MODE = 0o600
 MAX_DURATION = 365 * 86400.0
-
-KEYS = ('Command', 'PidFile', 'StdErr', 'Prefork', 'MinProcesses',
-        'MaxProcesses', 'StartInterval', 'IdleTimeout', 'MaxRequests',
-        'MaxRequestsJitter', 'RequestTimeout', 'StopTimeout', 'KillTimeout',
-        'Listen', 'ChildConfig', 'User', 'Group', 'import')
-SECTION_KEYS = {'BusyStarter': ('Priority', 'Semaphore', 'RunEvery')}
+MAX_FD = 2**31 - 1      # a C int
+# The scoreboard has 2 x MaxProcesses slots, and a child that finds every
+# child busy scans them all; Apache prefork's compiled-in ServerLimit is 20000.
+# Ten thousand preforked Python processes is already more than one machine holds.
+MAX_PROCESSES = 10000
+# A child's request limit (MaxRequests plus its jitter) is the scoreboard
+# slot's LIMIT field.
+MAX_REQUESTS = 2 ** (8 * LIMIT.size) - 1
 COMMAND_EXAMPLE = 'Command CGI MyPackage:MyApp'
 
 
@@ -89,7 +91,7 @@ class ProcmanConfig:
         return f'<ProcmanConfig {self.filename!r} Command={self.Command!r}>'
 
 
-# -- ZConfig datatypes (named in schema.xml); ValueError carries the message --
+# -- converters (named in the key table); ValueError carries the message ------
 
 _INT = re.compile(r'[+-]?[0-9]{1,15}')    # more digits is a typo, not a count
 _DURATION = re.compile(r'([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?')
@@ -154,6 +156,18 @@ def accountName(text):
     return text
 
 
+def ownerSpec(text):
+    """``USER``, ``USER:GROUP`` or ``:GROUP``: checked here, resolved by configcheck."""
+    user, sep, group = text.partition(':')
+    if len(text.split()) != 1 or not (user or group) or (sep and not group) or ':' in group:
+        raise ValueError(f'expected USER, USER:GROUP or :GROUP (names or numbers),'
+                         f' got {text!r}')
+    for name in (user, group):
+        if name:
+            accountName(name)
+    return text
+
+
 def importSpec(text):
     module, _, attrs = text.partition(':')
     for part in module.split('.') + (attrs.split('.') if attrs else []):
@@ -178,6 +192,8 @@ def listenAddress(text):
     if text.startswith('fd:'):
         if not text[3:].isdigit() or not text[3:].isascii():
             raise ValueError(f'expected a descriptor number after fd: in {text!r}')
+        if int(text[3:]) > MAX_FD:
+            raise ValueError(f'descriptor {text[3:]} in {text!r} is above {MAX_FD}')
         return ListenAddress('fd', fd=int(text[3:]))
     host, sep, port = text.rpartition(':')
     if not sep or not host:

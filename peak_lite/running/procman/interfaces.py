@@ -93,8 +93,12 @@ class IProcmanConfig(Interface):
     StopTimeout = Attribute("float seconds from SIGHUP to SIGTERM when stopping a "
                             "child.  Default 30")
     KillTimeout = Attribute("float seconds from SIGTERM to SIGKILL.  Default 5")
+    ReloadCheckTimeout = Attribute("float seconds > 0: the deadline of the config and "
+                                   "code check a reload runs.  Default 60")
     Listen = Attribute("list of IListenAddress, in file order; empty means inherit "
                        "fd 0 or systemd's LISTEN_FDS")
+    ListenOwner = Attribute("(uid, gid) given to the unix sockets the manager creates, -1 "
+                            "for a part left as created; None to leave both")
     ChildConfig = Attribute("absolute path of an existing .ini file, or None")
     User = Attribute("the User value as written (name or number), or None")
     Group = Attribute("the Group value as written (name or number), or None")
