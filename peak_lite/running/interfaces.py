@@ -27,6 +27,38 @@ class LoadError(RunningError):
     exitCode = EXIT_LOAD_FAILED
 
 
+class SocketError(InvocationError):
+    """A socket spec is malformed, or its socket cannot be opened; exit 2.
+
+    ``address`` is the ISocketAddress concerned, or None when the spec did
+    not parse.  The message names the address and what to do.
+    """
+
+    def __init__(self, message, address=None):
+        super().__init__(message)
+        self.address = address
+
+
+class ISocketAddress(Interface):
+    """One parsed socket spec: ``unix:PATH[:MODE]``, ``HOST:PORT``, ``[V6]:PORT`` or ``fd:N``.
+
+    Instances are immutable and compare equal when they name the same socket.
+    ``str()`` gives back the canonical spec.
+    """
+
+    kind = Attribute("'unix', 'tcp' or 'fd'")
+    path = Attribute("kind 'unix': path of the socket file; otherwise None")
+    mode = Attribute("kind 'unix': permission bits (int) given to the socket file; "
+                     "otherwise None")
+    host = Attribute("kind 'tcp': the host or address text, without brackets; "
+                     "otherwise None")
+    port = Attribute("kind 'tcp': the port (int, 0-65535); otherwise None")
+    family = Attribute("kind 'tcp': 'inet6' when host is an IPv6 address, else 'inet'; "
+                       "otherwise None")
+    fd = Attribute("kind 'fd': an inherited descriptor number (int); otherwise None")
+    lineno = Attribute("line of the config file the address was given on, or None")
+
+
 class ICmdLineApp(Interface):
     """A runnable command-line application."""
 
