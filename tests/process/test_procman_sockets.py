@@ -16,6 +16,7 @@ import urllib.request
 
 import pytest
 
+from peak_lite.running.sockets import Listener, parseAddress
 from tests.support.nginx import Nginx, free_port
 from tests.support.procman import Procman, peak_argv
 from tests.support.procs import children_of, wait_for
@@ -203,6 +204,22 @@ def test_the_address_binds_again_at_once_after_a_stop(tmp_path, procs):
     pm.start()
     assert httpStatus('127.0.0.1', port) == 200
     pm.stop()
+
+
+def test_processes_the_app_starts_inherit_no_listening_socket(tmp_path, procs):
+    port = free_port()
+    pm = Procman(tmp_path, procs, command='CGI tests.process.sockets_apps:spawnSleeper',
+                 listen=False, extra=f"Listen 127.0.0.1:{port}")
+    pm.start()
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+    conn.request('GET', '/')
+    sleeper = int(conn.getresponse().read())
+    conn.close()
+    held = [os.readlink(f'/proc/{sleeper}/fd/{fd}') for fd in os.listdir(f'/proc/{sleeper}/fd')]
+    assert not [link for link in held if link.startswith('socket:')], held
+    pm.stop()
+    # Whatever became of the grandchild, nothing of the old pool holds the address.
+    Listener.bind(parseAddress(f'127.0.0.1:{port}')).close()
 
 
 class WwwDataNginx(Nginx):

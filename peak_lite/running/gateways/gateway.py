@@ -85,7 +85,7 @@ class GatewayCommand:
         if self.socket is not None:
             listeners = [listenOn(self.socket)]     # SocketError is an InvocationError
         else:
-            listeners = inheritedListeners(self.environ or os.environ)
+            listeners = inheritedListeners(self.environ or os.environ, release=True)
         if not listeners:
             if self.protocol != CGI:
                 raise InvocationError(

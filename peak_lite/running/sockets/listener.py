@@ -51,17 +51,33 @@ def isListeningSocket(fd):
     return True
 
 
-def inheritedListeners(environ):
+def inheritedListeners(environ, release=False):
     """The listening sockets a process manager handed over: fd 0, then ``PEAK_LISTEN_FDS``.
 
     ``PEAK_LISTEN_FDS`` lists descriptors (``0,3,4``) when there are several.
-    Each is duplicated, as listeningSocketOnFd does.
+    Each is duplicated, as listeningSocketOnFd does, and the duplicates are
+    not inheritable.  With ``release`` the originals are given up: fd 0 then
+    reads ``/dev/null``, the others are closed and ``PEAK_LISTEN_FDS`` leaves
+    ``environ``.  So a process the application starts never inherits a
+    listening socket, which would keep the address bound after the pool
+    stops.
     """
     fds = [0]
     for part in environ.get(CHILD_ENV, '').split(','):
         if part.strip().isdigit() and int(part) not in fds:
             fds.append(int(part))
-    return [sock for sock in map(listeningSocketOnFd, fds) if sock is not None]
+    found = [(fd, sock) for fd, sock in zip(fds, map(listeningSocketOnFd, fds))
+             if sock is not None]
+    if release and found:
+        for fd, _ in found:
+            if fd == 0:
+                null = os.open(os.devnull, os.O_RDONLY)
+                os.dup2(null, 0)
+                os.close(null)
+            else:
+                os.close(fd)
+        environ.pop(CHILD_ENV, None)
+    return [sock for _, sock in found]
 
 
 def listenOn(spec, owner=None, backlog=BACKLOG):
