@@ -181,6 +181,23 @@ def test_listen_owner_lets_nginx_as_www_data_in_through_a_0660_socket(
     assert not os.path.exists(sock)
 
 
+@root
+def test_an_owner_the_manager_cannot_give_is_a_one_line_error(procs, sharedDir):
+    nobody = pwd.getpwnam('nobody')
+    os.chown(sharedDir, nobody.pw_uid, nobody.pw_gid)
+    conf = os.path.join(sharedDir, 'app.conf')
+    with open(conf, 'w') as f:
+        f.write(f"Command CGI tests.procman.apps:hello\n"
+                f"Listen unix:{sharedDir}/app.sock:0660\nListenOwner root:www-data\n")
+    proc = procs(['setpriv', f'--reuid={nobody.pw_uid}', f'--regid={nobody.pw_gid}',
+                  '--clear-groups', *peak_argv('procman', conf)], stderr=-1)
+    assert proc.wait(30) == 2
+    err = proc.popen.stderr.read().decode()
+    assert len(err.strip().splitlines()) == 1, err
+    assert f"{conf}:2: Listen unix:{sharedDir}/app.sock:0660: cannot give the socket" in err
+    assert os.listdir(sharedDir) == ['app.conf']       # no socket, no private directory
+
+
 def test_unknown_listen_owner_is_a_file_line_error(tmp_path, procs):
     pm = Procman(tmp_path, procs, listen=False, extra="ListenOwner no-such-user:www-data")
     proc = procs(peak_argv('procman', '--check', pm.path), env=pm.env,

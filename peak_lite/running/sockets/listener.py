@@ -173,7 +173,8 @@ class Listener:
 
         The file is changed only through a descriptor of the very inode this
         socket was bound as; if its path now names anything else, nothing is
-        changed and a warning says so.
+        changed and a warning says so.  Never raises for the file: the socket
+        keeps serving, and the log says what could not be changed.
         """
         self.address = address
         if address.kind != 'unix':
@@ -201,8 +202,9 @@ class Listener:
             if owner is not None and _needsChown(st, owner):
                 os.chown(target, *owner)
         except OSError as e:
-            raise SocketError(f'{address}: cannot set the mode or owner of the socket file:'
-                              f' {e.strerror}', address) from None
+            # The socket itself still works: keep serving on it, and say why not.
+            log.error("%s: cannot give the socket file its mode or owner: %s; it keeps"
+                      " the ones it had", address, e.strerror)
         finally:
             if pin is not None:
                 os.close(pin)
@@ -248,10 +250,11 @@ def _bindUnix(address, owner, backlog):
     except OSError as e:
         raise _cannotListen(address, e) from None
     private = f'.{name}.{secrets.token_hex(6)}'
-    privateFd = sock = None
+    made = privateFd = sock = None
     try:
         _clearStale(address, parent, name)
         os.mkdir(private, 0o700, dir_fd=parent)
+        made = True
         privateFd = os.open(private, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
                             | os.O_CLOEXEC, dir_fd=parent)
         st = os.fstat(privateFd)
@@ -285,6 +288,7 @@ def _bindUnix(address, owner, backlog):
         if privateFd is not None:
             _removeQuietly(name, privateFd)
             os.close(privateFd)
+        if made:
             try:
                 os.rmdir(private, dir_fd=parent)
             except OSError:

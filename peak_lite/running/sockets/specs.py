@@ -113,8 +113,9 @@ def parseOwner(text):
     Names must exist in the password and group databases; numbers are used
     as they are.  ValueError says which name is unknown.
     """
-    user, sep, group = (text or '').strip().partition(':')
-    if not user and not group or sep and not group or ' ' in text.strip():
+    text = (text or '').strip()
+    user, sep, group = text.partition(':')
+    if (not user and not group) or (sep and not group) or ' ' in text:
         raise ValueError(f'expected USER, USER:GROUP or :GROUP (names or numbers),'
                          f' got {text!r}')
     return _lookup(user, pwd.getpwnam, 'user'), _lookup(group, grp.getgrnam, 'group')
