@@ -152,3 +152,41 @@ def test_a_descriptor_that_is_not_listening_is_refused():
     with socket.socket() as s:
         with pytest.raises(SocketError, match='not an inherited listening socket'):
             Listener.bind(parseAddress(f'fd:{s.fileno()}'))
+
+
+def test_carried_sockets_are_adopted_by_full_address_and_the_rest_closed(tmp_path):
+    unix = parseAddress(f"unix:{tmp_path / 'a.sock'}")
+    tcp = parseAddress('127.0.0.1:0')
+    first = Listeners([Listener.bind(unix), Listener.bind(tcp)])
+    port = first.sockets[1].getsockname()[1]
+    environ = {}
+    first.carryAcrossExec(environ)       # what a restart's exec keeps open
+    fds = first.fds()
+    for sock in first.sockets:           # as exec would: the descriptors stay, not the objects
+        sock.detach()
+    moved = parseAddress(f'127.0.0.2:{port}')
+    second = Listeners.open([unix, moved], environ)
+    try:
+        assert 'PEAK_PROCMAN_FDS' not in environ
+        assert second.fds()[0] == fds[0]                    # the same unix socket
+        assert second.listeners[0].fileId == first.listeners[0].fileId
+        assert second.sockets[1].getsockname() == ('127.0.0.2', port)
+        with pytest.raises(ConnectionRefusedError):         # the old address was closed
+            socket.create_connection(('127.0.0.1', port), timeout=5).close()
+        assert second.describe() == f"unix:{unix.path}, 127.0.0.2:{port}"
+    finally:
+        second.close()
+    assert not os.path.exists(unix.path)
+
+
+def test_sockets_carried_by_an_earlier_version_are_matched_by_their_name():
+    listener = Listener.bind(parseAddress('127.0.0.1:0'))
+    port = listener.sock.getsockname()[1]
+    os.set_inheritable(listener.fileno(), True)
+    environ = {'PEAK_PROCMAN_FDS': str(listener.fileno())}
+    adopted = Listeners.open([parseAddress(f'127.0.0.1:{port}')], environ)
+    try:
+        assert adopted.fds() == [listener.fileno()]
+    finally:
+        adopted.close()
+        listener.sock.detach()
