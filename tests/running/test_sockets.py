@@ -10,7 +10,8 @@ import stat
 import pytest
 from zope.interface.verify import verifyClass, verifyObject
 
-from peak_lite.running.interfaces import ISocketAddress, InvocationError
+from peak_lite.running.interfaces import (
+    IListener, IListeners, ISocketAddress, InvocationError)
 from peak_lite.running.sockets import (
     DEFAULT_SOCKET_MODE, Listener, Listeners, SocketAddress, SocketError, parseAddress,
     parseOwner)
@@ -69,6 +70,8 @@ def test_a_unix_socket_has_its_mode_before_it_appears_and_no_private_dir_is_left
         st = os.lstat(path)
         assert stat.S_ISSOCK(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o640
         assert listener.fileId == (st.st_dev, st.st_ino) and listener.ownsFile()
+        assert verifyObject(IListener, listener)
+        assert verifyObject(IListeners, Listeners([listener]))
         assert os.listdir(tmp_path) == ['app.sock']
         with socket.socket(socket.AF_UNIX) as client:
             client.connect(path)

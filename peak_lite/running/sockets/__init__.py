@@ -9,7 +9,8 @@
   exec, handed to children on fds 0, 3, 4...
 """
 
-from peak_lite.running.interfaces import ISocketAddress, SocketError  # noqa: F401
+from peak_lite.running.interfaces import (  # noqa: F401
+    IListener, IListeners, ISocketAddress, SocketError)
 from peak_lite.running.sockets.listener import (  # noqa: F401
     Listener, inheritedListeners, isListeningSocket, listenOn, listeningSocketOnFd)
 from peak_lite.running.sockets.listeners import Listeners  # noqa: F401

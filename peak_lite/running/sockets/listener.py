@@ -15,7 +15,9 @@ import secrets
 import socket
 import stat
 
-from peak_lite.running.interfaces import SocketError
+from zope.interface import implementer
+
+from peak_lite.running.interfaces import IListener, SocketError
 from peak_lite.running.sockets.specs import BACKLOG, CHILD_ENV, parseAddress
 
 __all__ = ['Listener', 'listenOn', 'listeningSocketOnFd', 'isListeningSocket',
@@ -91,8 +93,9 @@ def listenOn(spec, owner=None, backlog=BACKLOG):
 
 # -- one listening socket -------------------------------------------------------
 
+@implementer(IListener)
 class Listener:
-    """A listening socket, the address it was opened for, and, for a unix socket this
+    """See IListener.  A listening socket, the address it was opened for, and, for a unix socket this
     process bound, the identity ``(st_dev, st_ino)`` of its file.
 
     The identity is what makes every later change to the file safe: the

@@ -18,6 +18,9 @@ import logging
 import os
 import socket
 
+from zope.interface import implementer
+
+from peak_lite.running.interfaces import IListeners
 from peak_lite.running.sockets.listener import Listener, isListeningSocket
 from peak_lite.running.sockets.specs import CARRY_ENV, CHILD_ENV, parseAddress
 
@@ -26,8 +29,9 @@ __all__ = ['Listeners']
 log = logging.getLogger('peak_lite.running.sockets')
 
 
+@implementer(IListeners)
 class Listeners:
-    """The listening sockets one manager serves, in config order."""
+    """See IListeners."""
 
     def __init__(self, listeners=()):
         self.listeners = list(listeners)
