@@ -95,8 +95,8 @@ def listenOn(spec, owner=None, backlog=BACKLOG):
 
 @implementer(IListener)
 class Listener:
-    """See IListener.  A listening socket, the address it was opened for, and, for a unix socket this
-    process bound, the identity ``(st_dev, st_ino)`` of its file.
+    """See IListener.  A listening socket, the address it was opened for, and, for a
+    unix socket this process bound, the identity ``(st_dev, st_ino)`` of its file.
 
     The identity is what makes every later change to the file safe: the
     socket holds its file's inode, so no other file can have it while the
