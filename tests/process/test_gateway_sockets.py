@@ -38,3 +38,20 @@ def test_a_unix_socket_gets_the_mode_of_its_spec(tmp_path, procs):
     procs(peak_argv('FastCGI', f'unix:{path}:0660', 'tests.gateways.apps:hello'))
     wait_for(lambda: answers(path), 20, message="the server to answer")
     assert stat.S_IMODE(os.lstat(path).st_mode) == 0o660
+
+
+def test_a_unix_socket_is_owner_only_by_default(tmp_path, procs):
+    path = str(tmp_path / 'app.sock')
+    procs(peak_argv('FastCGI', f'unix:{path}', 'tests.gateways.apps:hello'))
+    wait_for(lambda: answers(path), 20, message="the server to answer")
+    assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+
+
+def test_fastcgi_serves_a_listening_socket_inherited_on_a_descriptor(tmp_path, procs):
+    path = str(tmp_path / 'inherited.sock')
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(path)
+        listener.listen(16)
+        fd = listener.fileno()
+        procs(peak_argv('FastCGI', f'fd:{fd}', 'tests.gateways.apps:hello'), pass_fds=(fd,))
+    wait_for(lambda: answers(path), 20, message="the server on the inherited socket")
