@@ -234,6 +234,8 @@ def test_processes_the_app_starts_inherit_no_listening_socket(tmp_path, procs):
     conn.close()
     held = [os.readlink(f'/proc/{sleeper}/fd/{fd}') for fd in os.listdir(f'/proc/{sleeper}/fd')]
     assert not [link for link in held if link.startswith('socket:')], held
+    with open(f'/proc/{sleeper}/environ', 'rb') as f:
+        assert b'PEAK_LISTEN_FDS=' not in f.read()
     pm.stop()
     # Whatever became of the grandchild, nothing of the old pool holds the address.
     Listener.bind(parseAddress(f'127.0.0.1:{port}')).close()

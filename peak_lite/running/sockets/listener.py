@@ -60,7 +60,7 @@ def inheritedListeners(environ, release=False):
     Each is duplicated, as listeningSocketOnFd does, and the duplicates are
     not inheritable.  With ``release`` the originals are given up: fd 0 then
     reads ``/dev/null``, the others are closed and ``PEAK_LISTEN_FDS`` leaves
-    ``environ``.  So a process the application starts never inherits a
+    ``environ`` and ``os.environ``.  So a process the application starts never inherits a
     listening socket, which would keep the address bound after the pool
     stops.
     """
@@ -79,6 +79,7 @@ def inheritedListeners(environ, release=False):
             else:
                 os.close(fd)
         environ.pop(CHILD_ENV, None)
+        os.environ.pop(CHILD_ENV, None)     # what processes we start will inherit
     return [sock for _, sock in found]
 
 
