@@ -27,6 +27,103 @@ class LoadError(RunningError):
     exitCode = EXIT_LOAD_FAILED
 
 
+class SocketError(InvocationError):
+    """A socket spec is malformed, or its socket cannot be opened; exit 2.
+
+    ``address`` is the ISocketAddress concerned, or None when the spec did
+    not parse.  The message names the address and what to do.
+    """
+
+    def __init__(self, message, address=None):
+        super().__init__(message)
+        self.address = address
+
+
+class ISocketAddress(Interface):
+    """One parsed socket spec: ``unix:PATH[:MODE]``, ``HOST:PORT``, ``[V6]:PORT`` or ``fd:N``.
+
+    Instances are immutable and compare equal when they name the same socket.
+    ``str()`` gives back the canonical spec.
+    """
+
+    kind = Attribute("'unix', 'tcp' or 'fd'")
+    path = Attribute("kind 'unix': path of the socket file; otherwise None")
+    mode = Attribute("kind 'unix': permission bits (int) given to the socket file; "
+                     "otherwise None")
+    host = Attribute("kind 'tcp': the host or address text, without brackets; "
+                     "otherwise None")
+    port = Attribute("kind 'tcp': the port (int, 0-65535); otherwise None")
+    family = Attribute("kind 'tcp': 'inet6' when host is an IPv6 address, else 'inet'; "
+                       "otherwise None")
+    fd = Attribute("kind 'fd': an inherited descriptor number (int); otherwise None")
+    lineno = Attribute("line of the config file the address was given on, or None")
+
+
+class IListener(Interface):
+    """One listening socket and the address it was opened for.
+
+    A unix socket file is only ever changed (mode, owner) or removed while
+    its path still names the very inode the socket was bound as.
+    """
+
+    sock = Attribute("the listening socket.socket")
+    address = Attribute("the ISocketAddress it was opened or adopted for, or None when "
+                        "it was inherited without one")
+    fileId = Attribute("(st_dev, st_ino) of the unix socket file this process bound, "
+                       "else None")
+
+    def fileno():
+        """The socket's descriptor."""
+
+    def matches(address):
+        """True if this socket is the one ``address`` names: the same unix path; the
+        same family, address and port (any port for port 0); or the same descriptor."""
+
+    def ownsFile():
+        """True if the unix path still names the file this socket was bound as."""
+
+    def update(address, owner=None):
+        """Adopt ``address`` and give the socket file its mode and ``owner`` ((uid, gid),
+        -1 leaving one), through the bound inode only; a path that names anything else
+        is left alone and logged.  Never raises for the file."""
+
+    def close(unlink=True):
+        """Close the socket; with ``unlink`` remove its file if ownsFile()."""
+
+    def describe():
+        """A short text for logs: ``unix:PATH`` or ``HOST:PORT``."""
+
+
+class IListeners(Interface):
+    """A process manager's listening sockets, in config order.
+
+    Built by ``Listeners.open(addresses, environ, stdin=0, owner=None)``, which
+    adopts sockets carried across the manager's own exec by full address, closes
+    the carried ones no address names, then binds the rest; without addresses it
+    inherits (carried, systemd's ``LISTEN_FDS``, or a listening fd 0).
+    """
+
+    listeners = Attribute("list of IListener")
+    sockets = Attribute("list of their socket.socket objects")
+
+    def fds():
+        """Their descriptors, in order."""
+
+    def carryAcrossExec(environ):
+        """Make the descriptors inheritable and record them (address and file identity
+        too) in ``environ`` for the manager that exec will start."""
+
+    def installInChild():
+        """In a forked child: move the sockets to fds 0, 3, 4... and set
+        ``PEAK_LISTEN_FDS``."""
+
+    def close(unlink=True):
+        """Close every socket; with ``unlink`` remove the unix socket files still ours."""
+
+    def describe():
+        """The addresses, comma-separated, or 'no socket'."""
+
+
 class ICmdLineApp(Interface):
     """A runnable command-line application."""
 

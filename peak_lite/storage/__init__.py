@@ -7,7 +7,7 @@ from peak_lite.storage.interfaces import (
 from peak_lite.storage.middleware import TransactionMiddleware
 from peak_lite.storage.postgresql import PostgreSQLConnection
 from peak_lite.storage.registry import beforeFork, openConnections
-from peak_lite.storage.sockets import inheritedSockets
+from peak_lite.storage.forkhygiene import inheritedSockets
 from peak_lite.storage.sqlite import SQLiteConnection
 
 __all__ = [

@@ -8,12 +8,14 @@ from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from peak_lite.running.gateways import (
-    CGIInterpreter, FastCGIInterpreter, GatewayCommand, GatewayError, HTTPInterpreter,
-    WSGIInterpreter, listenOn, listeningSocketOnFd, parseSocketSpec, resolveApp)
+    CGIInterpreter, FastCGIInterpreter, GatewayCommand, HTTPInterpreter, WSGIInterpreter,
+    resolveApp)
 from peak_lite.running.gateways.interfaces import IGatewayApp
 from peak_lite.running.interfaces import (
     ICmdLineApp, ICmdLineAppFactory, IRerunnableCGI, IWSGIApplication, InvocationError,
     LoadError)
+from peak_lite.running.sockets import (
+    SocketError, listenOn, listeningSocketOnFd, parseAddress)
 from tests.gateways import apps
 
 
@@ -24,14 +26,15 @@ from tests.gateways import apps
     ('[::1]:9000', (socket.AF_INET6, ('::1', 9000))),
 ])
 def test_socket_specs(spec, expected):
-    assert parseSocketSpec(spec) == expected
+    address = parseAddress(spec)
+    assert (address.socketFamily, address.sockaddr) == expected
 
 
 @pytest.mark.parametrize('spec', ['', 'unix:', 'host', 'host:port', '::1:80', '[::1]80',
                                   'h:70000'])
 def test_bad_socket_specs_say_what_is_expected(spec):
-    with pytest.raises(GatewayError, match='expected|empty|IPv6'):
-        parseSocketSpec(spec)
+    with pytest.raises(ValueError, match='expected|empty|IPv6'):
+        parseAddress(spec)
 
 
 def test_listen_on_unix_replaces_a_stale_socket_file(tmp_path):
@@ -40,7 +43,7 @@ def test_listen_on_unix_replaces_a_stale_socket_file(tmp_path):
         sock = listenOn(f'unix:{path}')
         sock.close()
     (tmp_path / 'plain').write_text('not a socket')
-    with pytest.raises(GatewayError, match='cannot listen'):
+    with pytest.raises(SocketError, match='is not a socket'):
         listenOn(f"unix:{tmp_path / 'plain'}")
 
 

@@ -9,6 +9,4 @@ from peak_lite.running.gateways.interfaces import (  # noqa: F401
     IGatewayApp, IWorker, ProtocolError)
 from peak_lite.running.gateways.interpreters import (  # noqa: F401
     CGIInterpreter, FastCGIInterpreter, HTTPInterpreter, WSGIInterpreter)
-from peak_lite.running.gateways.sockets import (  # noqa: F401
-    listenOn, listeningSocketOnFd, parseSocketSpec)
 from peak_lite.running.gateways.worker import NullStatus, Worker  # noqa: F401

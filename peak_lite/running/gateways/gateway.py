@@ -9,12 +9,12 @@ from zope.interface import implementer
 
 from peak_lite.running.gateways.fcgi_server import FastCGIConnection
 from peak_lite.running.gateways.http_server import HTTPConnection
-from peak_lite.running.gateways.interfaces import GatewayError, IGatewayApp
+from peak_lite.running.gateways.interfaces import IGatewayApp
 from peak_lite.running.gateways.sniff import SniffingConnection
-from peak_lite.running.gateways.sockets import inheritedListeners, listenOn
 from peak_lite.running.gateways.worker import Worker
 from peak_lite.running.interfaces import (
     EXIT_OK, ICmdLineApp, IMainLoop, IRerunnableCGI, IWorkerStatus, InvocationError)
+from peak_lite.running.sockets import inheritedListeners, listenOn
 
 log = logging.getLogger('peak_lite.running.gateways')
 
@@ -83,12 +83,9 @@ class GatewayCommand:
     def run(self):
         """See ICmdLineApp: serve until stopped, or one CGI request; return the exit code."""
         if self.socket is not None:
-            try:
-                listeners = [listenOn(self.socket)]
-            except GatewayError as e:
-                raise InvocationError(str(e)) from e
+            listeners = [listenOn(self.socket)]     # SocketError is an InvocationError
         else:
-            listeners = inheritedListeners(self.environ or os.environ)
+            listeners = inheritedListeners(self.environ or os.environ, release=True)
         if not listeners:
             if self.protocol != CGI:
                 raise InvocationError(

@@ -115,8 +115,8 @@ class FastCGIInterpreter(_GatewayInterpreter):
     socketArgument = 'required'
     usage = """Usage: peak FastCGI [options] SOCKET pkg.module:app [options]
 
-SOCKET is unix:/path, host:port or [v6]:port; a stale unix socket file is
-replaced.  Put a web server's fastcgi_pass (nginx) or mod_proxy_fcgi
+SOCKET is unix:/path[:mode], host:port, [v6]:port or fd:N.  A stale unix
+socket file (nobody accepts on it) is replaced; a live server's is refused.  Put a web server's fastcgi_pass (nginx) or mod_proxy_fcgi
 (Apache) in front.
 """
 

@@ -10,13 +10,13 @@ import time
 
 from zope.interface import implementer, provider
 
+from peak_lite.running.gateways.fcgi_protocol import FCGI_VERSION_1
 from peak_lite.running.gateways.fcgi_server import FastCGIConnection
 from peak_lite.running.gateways.http_server import HTTPConnection
 from peak_lite.running.gateways.interfaces import IConnection, IConnectionFactory
 
 __all__ = ['SniffingConnection', 'FCGI_VERSION_1']
 
-FCGI_VERSION_1 = 1
 HTTP_IDLE_TIMEOUT = 15.0
 
 

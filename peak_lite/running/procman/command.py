@@ -17,7 +17,7 @@ from peak_lite.running.procman.manager import HELD_SIGNALS, Manager
 from peak_lite.running.procman.output import StdErr, setupLogging
 from peak_lite.running.procman.preload import checkApp, preload
 from peak_lite.running.procman.scoreboard import checkSemaphore
-from peak_lite.running.procman.sockets import Listeners
+from peak_lite.running.sockets import Listeners, SocketError
 from peak_lite.util.interfaces import AlreadyLocked, LockError
 from peak_lite.util.lockfile import PidFile
 
@@ -73,7 +73,7 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
 
     def checkOnly(self, cfg):
         probeResources(cfg)
-        listeners = Listeners.open(cfg, dict(self.environ)) if not cfg.Listen else None
+        listeners = openListeners(cfg, dict(self.environ)) if not cfg.Listen else None
         subject = preload(cfg, self.io())
         self._checkSocket(cfg, subject, listeners is None or listeners.sockets)
         checkApp(cfg, subject)
@@ -93,7 +93,7 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
         stderr = StdErr(cfg.StdErr)
         terminal = os.dup(2)
         try:
-            listeners = Listeners.open(cfg, environ, _fileno(self.stdin))
+            listeners = openListeners(cfg, environ, _fileno(self.stdin))
             stderr.point(cfg)
             setupLogging()
             subject = preload(cfg, self.io(), listeners.fds())
@@ -157,6 +157,15 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
             time.sleep(0.05)
         raise RunningError(f"{cfg.filename}: manager {pid} did not stop within "
                            f"{patience:.0f}s; not replacing it")
+
+def openListeners(cfg, environ, stdin=0):
+    """Listeners.open for ``cfg``; an address that cannot be opened is a FILE:LINE error."""
+    try:
+        return Listeners.open(cfg.Listen, environ, stdin, cfg.ListenOwner)
+    except SocketError as e:
+        lineno = getattr(e.address, 'lineno', None) or cfg.lineOf('Listen') or 1
+        raise ConfigError(f"Listen {e}", cfg.filename, lineno) from None
+
 
 def _tell(fd, line):
     try:

@@ -5,7 +5,6 @@ line.
 """
 
 import dataclasses
-import ipaddress
 import keyword
 import math
 import re
@@ -13,16 +12,14 @@ import shlex
 
 from zope.interface import implementer
 
-from peak_lite.running.procman.interfaces import (
-    ConfigError, IBusyStarter, IListenAddress, IProcmanConfig)
+from peak_lite.running.procman.interfaces import ConfigError, IBusyStarter, IProcmanConfig
 from peak_lite.running.procman.scoreboard import LIMIT
+from peak_lite.running.sockets import (
+    DEFAULT_SOCKET_MODE, SocketAddress as ListenAddress, parseAddress)
 
 __all__ = ['ProcmanConfig', 'ListenAddress', 'BusyStarter', 'DEFAULT_SOCKET_MODE',
            'COMMAND_EXAMPLE', 'MAX_PROCESSES', 'MAX_REQUESTS']
 
-#: Mode of a ``unix:`` socket file given no ``:mode``: owner only.  Widen it
-#: (``:0660``) when the web server runs as another user of the same group.
-DEFAULT_SOCKET_MODE = 0o600
 MAX_DURATION = 365 * 86400.0
 MAX_FD = 2**31 - 1      # a C int
 # The scoreboard has 2 x MaxProcesses slots, and a child that finds every
@@ -36,29 +33,6 @@ COMMAND_EXAMPLE = 'Command CGI MyPackage:MyApp'
 
 
 # -- parsed values ----------------------------------------------------------
-
-@implementer(IListenAddress)
-@dataclasses.dataclass(frozen=True)
-class ListenAddress:
-    """See IListenAddress."""
-
-    kind: str
-    path: str = None
-    mode: int = None
-    host: str = None
-    port: int = None
-    family: str = None
-    fd: int = None
-    lineno: int = dataclasses.field(default=None, compare=False)
-
-    def __str__(self):
-        if self.kind == 'unix':
-            return f'unix:{self.path}:{self.mode:04o}'
-        if self.kind == 'fd':
-            return f'fd:{self.fd}'
-        host = f'[{self.host}]' if self.family == 'inet6' else self.host
-        return f'{host}:{self.port}'
-
 
 @implementer(IBusyStarter)
 @dataclasses.dataclass(frozen=True)
@@ -96,8 +70,6 @@ class ProcmanConfig:
 _INT = re.compile(r'[+-]?[0-9]{1,15}')    # more digits is a typo, not a count
 _DURATION = re.compile(r'([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*(ms|s|m|h)?')
 _UNITS = {None: 1.0, 's': 1.0, 'ms': 0.001, 'm': 60.0, 'h': 3600.0}
-_HOSTNAME = re.compile(r'(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?')
-_LISTEN_FORMS = 'unix:/path[:mode], host:port, [v6addr]:port or fd:N'
 
 
 def integerValue(text):
@@ -178,46 +150,10 @@ def importSpec(text):
 
 
 def listenAddress(text):
-    if text.startswith('unix:'):
-        path, mode = text[5:], DEFAULT_SOCKET_MODE
-        m = re.fullmatch(r'(.*):([0-7]{3,4})', path)
-        if m:
-            path, mode = m.group(1), int(m.group(2), 8)
-            if mode > 0o777:
-                raise ValueError(f'socket mode {m.group(2)} in {text!r} has bits beyond'
-                                 f' 0777; use a mode such as 0600 or 0660')
-        if not path:
-            raise ValueError(f'expected a socket path after unix: in {text!r}')
-        return ListenAddress('unix', path=path, mode=mode)
-    if text.startswith('fd:'):
-        if not text[3:].isdigit() or not text[3:].isascii():
-            raise ValueError(f'expected a descriptor number after fd: in {text!r}')
-        if int(text[3:]) > MAX_FD:
-            raise ValueError(f'descriptor {text[3:]} in {text!r} is above {MAX_FD}')
-        return ListenAddress('fd', fd=int(text[3:]))
-    host, sep, port = text.rpartition(':')
-    if not sep or not host:
-        raise ValueError(f'expected {_LISTEN_FORMS}, got {text!r}')
-    if not (port.isascii() and port.isdigit()) or int(port) > 65535:
-        raise ValueError(f'expected a port from 0 to 65535 in {text!r}, got {port!r}')
-    if host.startswith('[') and host.endswith(']'):
-        family, host = 'inet6', host[1:-1]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            raise ValueError(f'{host!r} in {text!r} is not an IPv6 address') from None
-    elif ':' in host:
-        raise ValueError(f'an IPv6 address needs brackets, as in [::1]:8080; got {text!r}')
-    else:
-        family = 'inet'
-        if re.fullmatch(r'[0-9.]+', host):
-            try:
-                ipaddress.IPv4Address(host)
-            except ValueError:
-                raise ValueError(f'{host!r} in {text!r} is not an IPv4 address') from None
-        elif not _HOSTNAME.fullmatch(host):
-            raise ValueError(f'{host!r} in {text!r} is not a host name or address')
-    return ListenAddress('tcp', host=host, port=int(port), family=family)
+    address = parseAddress(text)
+    if address.kind == 'fd' and address.fd > MAX_FD:
+        raise ValueError(f'descriptor {address.fd} in {text!r} is above {MAX_FD}')
+    return address
 
 
 def _isNumber(text):

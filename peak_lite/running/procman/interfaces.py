@@ -2,6 +2,8 @@
 
 from zope.interface import Attribute, Interface
 
+from peak_lite.running.interfaces import ISocketAddress
+
 
 class ProcmanError(Exception):
     """Base class of every error raised by peak_lite.running.procman."""
@@ -29,24 +31,9 @@ class ConfigError(ProcmanError):
 
 # -- config ---------------------------------------------------------------
 
-class IListenAddress(Interface):
-    """One parsed ``Listen`` value: a socket the manager opens for its children.
-
-    Instances are immutable and compare equal when they name the same socket.
-    ``str()`` gives back the canonical config syntax.
-    """
-
-    kind = Attribute("'unix', 'tcp' or 'fd'")
-    path = Attribute("kind 'unix': absolute path of the socket file; otherwise None")
-    mode = Attribute("kind 'unix': permission bits (int) given to the socket file; "
-                     "otherwise None")
-    host = Attribute("kind 'tcp': the host or address text, without brackets; "
-                     "otherwise None")
-    port = Attribute("kind 'tcp': the port (int, 0-65535); otherwise None")
-    family = Attribute("kind 'tcp': 'inet6' when host is an IPv6 address, else 'inet'; "
-                       "otherwise None")
-    fd = Attribute("kind 'fd': an inherited descriptor number (int); otherwise None")
-    lineno = Attribute("line of the config file the address was given on, or None")
+#: One parsed ``Listen`` value, a socket the manager opens for its children:
+#: the socket specs of peak_lite.running.sockets (see ISocketAddress).
+IListenAddress = ISocketAddress
 
 
 class IBusyStarter(Interface):

@@ -10,7 +10,7 @@ import sys
 import tempfile
 
 from peak_lite.running.process import ProcessProxy
-from peak_lite.running.procman.sockets import CARRY_ENV
+from peak_lite.running.sockets import CARRY_ENV
 from peak_lite.util.lockfile import PidFile
 
 log = logging.getLogger('peak_lite.procman')

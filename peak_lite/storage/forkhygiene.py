@@ -1,4 +1,5 @@
-"""Find the network sockets this process holds, so a fork can warn about leaks."""
+"""Fork hygiene: find the network sockets this process holds, so a fork can warn about
+the ones every child would inherit."""
 
 import errno
 import logging

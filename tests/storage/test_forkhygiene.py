@@ -1,4 +1,4 @@
-"""inheritedSockets() on real sockets."""
+"""Fork hygiene: inheritedSockets() on real sockets."""
 
 import socket
 
