@@ -17,6 +17,7 @@ import fcntl
 import os
 import socket
 import stat
+import struct
 
 from peak_lite.running.procman.interfaces import ConfigError
 from peak_lite.util.lockfile import readPidFile
@@ -137,7 +138,12 @@ def _probeUnix(address, managers, refuse):
             if e.errno in (errno.ECONNREFUSED, errno.ENOENT):
                 return      # stale: startup removes it
             raise refuse(f"cannot probe the socket: {e.strerror}") from None
-    if not _heldBy(managers, _unixInodes(path)):
+        # The listener's creator, as the kernel recorded it at listen(): the
+        # manager binds its socket under a private name first, so the path in
+        # /proc/net/unix need not be this one.
+        listener = struct.unpack('3i', probe.getsockopt(
+            socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize('3i')))[0]
+    if listener not in managers and not _heldBy(managers, _unixInodes(path)):
         raise refuse("another process is listening there; stop it or choose another path")
 
 
