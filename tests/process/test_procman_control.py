@@ -3,13 +3,15 @@ and the Semaphore scoreboard file as outside tools see it."""
 
 import json
 import os
+import pathlib
+import signal
 import stat
 import subprocess
 import threading
 
 from tests.procman.scaling_apps import HEADER, readBoard, waitState
 from tests.support.procman import Procman, peak_argv
-from tests.support.procs import pid_alive, wait_for
+from tests.support.procs import children_of, pid_alive, wait_for
 
 APP = 'CGI tests.procman.scaling_apps:app'
 
@@ -42,8 +44,11 @@ def test_check_bad_configs_exit_2_naming_file_and_line(tmp_path, procs):
 def test_semaphore_file_mode_and_layout_status_table_and_json(tmp_path, procs):
     pm = Procman(tmp_path, procs, command=APP, prefork=2, extra="MaxProcesses 3").start()
     assert stat.S_IMODE(os.stat(pm.scoreboard).st_mode) == 0o600
+    # The manager records a child's pid in its slot just after the fork: wait for both.
+    wait_for(lambda: set(readBoard(pm.scoreboard)[1]) == set(pm.children()), 10,
+             message="both children in the scoreboard")
     header, slots = readBoard(pm.scoreboard)
-    assert header['magic'] == b'PEAKSB01' and header['version'] == 1
+    assert header['magic'] == b'PEAKSB01' and header['version'] == 2
     assert header['slotSize'] == 32 and header['manager'] == pm.pid
     assert os.path.getsize(pm.scoreboard) == HEADER.size + 32 * header['slots']
     assert set(slots) == set(pm.children())

@@ -60,6 +60,51 @@ def test_fifo_at_the_pid_file_is_refused(tmp_path, procs):
 
 
 @root
+def test_files_owned_by_another_user_are_refused(tmp_path, procs):
+    nobody = pwd.getpwnam('nobody').pw_uid
+    for attr, key in (('pidfile', 'PidFile'), ('stderr', 'StdErr'), ('scoreboard', 'Semaphore')):
+        pm = Procman(tmp_path, procs, command=APP)
+        path = getattr(pm, attr)
+        with open(path, 'wb'):
+            pass
+        os.chown(path, nobody, -1)
+        _refused(pm, key, f'owned by uid {nobody}')
+        os.unlink(path)
+
+
+def test_files_writable_by_others_are_refused(tmp_path, procs):
+    for attr, key in (('pidfile', 'PidFile'), ('stderr', 'StdErr'), ('scoreboard', 'Semaphore')):
+        pm = Procman(tmp_path, procs, command=APP)
+        path = getattr(pm, attr)
+        with open(path, 'wb'):
+            pass
+        os.chmod(path, 0o666)
+        _refused(pm, key, 'writable by')
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o666
+        os.unlink(path)
+
+
+def test_created_files_modes(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP).start()
+    assert stat.S_IMODE(os.stat(pm.pidfile).st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(pm.stderr).st_mode) == 0o640
+    assert stat.S_IMODE(os.stat(pm.scoreboard).st_mode) == 0o600
+    pm.stop()
+
+
+# -- what a child that dropped its privileges can reach ---------------------
+
+@root
+def test_children_hold_no_descriptor_of_the_semaphore_file(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, prefork=2, extra="User nobody").start()
+    fds = pm.request('/fds').body.decode()
+    assert 'scoreboard' not in fds, fds
+    mine = {os.readlink(f'/proc/{pm.pid}/fd/{fd}') for fd in os.listdir(f'/proc/{pm.pid}/fd')}
+    assert pm.scoreboard not in mine        # nor the manager: its mapping needs none
+    pm.stop()
+
+
+@root
 def test_log_rotation_reaches_children_running_as_user(opendir, tmp_path, procs):
     pm = Procman(tmp_path, procs, command=APP, prefork=2, extra="User nobody")
     log = os.path.join(opendir, 'error_log')
@@ -95,3 +140,54 @@ def _ids(pid):
                     if line.startswith(('Uid:', 'Gid:', 'Groups:'))}
     except OSError:
         return None
+
+
+# -- the scoreboard's clock and bad bytes -----------------------------------
+
+@pytest.mark.skipif(not os.path.exists(FAKETIME), reason="needs libfaketime (apt: libfaketime)")
+def test_a_wall_clock_step_does_not_time_out_busy_children(tmp_path, procs):
+    clock = tmp_path / 'faketime'
+    clock.write_text('+0\n')
+    env = dict(LD_PRELOAD=FAKETIME, FAKETIME_TIMESTAMP_FILE=str(clock), FAKETIME_NO_CACHE='1',
+               FAKETIME_DONT_FAKE_MONOTONIC='1')
+    pm = Procman(tmp_path, procs, command=APP, prefork=2, env=env,
+                 extra="RequestTimeout 30").start()
+    result = {}
+    hold = threading.Thread(target=lambda: result.update(r=pm.request('/hold', QUERY_STRING='4', timeout=30)))
+    hold.start()
+    wait_for(lambda: any(s['state'] == 'busy' for s in readBoard(pm.scoreboard)[1].values()),
+             10, message="a busy child")
+    clock.write_text('+3600\n')          # NTP steps the wall clock an hour ahead
+    hold.join(30)
+    assert result['r'].status == 200
+    assert 'RequestTimeout' not in pm.log()
+    pm.stop()
+
+
+def test_a_corrupt_scoreboard_byte_shows_as_unknown(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, prefork=2,
+                 extra="MinProcesses 2\nMaxProcesses 4").start()
+    wait_for(lambda: all(v['state'] == 'idle' for v in readBoard(pm.scoreboard)[1].values()),
+             10, message="idle children")
+    with open(pm.scoreboard, 'rb') as f:
+        data = f.read()
+    index, pid = next((i, struct.unpack_from('<i', data, 64 + 32 * i)[0]) for i in range(64)
+                      if struct.unpack_from('<i', data, 64 + 32 * i)[0] > 0)
+    offset = 64 + 32 * index
+    with open(pm.scoreboard, 'r+b') as f:     # as a buggy worker would, through the mapping
+        f.seek(offset + 4)
+        f.write(bytes([200]))
+        f.seek(offset + 16)
+        f.write(struct.pack('<d', float('nan')))
+    before = pm.log().count('\n')
+    os.kill(pm.pid, signal.SIGTTIN)          # housekeeping must go on: one more child
+    pm.waitChildren(3)
+    table = peak(pm, '--status', pm.path)
+    assert table.returncode == 0, table.stderr
+    row = next(line.split() for line in table.stdout.splitlines() if line.split()[0] == str(pid))
+    assert row[2] == 'unknown' and row[4] == '-'
+    doc = peak(pm, '--status', '--json', pm.path)
+    assert doc.returncode == 0 and '"unknown"' in doc.stdout and 'NaN' not in doc.stdout
+    wait_for(lambda: pm.log().count('\n') > before + 1, 10, message="more log lines")
+    assert 'Traceback' not in pm.log() and 'Error' not in pm.log()
+    pm.stop()

@@ -1,12 +1,13 @@
 """``--status``, ``--stop`` and ``--reload``: talking to a running manager."""
 
 import json
+import math
 import os
 import signal
 import time
 
 from peak_lite.running.interfaces import EXIT_OK, RunningError
-from peak_lite.running.procman.scoreboard import readScoreboard
+from peak_lite.running.procman.scoreboard import clock, readScoreboard
 from peak_lite.util.lockfile import readPidFile
 
 __all__ = ['showStatus', 'poolStatus', 'stopManager', 'signalManager', 'managerPid']
@@ -88,17 +89,20 @@ def poolStatus(cfg):
         if not _alive(manager):
             raise RunningError(f"{cfg.filename}: no manager is running (Semaphore {path} "
                                f"names pid {manager}, which is gone)")
-    now = time.time()
+    now = clock()
     children = []
     for slot in slots:
         if slot['pid'] <= 0:
             continue
-        age = now - slot['lastChange'] if slot['state'] == 'busy' else None
+        age = (now - slot['lastChange'] if slot['state'] == 'busy'
+               and slot['lastChange'] is not None else None)
+        if age is not None and not math.isfinite(age):
+            age = None
         children.append(dict(pid=slot['pid'], worker=slot['number'], state=slot['state'],
                              requests=slot['requests'], requestAge=age,
                              rss=_rss(slot['pid'])))
     totals = {state: sum(1 for c in children if c['state'] == state)
-              for state in ('starting', 'idle', 'busy', 'stopping')}
+              for state in ('starting', 'idle', 'busy', 'stopping', 'unknown')}
     totals.update(children=len(children), requests=sum(c['requests'] for c in children),
                   rss=sum(c['rss'] or 0 for c in children))
     return dict(manager=manager, config=cfg.filename,
@@ -120,6 +124,7 @@ def showStatus(cfg, stdout, asJSON=False):
                      f"{age:>8} {rss:>7}\n")
     t = status['totals']
     stdout.write(f"total: {t['children']} children ({t['busy']} busy, {t['idle']} idle, "
-                 f"{t['starting']} starting, {t['stopping']} stopping), {t['requests']} "
+                 f"{t['starting']} starting, {t['stopping']} stopping"
+                 f"{', %d unknown' % t['unknown'] if t['unknown'] else ''}), {t['requests']} "
                  f"requests, {t['rss'] / 1048576:.1f} MB RSS\n")
     return EXIT_OK

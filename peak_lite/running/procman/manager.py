@@ -44,7 +44,7 @@ class Child:
         self.replacing = None        # recycle reason, while its replacement is on its way
         self.state = STATES.index('starting')
         self.requests = 0
-        self.lastChange = time.time()
+        self.lastChange = time.monotonic()
 
 
 class Manager(Scaling):
