@@ -105,6 +105,42 @@ def test_children_hold_no_descriptor_of_the_semaphore_file(tmp_path, procs):
 
 
 @root
+def test_children_get_root_free_groups_and_the_parent_death_signal(tmp_path, procs):
+    nobody = pwd.getpwnam('nobody')
+    pm = Procman(tmp_path, procs, command=APP, prefork=2, extra="User nobody").start()
+    body = pm.request('/ids').body.decode().split()
+    assert body == [f"uid={nobody.pw_uid}", f"gid={nobody.pw_gid}",
+                    f"groups={','.join(map(str, sorted(os.getgrouplist('nobody', nobody.pw_gid))))}",
+                    f"pdeathsig={int(signal.SIGKILL)}"]
+    pm.stop()
+
+
+@root
+def test_a_uid_without_passwd_entry_never_runs_with_group_root(tmp_path, procs):
+    uid = 54321
+    with pytest.raises(KeyError):
+        pwd.getpwuid(uid)
+    pm = Procman(tmp_path, procs, command=APP, prefork=2, extra=f"User {uid}")
+    pm.start(wait=False)
+    seen = []
+
+    def settled():
+        for kid in pm.children():
+            ids = _ids(kid)
+            if ids and ids['Uid'][0] == str(uid):
+                seen.append((ids['Gid'][0], ids['Groups']))
+        if pm.proc.returncode is not None:
+            return 'exited'
+        if 'has no passwd entry' in pm.log():
+            return 'refused'
+        return None
+    how = wait_for(settled, 20, interval=0.005, message="the manager to refuse the User")
+    assert not [s for s in seen if s[0] == '0' or '0' in s[1]], seen
+    if how == 'exited':
+        assert pm.proc.returncode == 2 and 'Group' in pm.proc.popen.stderr.read().decode()
+
+
+@root
 def test_log_rotation_reaches_children_running_as_user(opendir, tmp_path, procs):
     pm = Procman(tmp_path, procs, command=APP, prefork=2, extra="User nobody")
     log = os.path.join(opendir, 'error_log')

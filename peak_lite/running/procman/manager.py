@@ -16,6 +16,7 @@ from peak_lite.running.process import (
 from peak_lite.running.procman import policy, restart
 from peak_lite.running.procman.child import ChildCommand
 from peak_lite.running.procman.notify import Notifier
+from peak_lite.running.procman.privileges import dropPrivileges
 from peak_lite.running.procman.scaling import TICK, Scaling
 from peak_lite.running.procman.scoreboard import STARTING, STATES, openScoreboard
 
@@ -243,7 +244,7 @@ class Manager(Scaling):
         self.listeners.installInChild()
         self.stderr.installChildHandler()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
-        _dropPrivileges(self.cfg)
+        dropPrivileges(self.cfg, self.pid)
 
     def makeChildCommand(self):
         return ChildCommand(self.subject, self.board, self._spawningSlot, self.wakeW,
@@ -340,14 +341,6 @@ class Manager(Scaling):
         self.stderr.reopen()
         for child in self.children.values():
             child.proxy.sendSignal('SIGUSR1')
-
-
-def _dropPrivileges(cfg):
-    if cfg.gid is not None:
-        os.setgroups([])
-        os.setgid(cfg.gid)
-    if cfg.uid is not None:
-        os.setuid(cfg.uid)
 
 
 class ManagerSignals:
