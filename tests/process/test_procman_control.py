@@ -126,3 +126,21 @@ def test_reload_restarts_the_pool_in_the_same_manager(tmp_path, procs):
     waitState(pm, (set(pm.children()) - old).pop(), 'idle')
     assert pm.request('/').status == 200
     pm.stop()
+
+
+def test_stop_and_reload_signal_only_the_holder_of_the_lock(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, prefork=1).start()
+    decoy = procs(['sleep', '60'])
+    with open(pm.pidfile, 'r+') as f:        # in place: the manager's lock stays
+        f.truncate(0)
+        f.write(f"{decoy.pid}\n")
+    for args in (['--stop'], ['--reload']):
+        r = peak(pm, *args, pm.path)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert str(decoy.pid) in r.stderr and f"held by {pm.pid}" in r.stderr, r.stderr
+        assert r.stderr.count('\n') == 1
+        assert pid_alive(decoy.pid) and pm.proc.returncode is None
+    with open(pm.pidfile, 'r+') as f:        # it removes its pid file only if it names it
+        f.truncate(0)
+        f.write(f"{pm.pid}\n")
+    pm.stop()

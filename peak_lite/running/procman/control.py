@@ -1,4 +1,9 @@
-"""``--status``, ``--stop`` and ``--reload``: talking to a running manager."""
+"""``--status``, ``--stop`` and ``--reload``: talking to a running manager.
+
+A manager is found through its pid file, and only a process that really
+holds the pid file's ``flock`` is ever signalled: the pid written in the file
+must be the lock's holder (see ``lockfile.pidFileHolder``).
+"""
 
 import json
 import math
@@ -8,7 +13,7 @@ import time
 
 from peak_lite.running.interfaces import EXIT_OK, RunningError
 from peak_lite.running.procman.scoreboard import clock, readScoreboard
-from peak_lite.util.lockfile import readPidFile
+from peak_lite.util.lockfile import pidFileHolder, readPidFile
 
 __all__ = ['showStatus', 'poolStatus', 'stopManager', 'signalManager', 'managerPid']
 
@@ -18,11 +23,15 @@ def managerPid(cfg):
     if cfg.PidFile is None:
         raise RunningError(f"{cfg.filename}: has no PidFile, so the running manager cannot "
                            f"be found; add a PidFile line")
-    pid = readPidFile(cfg.PidFile)
-    if pid is None:
+    named, holder = pidFileHolder(cfg.PidFile)
+    if named is None:
         raise RunningError(f"{cfg.filename}: no manager is running (PidFile {cfg.PidFile} "
                            f"is not held)")
-    return pid
+    if holder != named:
+        held = f"held by {holder}" if holder else "held by a process /proc/locks does not name"
+        raise RunningError(f"{cfg.filename}: PidFile {cfg.PidFile} names pid {named}, but its "
+                           f"lock is {held}; not signalling anyone: check what runs there")
+    return named
 
 
 def signalManager(cfg, signum, stdout):
