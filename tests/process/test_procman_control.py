@@ -120,7 +120,7 @@ def test_reload_restarts_the_pool_in_the_same_manager(tmp_path, procs):
     old = set(pm.children())
     r = peak(pm, '--reload', pm.path)
     assert r.returncode == 0, r.stderr
-    assert f"sent SIGHUP to manager {pm.pid}" in r.stdout
+    assert f"manager {pm.pid} reloaded" in r.stdout
     wait_for(lambda: len(set(pm.children()) - old) == 2, 30, message="two new children")
     assert pm.readPid() == pm.pid
     waitState(pm, (set(pm.children()) - old).pop(), 'idle')
@@ -143,4 +143,22 @@ def test_stop_and_reload_signal_only_the_holder_of_the_lock(tmp_path, procs):
     with open(pm.pidfile, 'r+') as f:        # it removes its pid file only if it names it
         f.truncate(0)
         f.write(f"{pm.pid}\n")
+    pm.stop()
+
+
+def test_reload_of_a_broken_deploy_exits_non_zero_with_the_cause(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, prefork=1).start()
+    kids = pm.children()
+    config = pathlib.Path(pm.path).read_text()
+    pm.write(config.replace(APP, 'CGI tests.procman.no_such_module:app'))
+    r = peak(pm, '--reload', pm.path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert 'refused' in r.stderr and 'no_such_module' in r.stderr, r.stderr
+    assert pm.children() == kids and pm.request('/').status == 200
+    pm.write(config)
+    r = peak(pm, '--reload', pm.path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"manager {pm.pid} reloaded" in r.stdout
+    new = wait_for(lambda: set(pm.children()) - set(kids), 30, message="a new child")
+    waitState(pm, new.pop(), 'idle')
     pm.stop()

@@ -42,7 +42,8 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
     status = Flag('--status', help="show the pool of the manager this config runs")
     asJSON = Flag('--json', help="with --status: print JSON instead of a table")
     stop = Flag('--stop', help="stop the running manager gracefully and wait for it")
-    reload = Flag('--reload', help="tell the running manager to restart (SIGHUP)")
+    reload = Flag('--reload', help="tell the running manager to restart (SIGHUP) and wait "
+                                   "for its verdict")
     replace = Flag('--replace', help="stop a running manager first, then take over")
 
     def _run(self):
@@ -57,7 +58,7 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
             if self.stop:
                 return control.stopManager(cfg, self.stdout)
             if self.reload:
-                return control.signalManager(cfg, signal.SIGHUP, self.stdout)
+                return control.reloadManager(cfg, self.stdout)
             checkSemaphore(cfg)
             if self.check:
                 return self.checkOnly(cfg)

@@ -12,10 +12,14 @@ import signal
 import time
 
 from peak_lite.running.interfaces import EXIT_OK, RunningError
+from peak_lite.running.procman.reloadstatus import readReloadStatus, statusPath
 from peak_lite.running.procman.scoreboard import clock, readScoreboard
 from peak_lite.util.lockfile import pidFileHolder, readPidFile
 
-__all__ = ['showStatus', 'poolStatus', 'stopManager', 'signalManager', 'managerPid']
+__all__ = ['showStatus', 'poolStatus', 'stopManager', 'signalManager', 'reloadManager',
+           'managerPid', 'RELOAD_PATIENCE']
+
+RELOAD_PATIENCE = 120.0     # seconds --reload waits for the manager's verdict
 
 
 def managerPid(cfg):
@@ -39,6 +43,35 @@ def signalManager(cfg, signum, stdout):
     os.kill(pid, signum)
     stdout.write(f"sent {signal.Signals(signum).name} to manager {pid}\n")
     return EXIT_OK
+
+
+def reloadManager(cfg, stdout):
+    """SIGHUP the manager, wait for its verdict on the new config and code, print it.
+
+    Exit 0 when the manager accepted the reload; raise RunningError (exit 1)
+    with the manager's reason when it refused, or when no verdict came.
+    """
+    pid = managerPid(cfg)
+    path = statusPath(cfg.PidFile)
+    last = readReloadStatus(path)
+    before = last['requests'] if last and last.get('pid') == pid else 0
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + RELOAD_PATIENCE
+    while time.monotonic() < deadline:
+        record = readReloadStatus(path)
+        if (record and record.get('pid') == pid and record.get('result')
+                and (record.get('covers') or 0) > before):
+            if record['result'] == 'accepted':
+                stdout.write(f"manager {pid} reloaded: the new config and code passed the "
+                             f"check; its children are being replaced\n")
+                return EXIT_OK
+            raise RunningError(f"manager {pid} refused the reload and keeps serving the old "
+                               f"config and code: {record.get('reason')}")
+        if readPidFile(cfg.PidFile) != pid:
+            raise RunningError(f"manager {pid} exited before answering the reload")
+        time.sleep(0.05)
+    raise RunningError(f"manager {pid} gave no verdict on the reload within "
+                       f"{RELOAD_PATIENCE:.0f}s; see its StdErr")
 
 
 def stopManager(cfg, stdout):
