@@ -162,3 +162,35 @@ def test_reload_of_a_broken_deploy_exits_non_zero_with_the_cause(tmp_path, procs
     new = wait_for(lambda: set(pm.children()) - set(kids), 30, message="a new child")
     waitState(pm, new.pop(), 'idle')
     pm.stop()
+
+
+def test_replace_under_steady_load_refuses_no_request(tmp_path, procs):
+    mark = tmp_path / 'preloads'
+    pm = Procman(tmp_path, procs, command='CGI tests.procman.apps:SlowPreload', prefork=2,
+                 env=dict(PRELOAD_MARK=str(mark))).start()
+    old = pm.proc
+    results = []
+    done = threading.Event()
+
+    def load():
+        while not done.is_set():
+            try:
+                results.append(pm.request('/', timeout=30).status)
+            except OSError as e:
+                results.append(repr(e))
+    client = threading.Thread(target=load, daemon=True)
+    client.start()
+    wait_for(lambda: len(results) >= 20, 10, message="steady load")
+    new = procs(peak_argv('procman', '--replace', pm.path), env=pm.env, cwd=str(pm.dir),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: pm.readPid() == new.pid and len(children_of(new.pid)) == 2, 40,
+             message="the new manager's children")
+    assert old.wait(20) == 0
+    count = len(results)
+    wait_for(lambda: len(results) >= count + 20, 20, message="requests to the new manager")
+    done.set()
+    client.join(30)
+    assert [r for r in results if r != 200] == [] and len(results) > 40
+    assert mark.read_text().count('\n') == 2
+    new.signal(signal.SIGTERM)
+    assert new.wait(20) == 0

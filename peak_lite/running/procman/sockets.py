@@ -107,6 +107,8 @@ class Listeners:
             s.close()
         if unlink:
             for path in self.owned:
+                if _stillListening(path):
+                    continue         # a successor took the socket over (--replace)
                 try:
                     os.unlink(path)
                 except FileNotFoundError:
@@ -115,6 +117,17 @@ class Listeners:
 
     def describe(self):
         return ', '.join(_describe(s) for s in self.sockets) or 'no socket'
+
+
+def _stillListening(path):
+    """True if a listening socket bound to ``path`` is still open in some process."""
+    try:
+        with open('/proc/net/unix') as f:
+            next(f)
+            return any(line.split()[-1] == path and line.split()[3] == '00010000'
+                       for line in f if len(line.split()) == 8)
+    except (OSError, StopIteration):
+        return False
 
 
 def _describe(sock):
