@@ -118,7 +118,7 @@ class Handover:
                 if (name.decode(errors='replace') if isinstance(name, bytes) else name) == address.path:
                     return True
             elif address.kind == 'tcp' and family in (socket.AF_INET, socket.AF_INET6):
-                if name[1] == address.port:
+                if name[1] == address.port and name[0] in _addresses(address.host):
                     return True
         return False
 
@@ -128,6 +128,14 @@ class Handover:
             self.stderr.flush()
         except (OSError, ValueError):
             pass
+
+
+def _addresses(host):
+    """The IP addresses ``host`` (a Listen line's host) stands for."""
+    try:
+        return {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    except (socket.gaierror, UnicodeError):
+        return {host}
 
 
 def _syscall(number, *args):
