@@ -151,19 +151,12 @@ def test_log_rotation_reaches_children_running_as_user(opendir, tmp_path, procs)
     kids = set(pm.children())
     os.rename(log, log + '.1')
     pm.signal(signal.SIGUSR1)
-    marks = set()
-
-    def reopened():
-        r = pm.request('/log', QUERY_STRING=f'mark{len(marks)}')
-        marks.add(int(r.body.split(b'=')[1]))
-        try:
-            with open(log) as f:     # the manager creates it once SIGUSR1 reaches its loop
-                text = f.read()
-        except FileNotFoundError:
-            return False
-        return kids <= {int(line.split()[-1]) for line in text.splitlines()
-                        if line.startswith('mark')}
-    wait_for(reopened, 10, message="both children writing to the new log file")
+    # Each child's fd 2 must move to the new file (before the fix it stayed on the old one).
+    wait_for(lambda: all(os.readlink(f'/proc/{kid}/fd/2') == log for kid in kids), 10,
+             message="both children's stderr on the new log file")
+    r = pm.request('/log', QUERY_STRING='after-rotation')
+    with open(log) as f:
+        assert f"after-rotation from {int(r.body.split(b'=')[1])}" in f.read()
     assert os.stat(log).st_uid == pwd.getpwnam('nobody').pw_uid
     assert stat.S_IMODE(os.stat(log).st_mode) == 0o640
     pm.stop()
