@@ -5,9 +5,12 @@ import json
 import os
 import pathlib
 import signal
+import socket
 import stat
 import subprocess
 import threading
+
+import pytest
 
 from tests.procman.scaling_apps import HEADER, readBoard, waitState
 from tests.support.procman import Procman, peak_argv
@@ -164,10 +167,20 @@ def test_reload_of_a_broken_deploy_exits_non_zero_with_the_cause(tmp_path, procs
     pm.stop()
 
 
-def test_replace_under_steady_load_refuses_no_request(tmp_path, procs):
+@pytest.mark.parametrize('kind', ['unix', 'tcp'])
+def test_replace_under_steady_load_refuses_no_request(tmp_path, procs, kind):
     mark = tmp_path / 'preloads'
+    extra = ''
+    if kind == 'tcp':
+        with socket.socket() as probe:       # a free port for this test
+            probe.bind(('127.0.0.1', 0))
+            port = probe.getsockname()[1]
+        extra = f"Listen 127.0.0.1:{port}"
     pm = Procman(tmp_path, procs, command='CGI tests.procman.apps:SlowPreload', prefork=2,
-                 env=dict(PRELOAD_MARK=str(mark))).start()
+                 env=dict(PRELOAD_MARK=str(mark)), listen=(kind == 'unix'), extra=extra)
+    if kind == 'tcp':
+        pm.socket = ('127.0.0.1', port)
+    pm.start()
     old = pm.proc
     results = []
     done = threading.Event()
