@@ -28,6 +28,8 @@ class FlockFile:
     Created 0644.
     """
 
+    what = 'lock file'       # how messages name the file
+
     def __init__(self, path):
         self.path = os.path.abspath(path)
         self.fd = None
@@ -35,9 +37,8 @@ class FlockFile:
 
     def _open(self):
         if self.fd is None:
-            fd = openTrusted(self.path, os.O_RDWR | os.O_CREAT, 0o644, 'PidFile', LockError)
-            os.set_inheritable(fd, False)
-            self.fd = fd
+            self.fd = openTrusted(self.path, os.O_RDWR | os.O_CREAT, 0o644, self.what,
+                                  LockError)
         return self.fd
 
     def attempt(self):
@@ -76,6 +77,7 @@ class PidFile(FlockFile):
     """A locked pid file.  See IPidFile."""
 
     ENV = 'PEAK_PIDFILE_FD'   # "FD:PATH" of a held pid file, across exec
+    what = 'PidFile'
 
     def create(self):
         if not self.attempt():
