@@ -1,4 +1,4 @@
-"""``flock`` locks and a pid file built on one.
+"""``flock(2)`` locks and a pid file built on one.
 
 The pid file's lock is held for the life of the process and survives
 ``exec``: the descriptor is inheritable, and its number travels in the
@@ -6,20 +6,29 @@ environment (see ``PidFile.ENV``), so a re-exec'ed manager adopts the very
 same open file description and never lets go of the lock.
 """
 
-import errno
 import fcntl
 import os
+import stat
 
 from zope.interface import implementer
 
 from peak_lite.util.interfaces import AlreadyLocked, ILock, IPidFile, LockError
+from peak_lite.util.safefile import openTrusted
 
-__all__ = ['FlockFile', 'PidFile', 'readPidFile']
+__all__ = ['FlockFile', 'PidFile', 'readPidFile', 'lockHolder', 'pidFileHolder']
 
 
 @implementer(ILock)
 class FlockFile:
-    """An exclusive ``flock`` on a file, opened without following symlinks."""
+    """An exclusive ``flock`` on a file, opened without following symlinks.
+
+    The file must be a regular file owned by this process's user that its
+    group and others cannot write (see ``safefile.checkTrusted``); a FIFO,
+    device, symlink or someone else's file is refused with a LockError.
+    Created 0644.
+    """
+
+    what = 'lock file'       # how messages name the file
 
     def __init__(self, path):
         self.path = os.path.abspath(path)
@@ -28,13 +37,8 @@ class FlockFile:
 
     def _open(self):
         if self.fd is None:
-            try:
-                self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-            except OSError as e:
-                if e.errno == errno.ELOOP:
-                    raise LockError(f"{self.path}: is a symlink; refusing to lock it. "
-                                    f"Remove it or point the setting at a real file") from None
-                raise LockError(f"{self.path}: cannot open: {e.strerror}") from None
+            self.fd = openTrusted(self.path, os.O_RDWR | os.O_CREAT, 0o644, self.what,
+                                  LockError)
         return self.fd
 
     def attempt(self):
@@ -73,6 +77,7 @@ class PidFile(FlockFile):
     """A locked pid file.  See IPidFile."""
 
     ENV = 'PEAK_PIDFILE_FD'   # "FD:PATH" of a held pid file, across exec
+    what = 'PidFile'
 
     def create(self):
         if not self.attempt():
@@ -118,11 +123,7 @@ class PidFile(FlockFile):
         os.fsync(self.fd)
 
     def _readHolder(self):
-        try:
-            with open(self.path, 'rb') as f:
-                return _parsePid(f.read(64))
-        except OSError:
-            return None
+        return readPidFile(self.path)
 
     def readPid(self):
         if self.fd is not None:
@@ -151,16 +152,61 @@ def _parsePid(data):
     return pid if pid > 0 else None
 
 
-def readPidFile(path):
-    """Return the pid of the live process holding the pid file at ``path``, or None.
+def lockHolder(path):
+    """The pid of the process holding an ``flock`` on the file at ``path``, or None.
 
-    A file whose lock nobody holds is stale: None.
+    Read from /proc/locks, which names the process that took the lock (a
+    manager keeps its pid across its restarts' exec).  None also where
+    /proc/locks is unavailable.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        st = os.stat(path, follow_symlinks=False)
+        with open('/proc/locks') as f:
+            lines = f.readlines()
+    except OSError:
+        return None
+    want = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 6 or parts[1] != 'FLOCK':      # '->' marks a blocked waiter
+            continue
+        try:
+            major, minor, inode = parts[5].split(':')
+            if (int(major, 16), int(minor, 16), int(inode)) == want:
+                return int(parts[4])
+        except ValueError:
+            continue
+    return None
+
+
+def pidFileHolder(path):
+    """(pid written in the file, pid holding its lock) for the pid file at ``path``.
+
+    The holder is None when nobody holds the lock (a stale file).  A caller
+    about to signal the named process must check that the two agree: the
+    file's contents alone prove nothing (anyone able to write it, or a pid
+    reused since, could name an innocent process).
+    """
+    named = readPidFile(path)
+    if named is None:
+        return None, None
+    holder = lockHolder(path)
+    return named, holder
+
+
+def readPidFile(path):
+    """Return the pid written in the pid file at ``path`` if its lock is held, or None.
+
+    A file whose lock nobody holds is stale: None.  The pid is what the file
+    says; ``pidFileHolder`` also names the process that really holds the lock.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:

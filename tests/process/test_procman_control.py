@@ -3,13 +3,18 @@ and the Semaphore scoreboard file as outside tools see it."""
 
 import json
 import os
+import pathlib
+import signal
+import socket
 import stat
 import subprocess
 import threading
 
+import pytest
+
 from tests.procman.scaling_apps import HEADER, readBoard, waitState
 from tests.support.procman import Procman, peak_argv
-from tests.support.procs import pid_alive, wait_for
+from tests.support.procs import children_of, pid_alive, wait_for
 
 APP = 'CGI tests.procman.scaling_apps:app'
 
@@ -42,8 +47,11 @@ def test_check_bad_configs_exit_2_naming_file_and_line(tmp_path, procs):
 def test_semaphore_file_mode_and_layout_status_table_and_json(tmp_path, procs):
     pm = Procman(tmp_path, procs, command=APP, prefork=2, extra="MaxProcesses 3").start()
     assert stat.S_IMODE(os.stat(pm.scoreboard).st_mode) == 0o600
+    # The manager records a child's pid in its slot just after the fork: wait for both.
+    wait_for(lambda: set(readBoard(pm.scoreboard)[1]) == set(pm.children()), 10,
+             message="both children in the scoreboard")
     header, slots = readBoard(pm.scoreboard)
-    assert header['magic'] == b'PEAKSB01' and header['version'] == 1
+    assert header['magic'] == b'PEAKSB01' and header['version'] == 2
     assert header['slotSize'] == 32 and header['manager'] == pm.pid
     assert os.path.getsize(pm.scoreboard) == HEADER.size + 32 * header['slots']
     assert set(slots) == set(pm.children())
@@ -115,9 +123,87 @@ def test_reload_restarts_the_pool_in_the_same_manager(tmp_path, procs):
     old = set(pm.children())
     r = peak(pm, '--reload', pm.path)
     assert r.returncode == 0, r.stderr
-    assert f"sent SIGHUP to manager {pm.pid}" in r.stdout
+    assert f"manager {pm.pid} reloaded" in r.stdout
     wait_for(lambda: len(set(pm.children()) - old) == 2, 30, message="two new children")
     assert pm.readPid() == pm.pid
     waitState(pm, (set(pm.children()) - old).pop(), 'idle')
     assert pm.request('/').status == 200
     pm.stop()
+
+
+def test_stop_and_reload_signal_only_the_holder_of_the_lock(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, prefork=1).start()
+    decoy = procs(['sleep', '60'])
+    with open(pm.pidfile, 'r+') as f:        # in place: the manager's lock stays
+        f.truncate(0)
+        f.write(f"{decoy.pid}\n")
+    for args in (['--stop'], ['--reload']):
+        r = peak(pm, *args, pm.path)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert str(decoy.pid) in r.stderr and f"held by {pm.pid}" in r.stderr, r.stderr
+        assert r.stderr.count('\n') == 1
+        assert pid_alive(decoy.pid) and pm.proc.returncode is None
+    with open(pm.pidfile, 'r+') as f:        # it removes its pid file only if it names it
+        f.truncate(0)
+        f.write(f"{pm.pid}\n")
+    pm.stop()
+
+
+def test_reload_of_a_broken_deploy_exits_non_zero_with_the_cause(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, prefork=1).start()
+    kids = pm.children()
+    config = pathlib.Path(pm.path).read_text()
+    pm.write(config.replace(APP, 'CGI tests.procman.no_such_module:app'))
+    r = peak(pm, '--reload', pm.path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert 'refused' in r.stderr and 'no_such_module' in r.stderr, r.stderr
+    assert pm.children() == kids and pm.request('/').status == 200
+    pm.write(config)
+    r = peak(pm, '--reload', pm.path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"manager {pm.pid} reloaded" in r.stdout
+    new = wait_for(lambda: set(pm.children()) - set(kids), 30, message="a new child")
+    waitState(pm, new.pop(), 'idle')
+    pm.stop()
+
+
+@pytest.mark.parametrize('kind', ['unix', 'tcp'])
+def test_replace_under_steady_load_refuses_no_request(tmp_path, procs, kind):
+    mark = tmp_path / 'preloads'
+    extra = ''
+    if kind == 'tcp':
+        with socket.socket() as probe:       # a free port for this test
+            probe.bind(('127.0.0.1', 0))
+            port = probe.getsockname()[1]
+        extra = f"Listen 127.0.0.1:{port}"
+    pm = Procman(tmp_path, procs, command='CGI tests.procman.apps:SlowPreload', prefork=2,
+                 env=dict(PRELOAD_MARK=str(mark)), listen=(kind == 'unix'), extra=extra)
+    if kind == 'tcp':
+        pm.socket = ('127.0.0.1', port)
+    pm.start()
+    old = pm.proc
+    results = []
+    done = threading.Event()
+
+    def load():
+        while not done.is_set():
+            try:
+                results.append(pm.request('/', timeout=30).status)
+            except OSError as e:
+                results.append(repr(e))
+    client = threading.Thread(target=load, daemon=True)
+    client.start()
+    wait_for(lambda: len(results) >= 20, 10, message="steady load")
+    new = procs(peak_argv('procman', '--replace', pm.path), env=pm.env, cwd=str(pm.dir),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: pm.readPid() == new.pid and len(children_of(new.pid)) == 2, 40,
+             message="the new manager's children")
+    assert old.wait(20) == 0
+    count = len(results)
+    wait_for(lambda: len(results) >= count + 20, 20, message="requests to the new manager")
+    done.set()
+    client.join(30)
+    assert [r for r in results if r != 200] == [] and len(results) > 40
+    assert mark.read_text().count('\n') == 2
+    new.signal(signal.SIGTERM)
+    assert new.wait(20) == 0

@@ -30,7 +30,8 @@ def test_children_run_as_user_and_group_the_socket_has_its_mode(tmp_path, procs)
         ids = wait_for(lambda: (lambda i: i if i['Uid'][0] != '0' else None)(_ids(kid)), 10,
                        message=f"child {kid} to drop privileges")
         assert ids['Uid'][0] == str(user.pw_uid) and ids['Gid'][0] == str(group.gr_gid)
-        assert ids['Groups'] == []          # supplementary groups dropped too
+        # initgroups: nobody's own groups, none of root's
+        assert ids['Groups'] == [str(g) for g in sorted(os.getgrouplist('nobody', group.gr_gid))]
     assert os.stat(f'/proc/{pm.pid}').st_uid == 0     # the manager keeps its own
     pm.stop()
 

@@ -1,9 +1,11 @@
 """The scoreboard in one process: layout, slots, busy(), wake and the file's safety."""
 
+import math
 import os
 import pathlib
 import stat
 import struct
+import time
 
 import pytest
 from zope.interface.verify import verifyClass, verifyObject
@@ -11,7 +13,7 @@ from zope.interface.verify import verifyClass, verifyObject
 from peak_lite.running.interfaces import IWorkerStatus
 from peak_lite.running.procman.interfaces import ProcmanError
 from peak_lite.running.procman.scoreboard import (
-    BUSY, IDLE, STARTING, STOPPING, Scoreboard, SlotStatus, readScoreboard)
+    BUSY, IDLE, STARTING, STOPPING, UNKNOWN, Scoreboard, SlotStatus, readScoreboard)
 
 HEADER = struct.Struct('<8sIIIiIId24x')
 SLOT = struct.Struct('<iB3xQdII')
@@ -33,7 +35,7 @@ def test_file_layout_mode_and_busy_bookkeeping(tmp_path):
     status = SlotStatus(board, slot)
     raw = pathlib.Path(path).read_bytes()
     magic, version, slots, size, manager, *_ = HEADER.unpack_from(raw)
-    assert (magic, version, slots, size, manager) == (b'PEAKSB01', 1, 3, 32, os.getpid())
+    assert (magic, version, slots, size, manager) == (b'PEAKSB01', 2, 3, 32, os.getpid())
     assert len(raw) == 64 + 3 * 32
     with status.busy():
         pid, state, requests, changed, number, limit = SLOT.unpack_from(
@@ -108,3 +110,32 @@ def test_read_refuses_what_is_not_a_scoreboard(tmp_path):
     good.write_bytes(good.read_bytes()[:80])
     with pytest.raises(ProcmanError, match='truncated'):
         readScoreboard(str(good))
+
+
+def test_file_mapping_keeps_no_descriptor_and_times_are_monotonic(tmp_path):
+    path = str(tmp_path / 'board')
+    board = Scoreboard(2, path)
+    targets = [os.readlink(f'/proc/self/fd/{fd}') for fd in os.listdir('/proc/self/fd')
+               if os.path.exists(f'/proc/self/fd/{fd}')]
+    assert path not in targets        # a forked child inherits nothing it could ftruncate
+    slot = board.allocate(-1, 1)
+    status = SlotStatus(board, slot)
+    before = time.monotonic()
+    with status.busy():
+        changed = board.read(slot)[3]
+    assert before <= changed <= time.monotonic()
+    board.close()
+
+
+def test_a_corrupt_state_byte_and_time_read_as_unknown(tmp_path):
+    path = str(tmp_path / 'board')
+    board = Scoreboard(2, path)
+    slot = board.allocate(4242, 1)
+    board.map[board.offset(slot) + 4] = 200
+    struct.pack_into('<d', board.map, board.offset(slot) + 16, float('inf'))
+    pid, state, *_ = board.read(slot)
+    assert (pid, state) == (4242, UNKNOWN) and math.isnan(board.read(slot)[3])
+    assert board.counts()['unknown'] == 1
+    found = readScoreboard(path)[1]
+    assert [(s['state'], s['lastChange']) for s in found] == [('unknown', None)]
+    board.close()

@@ -10,7 +10,7 @@ import pytest
 from zope.interface.verify import verifyObject
 
 from peak_lite.util.interfaces import AlreadyLocked, ILock, IPidFile, LockError
-from peak_lite.util.lockfile import FlockFile, PidFile, readPidFile
+from peak_lite.util.lockfile import FlockFile, PidFile, pidFileHolder, readPidFile
 from tests.support.procs import pid_alive, wait_for
 
 HOLDER = textwrap.dedent("""
@@ -117,3 +117,34 @@ def test_flock_attempt_obtain_release(tmp_path):
     b.release()
     with pytest.raises(LockError, match='not held'):
         b.release()
+
+
+def test_the_lock_holder_is_named_and_a_decoy_pid_is_not(procs, tmp_path):
+    path = tmp_path / 'p.pid'
+    p, pid = hold(procs, path, 'exec')            # the pid survives the exec, so does the lock
+    assert pidFileHolder(str(path)) == (pid, pid)
+    decoy = procs(['sleep', '60'])
+    with open(path, 'r+') as f:                   # in place: the lock stays
+        f.truncate(0)
+        f.write(f"{decoy.pid}\n")
+    assert pidFileHolder(str(path)) == (decoy.pid, pid)
+    p.popen.stdin.close()
+    p.wait()
+    assert pidFileHolder(str(path)) == (None, None)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    path = tmp_path / 'p.pid'
+    os.mkfifo(path)
+    with pytest.raises(LockError, match='not a regular file'):
+        PidFile(str(path)).create()
+    assert readPidFile(str(path)) is None
+
+
+def test_a_file_others_can_write_is_refused(tmp_path):
+    path = tmp_path / 'p.pid'
+    path.write_text('')
+    os.chmod(path, 0o664)
+    with pytest.raises(LockError, match='writable by its group'):
+        PidFile(str(path)).create()
+    assert oct(os.stat(path).st_mode & 0o777) == oct(0o664)

@@ -3,7 +3,6 @@
 import logging
 import os
 import signal
-import time
 
 from peak_lite.running.abstract import AbstractCommand
 from peak_lite.running.interfaces import EXIT_OK, InvocationError, RunningError
@@ -12,6 +11,7 @@ from peak_lite.running.process import setTitle
 from peak_lite.running.trampoline import oneLine
 from peak_lite.running.procman import control
 from peak_lite.running.procman.config import loadConfig, probeResources
+from peak_lite.running.procman.handover import Handover
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
 from peak_lite.running.procman.manager import HELD_SIGNALS, Manager
 from peak_lite.running.procman.output import StdErr, setupLogging
@@ -42,7 +42,8 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
     status = Flag('--status', help="show the pool of the manager this config runs")
     asJSON = Flag('--json', help="with --status: print JSON instead of a table")
     stop = Flag('--stop', help="stop the running manager gracefully and wait for it")
-    reload = Flag('--reload', help="tell the running manager to restart (SIGHUP)")
+    reload = Flag('--reload', help="tell the running manager to restart (SIGHUP) and wait "
+                                   "for its verdict")
     replace = Flag('--replace', help="stop a running manager first, then take over")
 
     def _run(self):
@@ -57,7 +58,7 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
             if self.stop:
                 return control.stopManager(cfg, self.stdout)
             if self.reload:
-                return control.signalManager(cfg, signal.SIGHUP, self.stdout)
+                return control.reloadManager(cfg, self.stdout)
             checkSemaphore(cfg)
             if self.check:
                 return self.checkOnly(cfg)
@@ -89,6 +90,7 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
         environ = self.environ
         title = f"peak procman: master {os.path.basename(cfg.filename)}"
         setTitle(title)
+        self.handover = None
         pidfile = self._takePidFile(cfg, environ)
         stderr = StdErr(cfg.StdErr)
         terminal = os.dup(2)
@@ -98,6 +100,8 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
             setupLogging()
             subject = preload(cfg, self.io(), listeners.fds())
             self._checkSocket(cfg, subject, listeners.sockets)
+            if self.handover is not None:
+                self.handover.complete()
             manager = Manager(cfg, subject, listeners, pidfile, stderr, environ,
                               'peak procman')
         except BaseException as e:
@@ -134,29 +138,13 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
                 raise RunningError(f"{cfg.filename}: a manager is already running as pid "
                                    f"{e.pid} (PidFile {cfg.PidFile}); stop it with "
                                    f"'peak procman --stop {cfg.filename}' or use --replace")
-            self._replace(cfg, pidfile, e.pid)
+            self.handover = Handover(cfg, pidfile, self.stderr)
+            self.handover.prepare(environ)
         except LockError as e:
             raise cfg.errorAt('PidFile', str(e)) from None
         pidfile.owner = os.getpid()
         return pidfile
 
-    def _replace(self, cfg, pidfile, pid):
-        """PEAK's "kill predecessor": stop the old manager gracefully, then take its place."""
-        self.stderr.write(f"procman: replacing manager {pid}: sending SIGTERM\n")
-        if pid:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        patience = cfg.StopTimeout + cfg.KillTimeout + 10
-        deadline = time.monotonic() + patience
-        while time.monotonic() < deadline:
-            if pidfile.attempt():
-                pidfile.create()
-                return
-            time.sleep(0.05)
-        raise RunningError(f"{cfg.filename}: manager {pid} did not stop within "
-                           f"{patience:.0f}s; not replacing it")
 
 def openListeners(cfg, environ, stdin=0):
     """Listeners.open for ``cfg``; an address that cannot be opened is a FILE:LINE error."""

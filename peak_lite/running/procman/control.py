@@ -1,15 +1,25 @@
-"""``--status``, ``--stop`` and ``--reload``: talking to a running manager."""
+"""``--status``, ``--stop`` and ``--reload``: talking to a running manager.
+
+A manager is found through its pid file, and only a process that really
+holds the pid file's ``flock`` is ever signalled: the pid written in the file
+must be the lock's holder (see ``lockfile.pidFileHolder``).
+"""
 
 import json
+import math
 import os
 import signal
 import time
 
 from peak_lite.running.interfaces import EXIT_OK, RunningError
-from peak_lite.running.procman.scoreboard import readScoreboard
-from peak_lite.util.lockfile import readPidFile
+from peak_lite.running.procman.reloadstatus import readReloadStatus, statusPath
+from peak_lite.running.procman.scoreboard import clock, readScoreboard
+from peak_lite.util.lockfile import pidFileHolder, readPidFile
 
-__all__ = ['showStatus', 'poolStatus', 'stopManager', 'signalManager', 'managerPid']
+__all__ = ['showStatus', 'poolStatus', 'stopManager', 'signalManager', 'reloadManager',
+           'managerPid', 'RELOAD_PATIENCE']
+
+RELOAD_PATIENCE = 120.0     # seconds --reload waits for the manager's verdict
 
 
 def managerPid(cfg):
@@ -17,11 +27,15 @@ def managerPid(cfg):
     if cfg.PidFile is None:
         raise RunningError(f"{cfg.filename}: has no PidFile, so the running manager cannot "
                            f"be found; add a PidFile line")
-    pid = readPidFile(cfg.PidFile)
-    if pid is None:
+    named, holder = pidFileHolder(cfg.PidFile)
+    if named is None:
         raise RunningError(f"{cfg.filename}: no manager is running (PidFile {cfg.PidFile} "
                            f"is not held)")
-    return pid
+    if holder != named:
+        held = f"held by {holder}" if holder else "held by a process /proc/locks does not name"
+        raise RunningError(f"{cfg.filename}: PidFile {cfg.PidFile} names pid {named}, but its "
+                           f"lock is {held}; not signalling anyone: check what runs there")
+    return named
 
 
 def signalManager(cfg, signum, stdout):
@@ -29,6 +43,35 @@ def signalManager(cfg, signum, stdout):
     os.kill(pid, signum)
     stdout.write(f"sent {signal.Signals(signum).name} to manager {pid}\n")
     return EXIT_OK
+
+
+def reloadManager(cfg, stdout):
+    """SIGHUP the manager, wait for its verdict on the new config and code, print it.
+
+    Exit 0 when the manager accepted the reload; raise RunningError (exit 1)
+    with the manager's reason when it refused, or when no verdict came.
+    """
+    pid = managerPid(cfg)
+    path = statusPath(cfg.PidFile)
+    last = readReloadStatus(path)
+    before = last['requests'] if last and last.get('pid') == pid else 0
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + RELOAD_PATIENCE
+    while time.monotonic() < deadline:
+        record = readReloadStatus(path)
+        if (record and record.get('pid') == pid and record.get('result')
+                and (record.get('covers') or 0) > before):
+            if record['result'] == 'accepted':
+                stdout.write(f"manager {pid} reloaded: the new config and code passed the "
+                             f"check; its children are being replaced\n")
+                return EXIT_OK
+            raise RunningError(f"manager {pid} refused the reload and keeps serving the old "
+                               f"config and code: {record.get('reason')}")
+        if readPidFile(cfg.PidFile) != pid:
+            raise RunningError(f"manager {pid} exited before answering the reload")
+        time.sleep(0.05)
+    raise RunningError(f"manager {pid} gave no verdict on the reload within "
+                       f"{RELOAD_PATIENCE:.0f}s; see its StdErr")
 
 
 def stopManager(cfg, stdout):
@@ -88,17 +131,20 @@ def poolStatus(cfg):
         if not _alive(manager):
             raise RunningError(f"{cfg.filename}: no manager is running (Semaphore {path} "
                                f"names pid {manager}, which is gone)")
-    now = time.time()
+    now = clock()
     children = []
     for slot in slots:
         if slot['pid'] <= 0:
             continue
-        age = now - slot['lastChange'] if slot['state'] == 'busy' else None
+        age = (now - slot['lastChange'] if slot['state'] == 'busy'
+               and slot['lastChange'] is not None else None)
+        if age is not None and not math.isfinite(age):
+            age = None
         children.append(dict(pid=slot['pid'], worker=slot['number'], state=slot['state'],
                              requests=slot['requests'], requestAge=age,
                              rss=_rss(slot['pid'])))
     totals = {state: sum(1 for c in children if c['state'] == state)
-              for state in ('starting', 'idle', 'busy', 'stopping')}
+              for state in ('starting', 'idle', 'busy', 'stopping', 'unknown')}
     totals.update(children=len(children), requests=sum(c['requests'] for c in children),
                   rss=sum(c['rss'] or 0 for c in children))
     return dict(manager=manager, config=cfg.filename,
@@ -120,6 +166,7 @@ def showStatus(cfg, stdout, asJSON=False):
                      f"{age:>8} {rss:>7}\n")
     t = status['totals']
     stdout.write(f"total: {t['children']} children ({t['busy']} busy, {t['idle']} idle, "
-                 f"{t['starting']} starting, {t['stopping']} stopping), {t['requests']} "
+                 f"{t['starting']} starting, {t['stopping']} stopping"
+                 f"{', %d unknown' % t['unknown'] if t['unknown'] else ''}), {t['requests']} "
                  f"requests, {t['rss'] / 1048576:.1f} MB RSS\n")
     return EXIT_OK

@@ -16,6 +16,8 @@ from peak_lite.running.process import (
 from peak_lite.running.procman import policy, restart
 from peak_lite.running.procman.child import ChildCommand
 from peak_lite.running.procman.notify import Notifier
+from peak_lite.running.procman.privileges import dropPrivileges
+from peak_lite.running.procman.reloadstatus import ReloadStatus
 from peak_lite.running.procman.scaling import TICK, Scaling
 from peak_lite.running.procman.scoreboard import STARTING, STATES, openScoreboard
 
@@ -44,7 +46,7 @@ class Child:
         self.replacing = None        # recycle reason, while its replacement is on its way
         self.state = STATES.index('starting')
         self.requests = 0
-        self.lastChange = time.time()
+        self.lastChange = time.monotonic()
 
 
 class Manager(Scaling):
@@ -75,6 +77,7 @@ class Manager(Scaling):
         self.rulesDue = {}           # BusyStarter rule -> monotonic time it next runs
         self.board = openScoreboard(cfg)
         self.notifier = Notifier(environ)
+        self.reloads = ReloadStatus(cfg.PidFile, log)
         self.parentPipe = ParentPipe()
         self.wakeR, self.wakeW = map(highFd, os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
         self.reaper = Reaper(self.processExited)
@@ -117,6 +120,7 @@ class Manager(Scaling):
         self.listeners.close()
         self.board.close()
         if self.pidfile is not None:
+            self.reloads.remove()
             self.pidfile.remove()
         log.info("manager %d stopped", self.pid)
         return 0
@@ -243,7 +247,7 @@ class Manager(Scaling):
         self.listeners.installInChild()
         self.stderr.installChildHandler()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
-        _dropPrivileges(self.cfg)
+        dropPrivileges(self.cfg, self.pid)
 
     def makeChildCommand(self):
         return ChildCommand(self.subject, self.board, self._spawningSlot, self.wakeW,
@@ -321,9 +325,11 @@ class Manager(Scaling):
 
     def requestRestart(self):
         """SIGHUP: check the new config and code in a separate process, then restart."""
+        self.reloads.requested()
         if self.shutdown or self.checking is not None:
             return
         proxy, out = restart.startCheck(self.environ, self.listeners)
+        self.reloads.checking()
         log.info("SIGHUP: checking the config and application before restarting (pid %d)",
                  proxy.pid)
         self.checking = (self.reaper.track(proxy), out)
@@ -331,6 +337,7 @@ class Manager(Scaling):
     def _checkDone(self, proxy):
         ok, reason = restart.readCheck(*self.checking)
         self.checking = None
+        self.reloads.done(ok, reason)
         if ok:
             self.beginShutdown('restart')
         else:
@@ -340,14 +347,6 @@ class Manager(Scaling):
         self.stderr.reopen()
         for child in self.children.values():
             child.proxy.sendSignal('SIGUSR1')
-
-
-def _dropPrivileges(cfg):
-    if cfg.gid is not None:
-        os.setgroups([])
-        os.setgid(cfg.gid)
-    if cfg.uid is not None:
-        os.setuid(cfg.uid)
 
 
 class ManagerSignals:

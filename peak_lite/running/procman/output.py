@@ -6,6 +6,7 @@ import signal
 import sys
 
 from peak_lite.running.procman.interfaces import ConfigError
+from peak_lite.util.safefile import openTrusted
 
 __all__ = ['StdErr', 'setupLogging']
 
@@ -13,38 +14,58 @@ __all__ = ['StdErr', 'setupLogging']
 class StdErr:
     """Owns fd 2 when ``StdErr`` is set: points it at the file, in append mode.
 
+    The file is opened like every file the manager trusts: never through a
+    symlink, never blocking on a FIFO, and only a regular file owned by the
+    manager's user (or by ``User``) that its group and others cannot write;
+    a new file is created 0640.  With ``User``, the manager gives the file to
+    that user (``fchown`` on the open descriptor, as nginx does with its
+    logs), so that children, which have dropped their privileges, can reopen
+    it after a rotation.
+
     ``reopen()`` (on SIGUSR1, after a logrotate-style rename) opens the path
-    afresh and moves fd 2 onto it.  Children share the open file until they
-    are told to reopen too.
+    afresh and moves fd 2 onto it: the manager first, creating the new file,
+    then each child, which the manager signals after it has reopened.
     """
 
     def __init__(self, path):
         self.path = path
+        self.user = None             # uid the file is given to, with User
 
     def point(self, cfg=None):
         if self.path is None:
             return
+        if cfg is not None:
+            self.user = cfg.uid
+        owners = () if self.user is None else (self.user,)
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o640)
-        except OSError as e:
-            message = f"StdErr {self.path}: cannot open for appending: {e.strerror}"
+            fd = openTrusted(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640,
+                             'StdErr', _OpenError, owners)
+        except _OpenError as e:
             if cfg is not None:
-                raise cfg.errorAt('StdErr', message) from None
-            raise ConfigError(message, self.path) from None
-        sys.stderr.flush()
-        os.dup2(fd, 2)
-        os.close(fd)
+                raise cfg.errorAt('StdErr', str(e)) from None
+            raise ConfigError(str(e), self.path) from None
+        try:
+            if self.user is not None and os.geteuid() == 0 and os.fstat(fd).st_uid != self.user:
+                os.fchown(fd, self.user, -1)
+            sys.stderr.flush()
+            os.dup2(fd, 2)
+        finally:
+            os.close(fd)
 
     def reopen(self):
         try:
             self.point()
-        except ConfigError as e:
-            logging.getLogger('peak_lite.procman').error("%s; keeping the old file", e.message)
-
+        except (ConfigError, OSError) as e:
+            logging.getLogger('peak_lite.procman').error(
+                "%s; keeping the old file", getattr(e, 'message', None) or e)
 
     def installChildHandler(self):
         """In a child: SIGUSR1 reopens the file (and is harmless without one)."""
         signal.signal(signal.SIGUSR1, lambda signum, frame: self.reopen())
+
+
+class _OpenError(Exception):
+    pass
 
 
 class _Formatter(logging.Formatter):

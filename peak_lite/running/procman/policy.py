@@ -2,7 +2,7 @@
 
 A policy computes; the manager decides when to ask and acts on the answer.
 The children passed in are the manager's records: ``.state`` (a scoreboard
-state number), ``.lastChange`` (wall time of the slot's last change),
+state number), ``.lastChange`` (monotonic time of the slot's last change),
 ``.startedAt`` (monotonic time of the fork), ``.requests`` and ``.limit``.
 """
 

@@ -30,7 +30,7 @@ class Scaling:
         if self.shutdown:
             return
         self.refresh()
-        now, wallNow = time.monotonic(), time.time()
+        now = wallNow = time.monotonic()     # the scoreboard's clock: see scoreboard.py
         if self.quickDeaths and any(now - c.startedAt >= policy.QUICK_DEATH for c in self.liveChildren()):
             self.quickDeaths = 0     # a child survived: the crash streak is over
         for child in self.liveChildren():

@@ -4,7 +4,7 @@ Layout (little-endian), also read by ``peak procman --status`` and outside tools
 
     header, 64 bytes:
       0  8s  magic b'PEAKSB01'
-      8  I   layout version (1)
+      8  I   layout version (2)
      12  I   number of slots
      16  I   slot size in bytes (32)
      20  i   manager pid
@@ -17,7 +17,9 @@ Layout (little-endian), also read by ``peak procman --status`` and outside tools
       4  B   state: 0 free, 1 starting, 2 idle, 3 busy, 4 stopping
       5  3x
       8  Q   requests served
-     16  d   time of the last state change (for busy: when the request started)
+     16  d   CLOCK_MONOTONIC time of the last state change (for busy: when the
+             request started); system-wide on Linux, so an outside reader
+             compares it with its own time.monotonic()
      24  I   child number (1, 2, ... in start order)
      28  I   the child's request limit: MaxRequests plus its own jitter (0: none)
 
@@ -25,10 +27,23 @@ A child's request path writes only its own slot with ``struct.pack_into``:
 no system call.  It writes one byte to the manager's wake pipe only when
 every child is busy and the manager asked for it (the wake flag), or once in
 its life, when it reaches its request limit.
+
+Every time the manager compares is monotonic: a step of the wall clock (NTP,
+an operator's ``date -s``) must never make RequestTimeout or IdleTimeout fire.
+
+A child can write any byte of the shared mapping, so nothing read from it is
+trusted: a state out of range reads as UNKNOWN ('unknown' in ``--status``),
+a time that is not finite as unknown too.
+
+The file's mapping is made with mmap(2) directly and its descriptor closed at
+once: CPython's ``mmap.mmap`` keeps a private dup of the descriptor, which
+every child would inherit, able to ``ftruncate`` the file and kill the
+manager with SIGBUS.  The file is 0600, owned by the manager's user.
 """
 
 import contextlib
-import errno
+import ctypes
+import math
 import mmap
 import os
 import stat
@@ -39,12 +54,14 @@ from zope.interface import implementer
 
 from peak_lite.running.interfaces import IWorkerStatus
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
+from peak_lite.util.safefile import openTrusted
 
 __all__ = ['Scoreboard', 'SlotStatus', 'STATES', 'readScoreboard', 'openScoreboard',
-           'checkSemaphore', 'slotsFor']
+           'checkSemaphore', 'slotsFor', 'clock', 'stateName', 'MAX_REQUEST_LIMIT',
+           'MAX_SLOTS', 'MAX_CHILD_NUMBER']
 
 MAGIC = b'PEAKSB01'
-VERSION = 1
+VERSION = 2             # 2: times are CLOCK_MONOTONIC (1 had wall-clock times)
 HEADER = struct.Struct('<8sIIIiIId24x')
 SLOT = struct.Struct('<iB3xQdI')      # the first 28 bytes; a child never writes the limit
 SLOT_SIZE = 32
@@ -56,7 +73,27 @@ STATE = struct.Struct('<B')
 STATE_OFFSET = 4
 WAKE_OFFSET = 24
 FREE, STARTING, IDLE, BUSY, STOPPING = range(5)
+UNKNOWN = 255           # what a corrupt state byte reads as
 STATES = ('free', 'starting', 'idle', 'busy', 'stopping')
+
+# The field widths, for validating a config before anything starts:
+MAX_REQUEST_LIMIT = 2 ** 32 - 1   # a slot's request limit (MaxRequests plus its jitter)
+MAX_SLOTS = 2 ** 32 - 1           # the header's slot count (see slotsFor)
+MAX_CHILD_NUMBER = 2 ** 32 - 1    # child numbers wrap around past this
+
+clock = time.monotonic            # CLOCK_MONOTONIC: system-wide on Linux
+
+
+def stateName(state):
+    """The name of a state number; 'unknown' for anything a child should not have written."""
+    return STATES[state] if 0 <= state < len(STATES) else 'unknown'
+
+
+def _sane(state, changed):
+    """(state, time) as read from a slot, with what cannot be trusted made UNKNOWN / NaN."""
+    if not 0 <= state < len(STATES):
+        state = UNKNOWN
+    return state, changed if math.isfinite(changed) else math.nan
 
 
 class Scoreboard:
@@ -66,10 +103,11 @@ class Scoreboard:
         self.slots = slots
         self.path = path
         size = HEADER.size + SLOT_SIZE * slots
+        self._unmap = None
         if path is None:
             self.map = mmap.mmap(-1, size, mmap.MAP_SHARED)
         else:
-            self.map = _fileMap(path, size)
+            self.map, self._unmap = _fileMap(path, size)
         HEADER.pack_into(self.map, 0, MAGIC, VERSION, slots, SLOT_SIZE, os.getpid(), 0, 0,
                          time.time())
         for i in range(slots):
@@ -83,7 +121,8 @@ class Scoreboard:
         """Claim a free slot for a new child; return its index, or None if full."""
         for i in range(self.slots):
             if SLOT.unpack_from(self.map, self.offset(i))[0] == 0:
-                SLOT.pack_into(self.map, self.offset(i), pid, STARTING, 0, time.time(), number)
+                SLOT.pack_into(self.map, self.offset(i), pid, STARTING, 0, clock(),
+                               number & MAX_CHILD_NUMBER)
                 LIMIT.pack_into(self.map, self.offset(i) + LIMIT_OFFSET, limit)
                 return i
         return None
@@ -102,23 +141,33 @@ class Scoreboard:
         STATE.pack_into(self.map, self.offset(index) + STATE_OFFSET, STOPPING)
 
     def read(self, index):
-        """(pid, state, requests, lastChange, number) of slot ``index``."""
-        return SLOT.unpack_from(self.map, self.offset(index))
+        """(pid, state, requests, lastChange, number) of slot ``index``.
+
+        A state byte out of range reads as UNKNOWN and a time that is not
+        finite as NaN (which no timeout comparison ever fires on).
+        """
+        pid, state, requests, changed, number = SLOT.unpack_from(self.map, self.offset(index))
+        state, changed = _sane(state, changed)
+        return pid, state, requests, changed, number
 
     def counts(self):
-        """{state name: count} over the occupied slots."""
-        result = dict.fromkeys(STATES[1:], 0)
+        """{state name: count} over the occupied slots, 'unknown' included."""
+        result = dict.fromkeys(STATES[1:] + ('unknown',), 0)
         for i in range(self.slots):
             pid, state = SLOT.unpack_from(self.map, self.offset(i))[:2]
             if pid:
-                result[STATES[state]] += 1
+                result[stateName(state)] += 1
         return result
 
     def armWake(self, wanted=True):
         WAKE.pack_into(self.map, WAKE_OFFSET, 1 if wanted else 0)
 
     def close(self):
-        self.map.close()
+        if self._unmap is None:
+            self.map.close()
+        else:
+            self.map.release()
+            self._unmap()
 
 
 def slotsFor(cfg):
@@ -149,9 +198,10 @@ def checkSemaphore(cfg):
     if stat.S_ISLNK(st.st_mode):
         raise _semaphoreError(cfg, rule, "is a symlink; refusing to follow it: remove it "
                                          "or choose another path")
-    if not stat.S_ISREG(st.st_mode):
-        raise _semaphoreError(cfg, rule, "is not a regular file: remove it or choose "
-                                         "another path")
+    try:
+        os.close(openTrusted(rule.Semaphore, os.O_RDONLY, 0, 'Semaphore', ProcmanError))
+    except ProcmanError as e:
+        raise _semaphoreError(cfg, rule, str(e)) from None
 
 
 def openScoreboard(cfg):
@@ -173,24 +223,30 @@ def _semaphoreError(cfg, rule, message):
 
 
 def _fileMap(path, size):
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+    """(writable memoryview of the file's shared mapping, unmap function); no fd kept."""
+    fd = openTrusted(path, os.O_RDWR | os.O_CREAT, 0o600, 'Semaphore', ProcmanError)
     try:
-        fd = os.open(path, flags, 0o600)
-    except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise ProcmanError(f"Semaphore {path}: is a symlink; refusing to follow it: "
-                               f"remove it or choose another path") from None
-        raise ProcmanError(f"Semaphore {path}: cannot open: {e.strerror}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ProcmanError(f"Semaphore {path}: is not a regular file: remove it or "
-                               f"choose another path")
         os.fchmod(fd, 0o600)
         os.ftruncate(fd, size)
-        return mmap.mmap(fd, size, mmap.MAP_SHARED)
+        return _mapShared(fd, size)
     finally:
         os.close(fd)
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_libc.mmap.restype = ctypes.c_void_p
+_libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                       ctypes.c_int, ctypes.c_long)
+_libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
+
+
+def _mapShared(fd, size):
+    address = _libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0)
+    if address in (None, ctypes.c_void_p(-1).value):
+        err = ctypes.get_errno()
+        raise ProcmanError(f"cannot map the scoreboard: {os.strerror(err)}")
+    view = memoryview((ctypes.c_char * size).from_address(address)).cast('B')
+    return view, lambda: _libc.munmap(address, size)
 
 
 @implementer(IWorkerStatus)
@@ -207,14 +263,14 @@ class SlotStatus:
         self.pid = os.getpid()
         pid, _, self.requests, _, self.number = SLOT.unpack_from(self.map, self.offset)
         self.limit = LIMIT.unpack_from(self.map, self.offset + LIMIT_OFFSET)[0]
-        SLOT.pack_into(self.map, self.offset, self.pid, IDLE, self.requests, time.time(),
+        SLOT.pack_into(self.map, self.offset, self.pid, IDLE, self.requests, clock(),
                        self.number)
 
     @contextlib.contextmanager
     def busy(self):
         if STATE.unpack_from(self.map, self.offset + STATE_OFFSET)[0] == STOPPING:
             self.stopping = True     # the manager asked this child to stop
-        SLOT.pack_into(self.map, self.offset, self.pid, BUSY, self.requests, time.time(),
+        SLOT.pack_into(self.map, self.offset, self.pid, BUSY, self.requests, clock(),
                        self.number)
         if self.wakeFd is not None and WAKE.unpack_from(self.map, WAKE_OFFSET)[0]:
             self._wakeIfAllBusy()
@@ -225,7 +281,7 @@ class SlotStatus:
             if STATE.unpack_from(self.map, self.offset + STATE_OFFSET)[0] == STOPPING:
                 self.stopping = True
             SLOT.pack_into(self.map, self.offset, self.pid,
-                           STOPPING if self.stopping else IDLE, self.requests, time.time(),
+                           STOPPING if self.stopping else IDLE, self.requests, clock(),
                            self.number)
             if self.requests == self.limit:
                 self._wake()         # time to recycle: once in this child's life
@@ -250,7 +306,7 @@ class SlotStatus:
         self.stopping = True
         pid, state, requests, changed, number = SLOT.unpack_from(self.map, self.offset)
         if state != BUSY:
-            SLOT.pack_into(self.map, self.offset, pid, STOPPING, requests, time.time(), number)
+            SLOT.pack_into(self.map, self.offset, pid, STOPPING, requests, clock(), number)
 
 
 def readScoreboard(path):
@@ -275,6 +331,7 @@ def readScoreboard(path):
         pid, state, requests, changed, number = SLOT.unpack_from(data, offset)
         if pid:
             limit = LIMIT.unpack_from(data, offset + LIMIT_OFFSET)[0]
-            result.append(dict(slot=i, pid=pid, state=STATES[state], requests=requests,
-                               lastChange=changed, number=number, limit=limit))
+            result.append(dict(slot=i, pid=pid, state=stateName(state), requests=requests,
+                               lastChange=changed if math.isfinite(changed) else None,
+                               number=number, limit=limit))
     return dict(managerPid=managerPid, slots=slots, started=started), result

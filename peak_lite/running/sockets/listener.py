@@ -215,7 +215,7 @@ class Listener:
 
     def close(self, unlink=True):
         """Close the socket; with ``unlink``, remove its file if the path still names it."""
-        if unlink and self.ownsFile():
+        if unlink and self.ownsFile() and not _openElsewhere(self.sock):
             try:
                 os.unlink(self.address.path)
             except FileNotFoundError:
@@ -234,6 +234,29 @@ class Listener:
             return f'unix:{name if isinstance(name, str) else name.decode(errors="replace")}'
         host = f'[{name[0]}]' if self.sock.family == socket.AF_INET6 else name[0]
         return f'{host}:{name[1]}'
+
+
+def _openElsewhere(sock):
+    """True if another process holds this very socket (a successor took it over)."""
+    try:
+        link = f'socket:[{os.fstat(sock.fileno()).st_ino}]'
+    except OSError:
+        return False
+    me = str(os.getpid())
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit() or pid == me:
+            continue
+        try:
+            fds = os.listdir(f'/proc/{pid}/fd')
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f'/proc/{pid}/fd/{fd}') == link:
+                    return True
+            except OSError:
+                continue
+    return False
 
 
 def _needsChown(st, owner):
