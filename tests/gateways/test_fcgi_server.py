@@ -1,6 +1,7 @@
 """The FastCGI responder through a real gateway process and raw records."""
 
 import os
+import socket
 import struct
 
 import pytest
@@ -219,3 +220,79 @@ def test_no_descriptor_leaks_across_many_connections(serve):
                 c.readRecord()
     assert still_serves(addr)
     wait_for(lambda: fds() == before, 5, message=f"the worker's descriptors back to {before}")
+
+
+def big(environ, start_response):
+    """A 32 MB response in one piece."""
+    body = b'x' * (32 * 1024 * 1024)
+    start_response('200 OK', [('Content-Type', 'application/octet-stream'),
+                              ('Content-Length', str(len(body)))])
+    return [body]
+
+
+def test_stdin_beyond_content_length_ends_the_request(serve, tmp_path):
+    errlog = tmp_path / 'stderr.txt'
+    with open(errlog, 'w') as err:
+        proc, spec = serve('FastCGI', 'tests.gateways.apps:echo', stderr=err)
+    addr = address(spec)
+    with FastCGIClient(addr) as c:
+        c.beginRequest(1)
+        c.sendRaw(fc.stream(fc.PARAMS, 1, fc.nameValues(
+            environFor('POST', '/p', body=b'12345'))))
+        try:
+            c.sendRaw(fc.record(fc.STDIN, 1, b'12345' + b'y' * 60000)
+                      + fc.record(fc.STDIN, 1, b'z' * 60000) + fc.record(fc.STDIN, 1))
+        except (BrokenPipeError, ConnectionResetError):
+            pass        # the worker may close before it has read everything
+        assert c.readRecord() is None, "the application was run on an over-long body"
+    wait_for(lambda: 'beyond its CONTENT_LENGTH of 5' in errlog.read_text(), 10,
+             message="the protocol error in the log")
+    assert still_serves(addr)
+
+
+def test_stdin_without_content_length_is_a_body_of_unknown_length(serve):
+    """nginx with fastcgi_request_buffering off streams a chunked body: no CONTENT_LENGTH."""
+    proc, spec = serve('FastCGI', 'tests.gateways.test_http:read_all')
+    with FastCGIClient(address(spec)) as c:
+        r = c.request(environFor('POST', '/p', CONTENT_LENGTH=''), body=b'streamed body')
+    assert r.body == b'streamed body'
+
+
+def test_a_peer_that_reads_too_slowly_is_dropped_after_the_deadline(serve):
+    """A peer draining 64 KiB every 0.1 s (each wait well inside --read-timeout) would hold
+    the worker for most of a minute with a 32 MB response; the worker gives up after
+    --read-timeout in all and serves the next."""
+    import threading
+    proc, spec = serve('FastCGI', 'tests.gateways.test_fcgi_server:big',
+                       options=['--read-timeout=1'])
+    addr = address(spec)
+    slow = FastCGIClient(addr, timeout=30)
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.sendRequest(environFor('GET', '/big'))
+    got = [0]
+    done = threading.Event()
+
+    def trickle():
+        try:
+            while not done.wait(0.1):
+                data = slow.sock.recv(65536)
+                if not data:
+                    break
+                got[0] += len(data)
+        except OSError:
+            pass
+        done.set()
+    reader = threading.Thread(target=trickle, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: got[0] > 0, 10, message="the slow peer to start reading")
+        with FastCGIClient(addr, timeout=10) as c:
+            r = c.request(environFor('GET', '/next'))
+        assert r.status == 200 and len(r.body) == 32 * 1024 * 1024
+        assert done.wait(10), "the slow peer's connection was never closed"
+        assert got[0] < 32 * 1024 * 1024
+    finally:
+        done.set()
+        reader.join(10)
+        slow.close()
+
