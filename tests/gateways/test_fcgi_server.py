@@ -296,3 +296,28 @@ def test_a_peer_that_reads_too_slowly_is_dropped_after_the_deadline(serve):
         reader.join(10)
         slow.close()
 
+
+def script_name(environ, start_response):
+    body = repr((environ['SCRIPT_NAME'], environ['PATH_INFO'])).encode()
+    start_response('200 OK', [('Content-Length', str(len(body)))])
+    return [body]
+
+
+@pytest.mark.parametrize('params, expected', [
+    # nginx's stock fastcgi_params: the whole path in SCRIPT_NAME, no PATH_INFO.
+    ({'SCRIPT_NAME': '/visits', 'DOCUMENT_URI': '/visits', 'REQUEST_URI': '/visits?x=1'},
+     ('', '/visits')),
+    ({'SCRIPT_NAME': '/a b', 'REQUEST_URI': '/a%20b'}, ('', '/a b')),
+    # Anything else is left as the web server sent it.
+    ({'SCRIPT_NAME': '/app', 'PATH_INFO': '/x', 'REQUEST_URI': '/app/x'}, ('/app', '/x')),
+    ({'SCRIPT_NAME': '/dir/index.py', 'DOCUMENT_URI': '/dir/', 'REQUEST_URI': '/dir/'},
+     ('/dir/index.py', '')),
+    ({'SCRIPT_NAME': '', 'PATH_INFO': '/p', 'REQUEST_URI': '/p'}, ('', '/p')),
+])
+def test_path_info_from_a_whole_path_script_name(serve, params, expected):
+    proc, spec = serve('FastCGI', 'tests.gateways.test_fcgi_server:script_name')
+    env = {'REQUEST_METHOD': 'GET', 'SERVER_NAME': 'x', 'SERVER_PORT': '80',
+           'SERVER_PROTOCOL': 'HTTP/1.1', 'QUERY_STRING': '', **params}
+    with FastCGIClient(address(spec)) as c:
+        r = c.request(env)
+    assert r.body == repr(expected).encode()

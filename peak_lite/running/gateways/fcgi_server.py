@@ -11,6 +11,7 @@ import io
 import logging
 import tempfile
 import time
+from urllib.parse import unquote
 
 from zope.interface import implementer
 
@@ -300,6 +301,8 @@ class FastCGIConnection:
         if req.environ is None or req.stdinSize >= 0:
             return
         environ = req.environ
+        if 'PATH_INFO' not in environ:
+            _pathFromScriptName(environ)
         stdin = req.stdin
         if stdin is None:
             stdin = io.BytesIO()
@@ -317,6 +320,27 @@ class FastCGIConnection:
             stdin.close()
             if response.broken or not req.keepConn or self.worker.stopping:
                 self.close()
+
+
+def _pathFromScriptName(environ):
+    """A stock nginx sends the whole path as SCRIPT_NAME and no PATH_INFO: make it PATH_INFO.
+
+    Debian's ``fastcgi_params`` sets ``SCRIPT_NAME $fastcgi_script_name`` and
+    nothing for PATH_INFO, which would route every URL to the application's
+    root.  When PATH_INFO is absent and SCRIPT_NAME is the request's whole
+    path (DOCUMENT_URI, or REQUEST_URI's decoded path without it), the
+    application is taken to be mounted at the root.
+    """
+    script = environ.get('SCRIPT_NAME')
+    if not script:
+        return
+    path = environ.get('DOCUMENT_URI')
+    if path is None:
+        path = environ.get('REQUEST_URI', '').partition('?')[0]
+        path = unquote(path, 'latin-1') if '%' in path else path
+    if path == script:
+        environ['PATH_INFO'] = script
+        environ['SCRIPT_NAME'] = ''
 
 
 _HANDLERS = {
