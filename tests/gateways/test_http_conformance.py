@@ -226,3 +226,36 @@ def test_pipelined_requests_then_garbage(server):
     found = responses(out)
     assert [status for status, _, _ in found] == [200, 200, 400]
     assert [json.loads(body)['PATH_INFO'] for _, _, body in found[:2]] == ['/a', '/b']
+
+
+def wrong_length(environ, start_response):
+    start_response('200 OK', [('Content-Length', '100')])
+    return [b'short']
+
+
+def test_http_1_0_gets_a_close_delimited_stream(serve):
+    proc, spec = serve('HTTP', 'tests.gateways.apps:stream', tcp=True)
+    out, closed = exchange(address(spec), b'GET / HTTP/1.0\r\n\r\n')
+    assert closed
+    head, _, body = out.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 200 ') and b'chunked' not in head.lower()
+    assert body == b''.join(b'line %d\n' % i for i in range(100))
+
+
+def test_a_body_that_contradicts_its_content_length_is_a_500(serve):
+    proc, spec = serve('HTTP', 'tests.gateways.test_http_conformance:wrong_length', tcp=True)
+    out, closed = exchange(address(spec), b'GET / HTTP/1.1\r\nHost: x\r\n'
+                                          b'Connection: close\r\n\r\n')
+    assert responses(out)[0][0] == 500
+
+
+@pytest.mark.parametrize('head', [
+    b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n',
+    b'POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n',
+])
+def test_an_unread_body_too_big_to_drain_or_never_sent_closes(serve, head):
+    proc, spec = serve('HTTP', 'tests.gateways.apps:hello', tcp=True)
+    out, closed = exchange(address(spec), head)
+    assert closed
+    status, headers, body = responses(out)[0]
+    assert status == 200 and headers['connection'] == 'close' and b'100 Continue' not in out
