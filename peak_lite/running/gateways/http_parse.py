@@ -27,20 +27,23 @@ MAX_HEAD = 65536        # bytes in the whole head: 431 past it
 
 END = object()          # the queue item that ends a request's body
 
-# Field names as environ keys, computed once per distinct name.
+# Field names as environ keys, computed once per distinct name.  A name with
+# an underscore maps to None: it is dropped (see on_header).
 _SPECIAL = {b'content-type': 'CONTENT_TYPE', b'content-length': 'CONTENT_LENGTH'}
+_WATCHED = frozenset(('HTTP_HOST', 'HTTP_TRANSFER_ENCODING', 'CONTENT_LENGTH', 'HTTP_EXPECT'))
 _keys = {}
 
 
 def _environKey(name):
-    key = _keys.get(name)
-    if key is None:
+    if b'_' in name:
+        key = None
+    else:
         lower = name.lower()
         key = _SPECIAL.get(lower)
         if key is None:
             key = 'HTTP_' + lower.decode('latin-1').upper().replace('-', '_')
-        if len(_keys) < 4096:
-            _keys[name] = key
+    if len(_keys) < 4096:
+        _keys[name] = key
     return key
 
 
@@ -172,27 +175,35 @@ class RequestReader:
         request = self._request
         size = len(name) + len(value) + 4
         request.size += size
+        fields = request.fields
+        if size > self.maxField or len(fields) >= self.maxFields or request.size > self.maxHead:
+            self._tooBig(request, name, size)
+        key = _keys[name] if name in _keys else _environKey(name)
+        if key is None:
+            # X_Forwarded_For would land on HTTP_X_FORWARDED_FOR and spoof the
+            # dashed header a proxy vouches for: drop it, as gunicorn does.
+            return
+        if key in _WATCHED:
+            self._watch(request, key, value)
+        fields.append((key, value.rstrip(b' \t').decode('latin-1')))
+
+    def _tooBig(self, request, name, size):
         if size > self.maxField:
             raise Refusal(431, f"header field {name[:40]!r} exceeds {self.maxField} bytes")
         if len(request.fields) >= self.maxFields:
             raise Refusal(431, f"more than {self.maxFields} header fields")
-        if request.size > self.maxHead:
-            raise Refusal(431, f"request head exceeds {self.maxHead} bytes")
-        value = value.rstrip(b' \t')
-        if b'_' in name:
-            # X_Forwarded_For would land on HTTP_X_FORWARDED_FOR and spoof the
-            # dashed header a proxy vouches for: drop it, as gunicorn does.
-            return
-        key = _environKey(name)
+        raise Refusal(431, f"request head exceeds {self.maxHead} bytes")
+
+    @staticmethod
+    def _watch(request, key, value):
         if key == 'HTTP_HOST':
             request.hostCount += 1
         elif key == 'HTTP_TRANSFER_ENCODING':
             request.chunked = True  # llhttp refuses a coding list not ending in chunked
         elif key == 'CONTENT_LENGTH':
             request.contentLength = int(value)      # llhttp checked it is digits
-        elif key == 'HTTP_EXPECT' and value.lower() == b'100-continue':
+        elif value.strip().lower() == b'100-continue':
             request.expectContinue = True
-        request.fields.append((key, value.decode('latin-1')))
 
     def on_headers_complete(self):
         request = self._request
