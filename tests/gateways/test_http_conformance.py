@@ -259,3 +259,19 @@ def test_an_unread_body_too_big_to_drain_or_never_sent_closes(serve, head):
     assert closed
     status, headers, body = responses(out)[0]
     assert status == 200 and headers['connection'] == 'close' and b'100 Continue' not in out
+
+
+def test_expect_100_continue_in_http_1_0_is_ignored(server):
+    out, closed = exchange(server, b'POST / HTTP/1.0\r\nExpect: 100-continue\r\n'
+                                   b'Content-Length: 5\r\n\r\nhello')
+    assert closed and b'100 Continue' not in out
+    assert json.loads(responses(out)[0][2])['body'] == 'hello'
+
+
+def test_an_upgrade_request_is_served_without_upgrading_and_the_connection_closes(server):
+    out, closed = exchange(server, b'GET /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\n'
+                                   b'Upgrade: websocket\r\n\r\n')
+    assert closed
+    status, headers, body = responses(out)[0]
+    assert status == 200 and headers['connection'] == 'close'
+    assert json.loads(body)['PATH_INFO'] == '/ws'

@@ -210,7 +210,10 @@ class RequestReader:
         parser = self._parser
         request.version = version = parser.get_http_version()
         request.method = method = parser.get_method().decode('latin-1')
-        request.keepAlive = version == '1.1' and parser.should_keep_alive()
+        # HTTP/1.0 connections close after the response, and so does one that
+        # asked to switch protocols (llhttp stops reading there).
+        request.keepAlive = (version == '1.1' and parser.should_keep_alive()
+                             and not parser.should_upgrade())
         self._request = None
         if version not in ('1.1', '1.0'):
             raise Refusal(505, f"HTTP/{version} is not supported; use HTTP/1.1")

@@ -42,7 +42,9 @@ class HTTPInput:
         self._buf = bytearray()
         self.eof = False
         self.error = None
-        self._continue = request.expectContinue and request.hasBody
+        # RFC 9110 10.1.1: an HTTP/1.0 client's expectation is ignored.
+        self._continue = (request.expectContinue and request.hasBody
+                          and request.version == '1.1')
         self.received = 0
 
     def _more(self, timeout=None):
