@@ -308,7 +308,12 @@ class HTTPConnection:
             # the worker stays busy, so RequestTimeout and scale-up see it.
             keep = not (response.broken or response.mustClose or body.error)
             if keep and not body.eof:
-                keep = body.drain(self.maxDrain, min(self.drainTimeout, self.worker.readTimeout))
+                queue = self.reader.queue
+                if queue and queue[0] is END:
+                    queue.popleft()     # no body, or all of it read: the common case
+                else:
+                    keep = body.drain(self.maxDrain,
+                                      min(self.drainTimeout, self.worker.readTimeout))
         if not keep:
             self.close()
             return
