@@ -26,7 +26,7 @@ setup(
         'zope.component>=6',
         'transaction>=4',
         'ZConfig>=4',
-        'h11>=0.14',
+        'httptools>=0.6',   # llhttp: the HTTP/1.1 request parser
         'setproctitle>=1.3',
     ],
     extras_require={

@@ -1,6 +1,7 @@
 """The FastCGI responder through a real gateway process and raw records."""
 
 import os
+import socket
 import struct
 
 import pytest
@@ -203,7 +204,11 @@ def test_no_descriptor_leaks_across_many_connections(serve):
     proc, spec = serve('FastCGI', 'tests.gateways.apps:echo')
     addr = address(spec)
     fds = lambda: len(os.listdir(f'/proc/{proc.pid}/fd'))  # noqa: E731
-    assert still_serves(addr)
+    with FastCGIClient(addr) as c:
+        assert c.request(environFor('GET', '/first')).status == 200
+        # The worker closes its end after END_REQUEST: wait for that, or the
+        # count below may still include this connection.
+        assert c.isClosed()
     before = fds()
     body = b'z' * (2 * 1024 * 1024)     # past the spool limit: a temporary file
     for i in range(20):
@@ -219,3 +224,104 @@ def test_no_descriptor_leaks_across_many_connections(serve):
                 c.readRecord()
     assert still_serves(addr)
     wait_for(lambda: fds() == before, 5, message=f"the worker's descriptors back to {before}")
+
+
+def big(environ, start_response):
+    """A 32 MB response in one piece."""
+    body = b'x' * (32 * 1024 * 1024)
+    start_response('200 OK', [('Content-Type', 'application/octet-stream'),
+                              ('Content-Length', str(len(body)))])
+    return [body]
+
+
+def test_stdin_beyond_content_length_ends_the_request(serve, tmp_path):
+    errlog = tmp_path / 'stderr.txt'
+    with open(errlog, 'w') as err:
+        proc, spec = serve('FastCGI', 'tests.gateways.apps:echo', stderr=err)
+    addr = address(spec)
+    with FastCGIClient(addr) as c:
+        c.beginRequest(1)
+        c.sendRaw(fc.stream(fc.PARAMS, 1, fc.nameValues(
+            environFor('POST', '/p', body=b'12345'))))
+        try:
+            c.sendRaw(fc.record(fc.STDIN, 1, b'12345' + b'y' * 60000)
+                      + fc.record(fc.STDIN, 1, b'z' * 60000) + fc.record(fc.STDIN, 1))
+        except (BrokenPipeError, ConnectionResetError):
+            pass        # the worker may close before it has read everything
+        assert c.readRecord() is None, "the application was run on an over-long body"
+    wait_for(lambda: 'beyond its CONTENT_LENGTH of 5' in errlog.read_text(), 10,
+             message="the protocol error in the log")
+    assert still_serves(addr)
+
+
+def test_stdin_without_content_length_is_a_body_of_unknown_length(serve):
+    """nginx with fastcgi_request_buffering off streams a chunked body: no CONTENT_LENGTH."""
+    proc, spec = serve('FastCGI', 'tests.gateways.test_http:read_all')
+    with FastCGIClient(address(spec)) as c:
+        r = c.request(environFor('POST', '/p', CONTENT_LENGTH=''), body=b'streamed body')
+    assert r.body == b'streamed body'
+
+
+def test_a_peer_that_reads_too_slowly_is_dropped_after_the_deadline(serve):
+    """A peer draining 64 KiB every 0.1 s (each wait well inside --read-timeout) would hold
+    the worker for most of a minute with a 32 MB response; the worker gives up after
+    --read-timeout in all and serves the next."""
+    import threading
+    proc, spec = serve('FastCGI', 'tests.gateways.test_fcgi_server:big',
+                       options=['--read-timeout=1'])
+    addr = address(spec)
+    slow = FastCGIClient(addr, timeout=30)
+    slow.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow.sendRequest(environFor('GET', '/big'))
+    got = [0]
+    done = threading.Event()
+
+    def trickle():
+        try:
+            while not done.wait(0.1):
+                data = slow.sock.recv(65536)
+                if not data:
+                    break
+                got[0] += len(data)
+        except OSError:
+            pass
+        done.set()
+    reader = threading.Thread(target=trickle, daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: got[0] > 0, 10, message="the slow peer to start reading")
+        with FastCGIClient(addr, timeout=10) as c:
+            r = c.request(environFor('GET', '/next'))
+        assert r.status == 200 and len(r.body) == 32 * 1024 * 1024
+        assert done.wait(10), "the slow peer's connection was never closed"
+        assert got[0] < 32 * 1024 * 1024
+    finally:
+        done.set()
+        reader.join(10)
+        slow.close()
+
+
+def script_name(environ, start_response):
+    body = repr((environ['SCRIPT_NAME'], environ['PATH_INFO'])).encode()
+    start_response('200 OK', [('Content-Length', str(len(body)))])
+    return [body]
+
+
+@pytest.mark.parametrize('params, expected', [
+    # nginx's stock fastcgi_params: the whole path in SCRIPT_NAME, no PATH_INFO.
+    ({'SCRIPT_NAME': '/visits', 'DOCUMENT_URI': '/visits', 'REQUEST_URI': '/visits?x=1'},
+     ('', '/visits')),
+    ({'SCRIPT_NAME': '/a b', 'REQUEST_URI': '/a%20b'}, ('', '/a b')),
+    # Anything else is left as the web server sent it.
+    ({'SCRIPT_NAME': '/app', 'PATH_INFO': '/x', 'REQUEST_URI': '/app/x'}, ('/app', '/x')),
+    ({'SCRIPT_NAME': '/dir/index.py', 'DOCUMENT_URI': '/dir/', 'REQUEST_URI': '/dir/'},
+     ('/dir/index.py', '')),
+    ({'SCRIPT_NAME': '', 'PATH_INFO': '/p', 'REQUEST_URI': '/p'}, ('', '/p')),
+])
+def test_path_info_from_a_whole_path_script_name(serve, params, expected):
+    proc, spec = serve('FastCGI', 'tests.gateways.test_fcgi_server:script_name')
+    env = {'REQUEST_METHOD': 'GET', 'SERVER_NAME': 'x', 'SERVER_PORT': '80',
+           'SERVER_PROTOCOL': 'HTTP/1.1', 'QUERY_STRING': '', **params}
+    with FastCGIClient(address(spec)) as c:
+        r = c.request(env)
+    assert r.body == repr(expected).encode()

@@ -1,4 +1,4 @@
-"""The HTTP/1.1 gateway (h11) through a real process and real clients."""
+"""The HTTP/1.1 gateway through a real process and real clients."""
 
 import hashlib
 import http.client
@@ -179,3 +179,110 @@ def test_unix_socket(serve):
     data = recv_until_closed(s)
     s.close()
     assert data.startswith(b'HTTP/1.1 200 ') and data.endswith(b'Hello, world!\n')
+
+
+def status_from_query(environ, start_response):
+    """Answer with the status in the query (``?204``), with the app's own headers if asked."""
+    code = environ['QUERY_STRING'] or '200'
+    reasons = {'204': 'No Content', '304': 'Not Modified', '200': 'OK'}
+    start_response(f'{code} {reasons[code]}', [('Content-Type', 'text/plain')])
+    return [b'']
+
+
+def read_lines(environ, start_response):
+    """readline(None) and readline(-1) each return one line, the way file objects do."""
+    stream = environ['wsgi.input']
+    first = stream.readline(None)
+    second = stream.readline(-1)
+    rest = stream.read(None)
+    body = repr((first, second, rest)).encode()
+    start_response('200 OK', [('Content-Length', str(len(body)))])
+    return [body]
+
+
+def bad_header(environ, start_response):
+    """A header the wire cannot carry: the kind given in the query."""
+    value = {'ctl': 'a\x01b', 'length': 'many', 'del': 'x\x7fy'}[environ['QUERY_STRING']]
+    name = 'Content-Length' if environ['QUERY_STRING'] == 'length' else 'X-Bad'
+    start_response('200 OK', [(name, value)])
+    return [b'body']
+
+
+def remote(environ, start_response):
+    body = repr((environ['REMOTE_ADDR'], environ['REMOTE_PORT'])).encode()
+    start_response('200 OK', [('Content-Length', str(len(body)))])
+    return [body]
+
+
+def read_all(environ, start_response):
+    data = environ['wsgi.input'].read()
+    start_response('200 OK', [('Content-Length', str(len(data)))])
+    return [data]
+
+
+def heads(data):
+    """(status line, {lowercase name: value}, the bytes after the head) of a response."""
+    head, _, rest = data.partition(b'\r\n\r\n')
+    lines = head.decode('latin-1').split('\r\n')
+    return lines[0], {n.strip().lower(): v.strip() for n, _, v in
+                      (line.partition(':') for line in lines[1:])}, rest
+
+
+@pytest.mark.parametrize('code', ['204', '304'])
+def test_204_and_304_have_no_content_length_and_no_body(serve, code):
+    proc, spec = serve('HTTP', 'tests.gateways.test_http:status_from_query', tcp=True)
+    with socket.create_connection(address(spec)) as s:
+        s.sendall(f'GET /?{code} HTTP/1.1\r\nHost: x\r\n\r\n'
+                  'GET /?200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'.encode())
+        data = recv_until_closed(s)
+    status, headers, rest = heads(data)
+    assert status.startswith(f'HTTP/1.1 {code} ')
+    assert 'content-length' not in headers and 'transfer-encoding' not in headers
+    # Nothing follows the head but the next response: no body, no chunk terminator.
+    assert rest.startswith(b'HTTP/1.1 200 '), rest
+
+
+def test_readline_none(serve):
+    proc, spec = serve('HTTP', 'tests.gateways.test_http:read_lines', tcp=True)
+    conn = http.client.HTTPConnection(*address(spec), timeout=10)
+    conn.request('POST', '/', body=b'one\ntwo\nthree')
+    resp = conn.getresponse()
+    assert (resp.status, resp.read()) == (200, repr((b'one\n', b'two\n', b'three')).encode())
+    conn.close()
+
+
+@pytest.mark.parametrize('kind', ['ctl', 'del', 'length'])
+def test_an_invalid_header_from_the_app_is_a_500(serve, kind):
+    proc, spec = serve('HTTP', 'tests.gateways.test_http:bad_header', tcp=True)
+    conn = http.client.HTTPConnection(*address(spec), timeout=10)
+    conn.request('GET', f'/?{kind}')
+    resp = conn.getresponse()
+    assert resp.status == 500 and b'Internal Server Error' in resp.read()
+    conn.close()
+
+
+def test_bad_chunked_framing_is_a_400_without_a_traceback(serve, tmp_path):
+    errlog = tmp_path / 'stderr.txt'
+    with open(errlog, 'w') as err:
+        proc, spec = serve('HTTP', 'tests.gateways.test_http:read_all', tcp=True, stderr=err)
+    with socket.create_connection(address(spec)) as s:
+        s.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'
+                  b'5\r\nhello\r\nzz\r\n')
+        data = recv_until_closed(s)
+    assert data.startswith(b'HTTP/1.1 400 '), data
+    conn = http.client.HTTPConnection(*address(spec), timeout=10)
+    conn.request('POST', '/', body=b'fine')
+    assert conn.getresponse().read() == b'fine'
+    conn.close()
+    text = errlog.read_text()
+    assert 'Traceback' not in text and 'application error' not in text, text
+
+
+def test_remote_addr_over_a_unix_socket_is_empty(serve):
+    proc, spec = serve('HTTP', 'tests.gateways.test_http:remote')
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(address(spec))
+    s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    data = recv_until_closed(s)
+    s.close()
+    assert data.endswith(repr(('', '')).encode()), data

@@ -208,3 +208,74 @@ def test_quiet_client_is_dropped_after_the_read_timeout(tmp_path, procs):
     assert pm.request('/').body.startswith(f"pid={worker} ".encode())
     assert pm.proc.returncode is None and not zombies(pm.pid)
     pm.stop()
+
+
+class BodyTrickler(threading.Thread):
+    """Sends an HTTP head with ``Content-Length: 1000``, then one body byte every ``every`` s,
+    reading whatever comes back, until the server closes the connection."""
+
+    def __init__(self, path, every):
+        super().__init__(daemon=True)
+        self.every = every
+        self.stop = threading.Event()
+        self.received = b''
+        self.closed = threading.Event()
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect(path)
+
+    def run(self):
+        import select
+        try:
+            self.sock.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n')
+            while not self.stop.is_set():
+                if select.select([self.sock], [], [], self.every)[0]:
+                    data = self.sock.recv(65536)
+                    if not data:
+                        break
+                    self.received += data
+                else:
+                    self.sock.sendall(b'x')
+        except OSError:
+            pass
+        self.closed.set()
+
+    def finish(self):
+        self.stop.set()
+        self.join(10)
+        self.sock.close()
+
+
+@pytest.mark.slow
+def test_an_unread_trickled_body_holds_a_busy_worker_only_briefly(tmp_path, procs):
+    """Four clients trickle a body the application never reads, into two workers.
+
+    Reading that body is part of the request: the worker shows busy while
+    it drains, and gives up after a bounded time and closes the connection,
+    so a plain request is answered meanwhile.
+    """
+    from tests.procman.scaling_apps import readBoard
+    pm = Procman(tmp_path, procs, prefork=2, command='HTTP tests.gateways.apps:hello',
+                 extra="MinProcesses 2\nMaxProcesses 2").start()
+    tricklers = [BodyTrickler(pm.socket, every=0.2) for _ in range(4)]
+    for t in tricklers:
+        t.start()
+    try:
+        wait_for(lambda: any(s['state'] == 'busy'
+                             for s in readBoard(pm.scoreboard)[1].values()), 10,
+                 message="a worker busy draining a trickled body")
+        for t in tricklers:
+            assert t.closed.wait(20), "the server never let go of a trickling client"
+            assert t.received.startswith(b'HTTP/1.1 200 '), t.received
+        with socket.socket(socket.AF_UNIX) as s:
+            s.settimeout(10)
+            s.connect(pm.socket)
+            s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+            data = b''
+            while chunk := s.recv(65536):
+                data += chunk
+        assert data.startswith(b'HTTP/1.1 200 ') and data.endswith(b'Hello, world!\n')
+    finally:
+        for t in tricklers:
+            t.finish()
+    assert pm.proc.returncode is None and not zombies(pm.pid)
+    pm.stop()

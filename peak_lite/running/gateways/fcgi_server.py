@@ -11,6 +11,7 @@ import io
 import logging
 import tempfile
 import time
+from urllib.parse import unquote
 
 from zope.interface import implementer
 
@@ -31,15 +32,16 @@ _MANAGEMENT_VALUES = (b'FCGI_MAX_CONNS', b'FCGI_MAX_REQS', b'FCGI_MPXS_CONNS')
 
 
 class _Request:
-    __slots__ = ('id', 'keepConn', 'params', 'paramsDone', 'stdin', 'stdinSize')
+    __slots__ = ('id', 'keepConn', 'params', 'environ', 'stdin', 'stdinSize', 'stdinLimit')
 
     def __init__(self, requestId, keepConn):
         self.id = requestId
         self.keepConn = keepConn
         self.params = bytearray()
-        self.paramsDone = False
+        self.environ = None         # decoded once the PARAMS stream ends
         self.stdin = None
         self.stdinSize = 0
+        self.stdinLimit = None      # CONTENT_LENGTH, if given: STDIN may not go past it
 
 
 class FastCGIErrors:
@@ -190,7 +192,11 @@ class FastCGIConnection:
                 log.debug("closing a FastCGI connection failed", exc_info=True)
 
     def transmit(self, data):
-        sendAll(self.sock, data, self.worker.readTimeout)
+        # The peer is a web server that buffers what we send: one that reads
+        # so slowly that a single write takes longer than readTimeout in all
+        # is dropped, not allowed to hold the worker.
+        timeout = self.worker.readTimeout
+        sendAll(self.sock, data, timeout, timeout)
 
     # -- records ---------------------------------------------------------
 
@@ -234,10 +240,17 @@ class FastCGIConnection:
         req = self.request
         if req is None or req.id != reqId:
             return
-        if req.paramsDone:
+        if req.environ is not None:
             raise ProtocolError(f"FCGI_PARAMS for request {reqId} after its end")
         if not content:
-            req.paramsDone = True
+            req.environ = environ = fp.decodeParams(req.params, self.maxParamsCount)
+            req.params = None
+            length = environ.get('CONTENT_LENGTH')
+            if length:
+                if not length.isdigit() or not length.isascii():
+                    raise ProtocolError(
+                        f"request {reqId} has CONTENT_LENGTH {length[:40]!r}, not a number")
+                req.stdinLimit = int(length)
             self._maybeServe(req)
             return
         req.params += content
@@ -252,7 +265,16 @@ class FastCGIConnection:
             return
         if req.stdinSize < 0:
             raise ProtocolError(f"FCGI_STDIN for request {reqId} after its end")
+        if req.environ is None:
+            raise ProtocolError(f"FCGI_STDIN for request {reqId} before its FCGI_PARAMS ended")
         if content:
+            limit = req.stdinLimit
+            if limit is not None and req.stdinSize + len(content) > limit:
+                # CGI's body is CONTENT_LENGTH bytes: more is a broken or hostile
+                # peer, and spooling it would only fill the disk.
+                raise ProtocolError(
+                    f"FCGI_STDIN for request {reqId} goes beyond its CONTENT_LENGTH"
+                    f" of {limit}")
             if req.stdin is None:
                 req.stdin = tempfile.SpooledTemporaryFile(max_size=self.spoolLimit)
             req.stdin.write(content)
@@ -276,9 +298,11 @@ class FastCGIConnection:
     # -- serving -----------------------------------------------------------
 
     def _maybeServe(self, req):
-        if not req.paramsDone or req.stdinSize >= 0:
+        if req.environ is None or req.stdinSize >= 0:
             return
-        environ = fp.decodeParams(req.params, self.maxParamsCount)
+        environ = req.environ
+        if 'PATH_INFO' not in environ:
+            _pathFromScriptName(environ)
         stdin = req.stdin
         if stdin is None:
             stdin = io.BytesIO()
@@ -296,6 +320,27 @@ class FastCGIConnection:
             stdin.close()
             if response.broken or not req.keepConn or self.worker.stopping:
                 self.close()
+
+
+def _pathFromScriptName(environ):
+    """A stock nginx sends the whole path as SCRIPT_NAME and no PATH_INFO: make it PATH_INFO.
+
+    Debian's ``fastcgi_params`` sets ``SCRIPT_NAME $fastcgi_script_name`` and
+    nothing for PATH_INFO, which would route every URL to the application's
+    root.  When PATH_INFO is absent and SCRIPT_NAME is the request's whole
+    path (DOCUMENT_URI, or REQUEST_URI's decoded path without it), the
+    application is taken to be mounted at the root.
+    """
+    script = environ.get('SCRIPT_NAME')
+    if not script:
+        return
+    path = environ.get('DOCUMENT_URI')
+    if path is None:
+        path = environ.get('REQUEST_URI', '').partition('?')[0]
+        path = unquote(path, 'latin-1') if '%' in path else path
+    if path == script:
+        environ['PATH_INFO'] = script
+        environ['SCRIPT_NAME'] = ''
 
 
 _HANDLERS = {

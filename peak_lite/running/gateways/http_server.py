@@ -1,54 +1,81 @@
-"""HTTP/1.1 with h11: one connection's request cycle, keep-alive and pipelining included.
+"""HTTP/1.1: one connection's request cycle, keep-alive and pipelining included.
 
+Requests are parsed by ``http_parse.RequestReader`` (llhttp, a C parser).
 Partial request heads wait in the worker's loop (bounded by the worker's
 idle sweep), so a slow client never holds the worker.  Once a whole head is
 in, the request is served synchronously: the body streams into
 ``wsgi.input`` on demand, with the read timeout bounding each wait, and
 ``Expect: 100-continue`` is answered when the application first reads.
+A body the application left unread is drained inside the request's busy
+section, within ``drainTimeout`` seconds and ``maxDrain`` bytes; past
+either, the connection closes instead.
 """
 
 import logging
 import socket
 import sys
 import time
-from urllib.parse import unquote
 
-import h11
 from zope.interface import implementer
 
-from peak_lite.running.gateways.interfaces import GatewayError, IConnection
+from peak_lite.running.gateways.http_parse import END, Refusal, Request, RequestReader
+from peak_lite.running.gateways.interfaces import GatewayError, IConnection, ProtocolError
 from peak_lite.running.gateways.sockio import recvSome, sendAll
-from peak_lite.running.gateways.wsgi import WSGIRequest, baseEnviron
+from peak_lite.running.gateways.wsgi import ResponseError, WSGIRequest, baseEnviron
 
 log = logging.getLogger('peak_lite.running.gateways')
 
 __all__ = ['HTTPConnection', 'HTTPResponse', 'HTTPInput']
 
-MAX_HEAD_SIZE = 64 * 1024
-MAX_DRAIN = 1024 * 1024     # unread body we will still read to keep the connection
+MAX_DRAIN = 64 * 1024       # unread body we will still read to keep the connection
+DRAIN_TIMEOUT = 2.0         # the longest we spend reading it
+
+_REASONS = {400: 'Bad Request', 405: 'Method Not Allowed', 414: 'URI Too Long',
+            431: 'Request Header Fields Too Large', 505: 'HTTP Version Not Supported'}
 
 
 class HTTPInput:
-    """``wsgi.input`` reading the request body from h11 as the application asks."""
+    """``wsgi.input`` reading the request body off the connection as the application asks."""
 
-    def __init__(self, conn, expectContinue):
+    def __init__(self, conn, request):
         self._conn = conn
         self._buf = bytearray()
-        self._eof = False
-        self._continue = expectContinue
+        self.eof = False
+        self.error = None
+        # RFC 9110 10.1.1: an HTTP/1.0 client's expectation is ignored.
+        self._continue = (request.expectContinue and request.hasBody
+                          and request.version == '1.1')
+        self.received = 0
 
-    def _more(self):
-        if self._eof:
+    def _more(self, timeout=None):
+        """Move the next piece of body into the buffer; False at its end."""
+        if self.eof:
             return False
         if self._continue:
             self._continue = False
-            self._conn.sendInformational(100)
-        event = self._conn.nextBodyEvent()
-        if type(event) is h11.Data:
-            self._buf += event.data
-        else:
-            self._eof = True
-        return True
+            self._conn.sendInformational(b'HTTP/1.1 100 Continue\r\n\r\n')
+        queue = self._conn.reader.queue
+        while not queue:
+            if self._conn.reader.finished:
+                self.eof = True
+                return False
+            self._conn.receiveMore(timeout)
+        item = queue[0]
+        if item is END:
+            queue.popleft()
+            self.eof = True
+            return False
+        if type(item) is bytes:
+            queue.popleft()
+            self._buf += item
+            self.received += len(item)
+            return True
+        self.eof = True
+        if isinstance(item, Refusal):
+            queue.popleft()
+            self.error = item
+            raise item      # the body's framing broke: a 400, never the app's fault
+        return False        # a Request: cannot happen before END
 
     def read(self, size=-1):
         if size is None or size < 0:
@@ -62,12 +89,14 @@ class HTTPInput:
         return data
 
     def readline(self, size=-1):
+        if size is None:
+            size = -1
         while True:
             end = self._buf.find(b'\n')
             if end >= 0 or (0 <= size <= len(self._buf)) or not self._more():
                 break
         end = len(self._buf) if end < 0 else end + 1
-        if size is not None and size >= 0:
+        if size >= 0:
             end = min(end, size)
         data = bytes(self._buf[:end])
         del self._buf[:end]
@@ -89,44 +118,98 @@ class HTTPInput:
                 return
             yield line
 
-    def drain(self, limit):
-        """Read and drop the rest of the body; False if more than ``limit`` bytes remain."""
-        self._continue = False     # the client was not told to send: h11 handles that
-        seen = 0
-        while self._more():
-            seen += len(self._buf)
-            self._buf.clear()
-            if seen > limit:
-                return False
-        return True
+    def drain(self, limit, timeout):
+        """Read and drop the rest of the body; False past ``limit`` bytes or ``timeout`` s."""
+        self._continue = False
+        self._buf.clear()
+        end = time.monotonic() + timeout
+        start = self.received
+        try:
+            while True:
+                left = end - time.monotonic()
+                if left <= 0 or self.received - start > limit:
+                    return False
+                if not self._more(left):
+                    return True
+                self._buf.clear()
+        except GatewayError:
+            return False
 
 
 class HTTPResponse(WSGIRequest):
-    """WSGIRequest framed by h11."""
+    """WSGIRequest framed as HTTP/1.1: Content-Length, chunked, or close-delimited."""
 
-    def __init__(self, app, environ, conn, isHead):
+    def __init__(self, app, environ, conn, request, body):
         super().__init__(app, environ)
         self.conn = conn
-        self.isHead = isHead
+        self.request = request
+        self.body = body
+        self.mustClose = not request.keepAlive
+        self._mode = None       # 'length', 'chunked', 'close' or None (no body)
+        self._left = 0
 
     def frameHead(self, status, headers, body):
-        h = self.conn.h11
-        hdrs = list(headers)
-        if body is not None and not any(n.lower() == 'content-length' for n, _ in hdrs):
-            hdrs.append(('Content-Length', str(sum(map(len, body)))))
-        if self.conn.worker.stopping:
-            hdrs.append(('Connection', 'close'))
-        code, _, reason = status.partition(' ')
-        return h.send(h11.Response(status_code=int(code), headers=hdrs,
-                                   reason=reason.encode('latin-1')))
+        code = int(status[:3])
+        if code < 200:
+            raise ResponseError(f"WSGI status {status!r}: the gateway sends 1xx responses itself")
+        request = self.request
+        declared = None
+        out = ['HTTP/1.1 ', status, '\r\n']
+        for name, value in headers:
+            if len(name) == 14 and name.lower() == 'content-length':
+                if declared is not None and int(value) != declared:
+                    raise ResponseError(f"two different Content-Length headers: {value!r}")
+                declared = int(value)
+                if code == 204:
+                    continue        # RFC 9110 8.6: never on a 204
+            out += (name, ': ', value, '\r\n')
+        if body is not None and declared is not None and code not in (204, 304):
+            total = sum(map(len, body))
+            if total != declared and request.method != 'HEAD':
+                raise ResponseError(
+                    f"Content-Length {declared} but the body has {total} bytes")
+        if code in (204, 304) or request.method == 'HEAD':
+            if (body is not None and declared is None and code not in (204, 304)):
+                out += ('Content-Length: ', str(sum(map(len, body))), '\r\n')
+        elif declared is not None:
+            self._mode, self._left = 'length', declared
+        elif body is not None:
+            self._mode, self._left = 'length', sum(map(len, body))
+            out += ('Content-Length: ', str(self._left), '\r\n')
+        elif request.version == '1.1':
+            self._mode = 'chunked'
+            out.append('Transfer-Encoding: chunked\r\n')
+        else:
+            self._mode = 'close'
+            self.mustClose = True
+        if not self.mustClose and (self.conn.worker.stopping or not self.conn.canKeepBody(self)):
+            self.mustClose = True
+        if self.mustClose:
+            out.append('Connection: close\r\n')
+        out.append('\r\n')
+        return ''.join(out).encode('latin-1')
 
     def frameBody(self, data):
-        if self.isHead:
+        mode = self._mode
+        if mode == 'length':
+            self._left -= len(data)
+            if self._left < 0:
+                raise ResponseError("the application sent more than its Content-Length")
+            return data
+        if mode == 'chunked':
+            return b'%x\r\n%b\r\n' % (len(data), data)
+        if mode is None:
             return b''
-        return self.conn.h11.send(h11.Data(data=data))
+        return data
 
     def frameEnd(self):
-        return self.conn.h11.send(h11.EndOfMessage())
+        mode = self._mode
+        if mode == 'chunked':
+            return b'0\r\n\r\n'
+        if mode == 'length' and self._left:
+            raise ResponseError(
+                f"the application sent {self._left} bytes less than its Content-Length")
+        return b''
 
     def transmit(self, data):
         sendAll(self.conn.sock, data, self.conn.worker.readTimeout)
@@ -136,27 +219,25 @@ class HTTPResponse(WSGIRequest):
 class HTTPConnection:
     """See IConnection.  ``HTTPConnection(sock, worker)`` serves ``worker.app`` over HTTP/1.1."""
 
-    maxHeadSize = MAX_HEAD_SIZE
+    maxDrain = MAX_DRAIN
+    drainTimeout = DRAIN_TIMEOUT
 
     def __init__(self, sock, worker):
         self.sock = sock
         self.worker = worker
         self.closed = False
         self.lastActive = time.monotonic()
-        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=self.maxHeadSize)
-        self._serverAddr = None
-        self._peerAddr = None
+        self.reader = RequestReader()
+        self._server = None         # (SERVER_NAME, SERVER_PORT, REMOTE_ADDR, REMOTE_PORT)
 
     # -- IConnection -----------------------------------------------------
 
     def dataReceived(self, data):
         """See IConnection."""
-        self.h11.receive_data(data)
+        self.reader.feed(data)
         try:
             self._process()
-        except h11.RemoteProtocolError as e:
-            self._reject(e)
-        except (GatewayError, OSError, h11.LocalProtocolError) as e:
+        except (GatewayError, OSError) as e:
             log.warning("HTTP connection closed: %s", e)
             self.close()
 
@@ -176,133 +257,98 @@ class HTTPConnection:
             except OSError:
                 log.debug("closing an HTTP connection failed", exc_info=True)
 
-    # -- helpers for HTTPInput ---------------------------------------------
+    # -- helpers for HTTPInput and HTTPResponse ----------------------------
 
-    def sendInformational(self, code):
-        if self.h11.our_state is h11.SEND_RESPONSE:
-            sendAll(self.sock, self.h11.send(h11.InformationalResponse(status_code=code, headers=[])),
-                    self.worker.readTimeout)
+    def sendInformational(self, data):
+        sendAll(self.sock, data, self.worker.readTimeout)
 
-    def nextBodyEvent(self):
-        """The next Data or EndOfMessage of the request being served, waiting boundedly."""
-        while True:
-            event = self.h11.next_event()
-            if event is h11.NEED_DATA:
-                self.h11.receive_data(recvSome(self.sock, self.worker.readTimeout,
-                                               what='reading an HTTP request body'))
-                continue
-            if type(event) in (h11.Data, h11.EndOfMessage):
-                return event
-            raise GatewayError(f"unexpected {type(event).__name__} inside a request body")
+    def receiveMore(self, timeout=None):
+        """Read the next bytes of the request being served into the reader, boundedly."""
+        wait = self.worker.readTimeout if timeout is None else min(timeout,
+                                                                    self.worker.readTimeout)
+        self.reader.feed(recvSome(self.sock, wait, what='reading an HTTP request body'))
+
+    def canKeepBody(self, response):
+        """False when the unread rest of the body is better dropped with the connection."""
+        body = response.body
+        if body.eof:
+            return True
+        if body._continue:
+            return False    # the client waits for a 100 it will never get
+        length = response.request.contentLength
+        return length is None or length - body.received <= self.maxDrain
 
     # -- internals ---------------------------------------------------------
 
     def _process(self):
-        while not self.closed:
-            event = self.h11.next_event()
-            if event is h11.NEED_DATA:
-                return          # wait in the loop for (the rest of) a head
-            if event is h11.PAUSED:
-                self._finishCycle()
-                continue
-            if type(event) is h11.Request:
-                size = sum(len(n) + len(v) + 4 for n, v in event.headers) + len(event.target)
-                if size > self.maxHeadSize:
-                    # h11 bounds heads that arrive piecemeal; this bounds one
-                    # that arrived whole.
-                    self._reject(h11.RemoteProtocolError(
-                        f"request head of {size} bytes exceeds {self.maxHeadSize}",
-                        error_status_hint=431))
-                    return
-                self._serve(event)
-            elif type(event) is h11.ConnectionClosed:
-                self.close()
-                return
-
-    def _finishCycle(self):
-        if (self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE):
-            self.h11.start_next_cycle()
-        else:
+        queue = self.reader.queue
+        while queue and not self.closed:
+            item = queue.popleft()
+            if type(item) is Request:
+                self._serve(item)
+            elif isinstance(item, Refusal):
+                self._refuse(item)
+        if self.reader.finished and not queue:
             self.close()
 
     def _serve(self, request):
-        environ = self._environ(request)
-        body = HTTPInput(self, self._expectsContinue(request))
-        environ = baseEnviron(environ, body, sys.stderr)
-        response = HTTPResponse(self.worker.app, environ, self, request.method == b'HEAD')
+        environ = request.environ()
+        self._address(environ)
+        body = HTTPInput(self, request)
+        baseEnviron(environ, body, sys.stderr)
+        response = HTTPResponse(self.worker.app, environ, self, request, body)
         with self.worker.requestStarted():
-            response.serve()
-        if response.broken or self.h11.our_state is not h11.DONE:
+            try:
+                response.serve()
+            except ProtocolError as e:
+                self._refuse(e if isinstance(e, Refusal) else Refusal(400, str(e)),
+                             response.headersSent)
+                return
+            # Reading what the application left unread is part of the request:
+            # the worker stays busy, so RequestTimeout and scale-up see it.
+            keep = not (response.broken or response.mustClose or body.error)
+            if keep and not body.eof:
+                queue = self.reader.queue
+                if queue and queue[0] is END:
+                    queue.popleft()     # no body, or all of it read: the common case
+                else:
+                    keep = body.drain(self.maxDrain,
+                                      min(self.drainTimeout, self.worker.readTimeout))
+        if not keep:
             self.close()
             return
-        if self.h11.their_state is not h11.DONE and not body.drain(MAX_DRAIN):
-            self.close()
-            return
-        if self.h11.our_state is h11.MUST_CLOSE or self.h11.their_state is h11.MUST_CLOSE:
-            self.close()
-            return
-        self.h11.start_next_cycle()
         # The idle sweep gives the next head this long from now, however
         # slowly it trickles in.
         self.lastActive = time.monotonic()
 
-    @staticmethod
-    def _expectsContinue(request):
-        return any(n == b'expect' and v.lower() == b'100-continue' for n, v in request.headers)
-
-    def _environ(self, request):
-        if self._serverAddr is None:
-            self._serverAddr = _addr(self.sock.getsockname())
-            self._peerAddr = _addr(self.sock.getpeername())
-        target = request.target.decode('latin-1')
-        path, _, query = target.partition('?')
-        environ = {
-            'REQUEST_METHOD': request.method.decode('latin-1'),
-            'SCRIPT_NAME': '',
-            'PATH_INFO': unquote(path, 'latin-1'),
-            'QUERY_STRING': query,
-            'REQUEST_URI': target,
-            'SERVER_NAME': self._serverAddr[0],
-            'SERVER_PORT': self._serverAddr[1],
-            'REMOTE_ADDR': self._peerAddr[0],
-            'REMOTE_PORT': self._peerAddr[1],
-            'SERVER_PROTOCOL': 'HTTP/' + request.http_version.decode('latin-1'),
-            'SERVER_SOFTWARE': 'peak_lite',
-        }
-        for name, value in request.headers:
-            name = name.decode('latin-1')
-            value = value.decode('latin-1')
-            if name == 'content-type':
-                environ['CONTENT_TYPE'] = value
-            elif name == 'content-length':
-                environ['CONTENT_LENGTH'] = value
+    def _address(self, environ):
+        server = self._server
+        if server is None:
+            local, peer = self.sock.getsockname(), self.sock.getpeername()
+            if isinstance(local, tuple):
+                server = local[0], str(local[1]), peer[0], str(peer[1])
             else:
-                key = 'HTTP_' + name.upper().replace('-', '_')
-                environ[key] = environ[key] + ',' + value if key in environ else value
-        return environ
+                # A unix socket has no peer address: CGI's REMOTE_ADDR stays empty.
+                server = 'localhost', '0', '', ''
+            self._server = server
+        environ['SERVER_NAME'], environ['SERVER_PORT'], \
+            environ['REMOTE_ADDR'], environ['REMOTE_PORT'] = server
+        environ['SERVER_SOFTWARE'] = 'peak_lite'
 
-    def _reject(self, error):
-        log.info("bad HTTP request: %s", error)
-        status = getattr(error, 'error_status_hint', 400)
-        if self.h11.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-            body = f"{status} bad request: {error}\n".encode('latin-1', 'replace')
+    def _refuse(self, refusal, headersSent=False):
+        status = getattr(refusal, 'status', 400)
+        log.info("bad HTTP request: %s", refusal)
+        if not headersSent:
+            body = f"{status} {_REASONS.get(status, 'Bad Request')}: {refusal}\n".encode(
+                'latin-1', 'replace')
+            head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Bad Request')}\r\n"
+                    "Content-Type: text/plain\r\nConnection: close\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode('latin-1')
             try:
-                data = b''.join((
-                    self.h11.send(h11.Response(status_code=status, headers=[
-                        ('Content-Type', 'text/plain'), ('Content-Length', str(len(body))),
-                        ('Connection', 'close')])),
-                    self.h11.send(h11.Data(data=body)),
-                    self.h11.send(h11.EndOfMessage())))
-                sendAll(self.sock, data, self.worker.readTimeout)
-            except (h11.LocalProtocolError, OSError) as e:
+                sendAll(self.sock, head + body, self.worker.readTimeout)
+            except OSError as e:
                 log.debug("could not send the %d response: %s", status, e)
         self.close()
-
-
-def _addr(address):
-    if isinstance(address, tuple):
-        return address[0], str(address[1])
-    return 'localhost', '0'      # unix socket
 
 
 def _discardInput(sock, limit=16):

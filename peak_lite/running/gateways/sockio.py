@@ -42,10 +42,12 @@ def recvSome(sock, timeout, size=262144, what='reading a request'):
     return data
 
 
-def sendAll(sock, data, timeout):
+def sendAll(sock, data, timeout, limit=None):
     """Send all of ``data``; raise OSError (tagged as a transmit error) if the peer is gone.
 
-    ``timeout`` bounds each wait for the peer to drain its window.
+    ``timeout`` bounds each wait for the peer to drain its window; ``limit``,
+    if given, bounds the whole call, so a peer that reads a trickle cannot
+    hold the sender either.
     """
     try:
         try:
@@ -55,7 +57,9 @@ def sendAll(sock, data, timeout):
         if sent == len(data):
             return
         view = memoryview(data)[sent:]
-        deadline = time.monotonic() + timeout
+        now = time.monotonic()
+        deadline = now + timeout
+        end = None if limit is None else now + limit
         while view:
             try:
                 sent = sock.send(view)
@@ -65,9 +69,16 @@ def sendAll(sock, data, timeout):
                 view = view[sent:]
                 deadline = time.monotonic() + timeout
             elif view:
-                left = deadline - time.monotonic()
+                now = time.monotonic()
+                left = deadline - now
                 if left <= 0:
                     raise TimeoutError(f"the peer read nothing for {timeout:.1f}s")
+                if end is not None:
+                    if now >= end:
+                        raise TimeoutError(
+                            f"the peer read too slowly: {len(view)} bytes still unsent"
+                            f" after {limit:.1f}s")
+                    left = min(left, end - now)
                 _wait(sock, _POLLOUT, left, 'writing a response')
     except ClientTimeout as e:
         raise markTransmitError(TimeoutError(str(e))) from None

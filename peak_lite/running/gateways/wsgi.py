@@ -13,7 +13,7 @@ import re
 import sys
 import traceback
 
-from peak_lite.running.gateways.interfaces import ClientTimeout, ConnectionClosed
+from peak_lite.running.gateways.interfaces import ClientTimeout, ConnectionClosed, ProtocolError
 
 log = logging.getLogger('peak_lite.running.gateways')
 
@@ -27,14 +27,18 @@ ERROR_HEADERS = [('Content-Type', 'text/html; charset=utf-8'),
 
 _STATUS = re.compile(r'[1-9][0-9][0-9] [^\r\n\0]*\Z')
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_VALUE = re.compile(r'[\r\n\0]')
+# Field values may hold visible characters, spaces and tabs (RFC 9110 5.5), no other CTL.
+_BAD_VALUE = re.compile(r'[\x00-\x08\x0a-\x1f\x7f]')
+_DIGITS = re.compile(r'[0-9]+\Z')
 # PEP 3333: applications must not send hop-by-hop headers.
 HOP_BY_HOP = frozenset(('connection', 'keep-alive', 'proxy-authenticate',
                         'proxy-authorization', 'te', 'trailers', 'transfer-encoding',
                         'upgrade'))
 
 
-PeerError = (ClientTimeout, ConnectionClosed)
+# The peer stalled, left, or broke the request's framing while the app read its
+# body: the protocol answers that, not the application's 500.
+PeerError = (ClientTimeout, ConnectionClosed, ProtocolError)
 
 
 class ResponseError(Exception):
@@ -64,7 +68,9 @@ def checkHeaders(headers):
             raise ResponseError(f"WSGI response header name {name!r} is not a valid token")
         if _BAD_VALUE.search(value):
             raise ResponseError(
-                f"WSGI response header {name!r} has a CR, LF or NUL in its value {value!r}")
+                f"WSGI response header {name!r} has a control character in its value {value!r}")
+        if len(name) == 14 and name.lower() == 'content-length' and not _DIGITS.match(value):
+            raise ResponseError(f"WSGI response header Content-Length {value!r} is not a number")
         if name.lower() in HOP_BY_HOP:
             raise ResponseError(
                 f"WSGI response header {name!r} is hop-by-hop; the gateway manages it")
@@ -198,7 +204,7 @@ class WSGIRequest:
                 if close is not None:
                     close()
         except PeerError:
-            raise       # the peer stalled or left while the app read its body
+            raise       # the peer stalled, left or broke framing while the app read its body
         except OSError as e:
             if not self._fromApp(e):
                 raise

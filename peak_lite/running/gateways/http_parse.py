@@ -1,0 +1,238 @@
+"""Reading HTTP/1.1 requests off the wire with llhttp (through httptools), RFC 9112.
+
+``RequestReader`` turns the bytes it is fed into a queue of items: a
+``Request`` once its head is whole, then its body as bytes, then ``END``;
+or a ``Refusal`` where the stream stops making sense.  llhttp checks the
+framing (methods, versions, chunked syntax, CTL characters in field values,
+Content-Length together with Transfer-Encoding, duplicate or invalid
+Content-Length); this module adds what llhttp leaves to the server: the
+limits, the request-target forms, Host, Transfer-Encoding in HTTP/1.0, and
+turning the head into a CGI-style environ.
+"""
+
+from collections import deque
+from urllib.parse import unquote
+
+import httptools
+
+from peak_lite.running.gateways.interfaces import ProtocolError
+
+__all__ = ['RequestReader', 'Request', 'Refusal', 'END',
+           'MAX_TARGET', 'MAX_FIELDS', 'MAX_FIELD', 'MAX_HEAD']
+
+MAX_TARGET = 8192       # bytes in the request-target: 414 past it
+MAX_FIELDS = 100        # header fields: 431 past it
+MAX_FIELD = 8192        # bytes in one field line (name and value): 431 past it
+MAX_HEAD = 65536        # bytes in the whole head: 431 past it
+
+END = object()          # the queue item that ends a request's body
+
+# Field names as environ keys, computed once per distinct name.  A name with
+# an underscore maps to None: it is dropped (see on_header).
+_SPECIAL = {b'content-type': 'CONTENT_TYPE', b'content-length': 'CONTENT_LENGTH'}
+_WATCHED = frozenset(('HTTP_HOST', 'HTTP_TRANSFER_ENCODING', 'CONTENT_LENGTH', 'HTTP_EXPECT'))
+_keys = {}
+
+
+def _environKey(name):
+    if b'_' in name:
+        key = None
+    else:
+        lower = name.lower()
+        key = _SPECIAL.get(lower)
+        if key is None:
+            key = 'HTTP_' + lower.decode('latin-1').upper().replace('-', '_')
+    if len(_keys) < 4096:
+        _keys[name] = key
+    return key
+
+
+class Refusal(ProtocolError):
+    """The request cannot be served: answer ``status`` and close the connection."""
+
+    def __init__(self, status, reason):
+        super().__init__(reason)
+        self.status = status
+
+
+class Request:
+    """One request head, as parsed."""
+
+    __slots__ = ('method', 'target', 'version', 'fields', 'keepAlive', 'chunked',
+                 'contentLength', 'expectContinue', 'hostCount', 'size')
+
+    def __init__(self):
+        self.target = b''
+        self.fields = []            # (environ key, value str), underscored names dropped
+        self.chunked = False
+        self.contentLength = None
+        self.expectContinue = False
+        self.hostCount = 0
+        self.size = 0
+
+    @property
+    def hasBody(self):
+        return self.chunked or bool(self.contentLength)
+
+    def environ(self):
+        """The CGI-style part of the environ (all str), the server's part left out."""
+        target = self.target.decode('latin-1')
+        host = None
+        if target[0] != '/' and target != '*':
+            # absolute-form (RFC 9112 3.2.2): the authority replaces Host.
+            rest = target.partition('://')[2]
+            cut = min((i for i in (rest.find('/'), rest.find('?')) if i >= 0),
+                      default=len(rest))
+            host, target = rest[:cut], rest[cut:]
+            if not target.startswith('/'):
+                target = '/' + target
+        path, _, query = target.partition('?')
+        environ = {
+            'REQUEST_METHOD': self.method,
+            'SCRIPT_NAME': '',
+            'PATH_INFO': unquote(path, 'latin-1') if '%' in path else path,
+            'QUERY_STRING': query,
+            'REQUEST_URI': target,
+            'SERVER_PROTOCOL': 'HTTP/' + self.version,
+        }
+        for key, value in self.fields:
+            if key in environ:
+                environ[key] += ',' + value
+            else:
+                environ[key] = value
+        if host is not None:
+            environ['HTTP_HOST'] = host
+        return environ
+
+
+class RequestReader:
+    """Feed it bytes; take ``Request``, bytes, ``END`` and ``Refusal`` items off ``queue``.
+
+    After a Refusal, or once the peer asked to switch protocols, ``finished``
+    is True and further bytes are ignored.
+    """
+
+    maxTarget = MAX_TARGET
+    maxFields = MAX_FIELDS
+    maxField = MAX_FIELD
+    maxHead = MAX_HEAD
+
+    def __init__(self):
+        self.queue = deque()
+        self.finished = False
+        self._parser = httptools.HttpRequestParser(self)
+        self._request = None        # the request whose head is being read
+        self._trickled = 0          # head bytes fed after the feed its head began in
+
+    def feed(self, data):
+        if self.finished:
+            return
+        inHead = self._request
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            # CONNECT was refused in its head; any other Upgrade is ignored,
+            # and the connection closes once that request is served.
+            self.finished = True
+            return
+        except httptools.HttpParserCallbackError as e:
+            refusal = e.__context__
+            if not isinstance(refusal, Refusal):
+                raise
+            self._refuse(refusal)
+            return
+        except httptools.HttpParserError as e:
+            reason = str(e) or type(e).__name__
+            status = 505 if 'HTTP version' in reason else 400
+            self._refuse(Refusal(status, f"malformed HTTP request: {reason}"))
+            return
+        if inHead is not None and inHead is self._request:
+            # All of this feed belongs to a head that is still not whole:
+            # bound what llhttp and httptools buffer for it.
+            self._trickled += len(data)
+            if inHead.size + self._trickled > self.maxHead:
+                self._refuse(Refusal(431, f"request head exceeds {self.maxHead} bytes"))
+
+    def _refuse(self, refusal):
+        self.finished = True
+        self._request = None
+        self.queue.append(refusal)
+
+    # -- httptools callbacks -------------------------------------------------
+
+    def on_message_begin(self):
+        self._request = Request()
+        self._trickled = 0
+
+    def on_url(self, url):
+        request = self._request
+        request.target += url
+        request.size += len(url)
+        if len(request.target) > self.maxTarget:
+            raise Refusal(414, f"request target exceeds {self.maxTarget} bytes")
+
+    def on_header(self, name, value):
+        request = self._request
+        size = len(name) + len(value) + 4
+        request.size += size
+        fields = request.fields
+        if size > self.maxField or len(fields) >= self.maxFields or request.size > self.maxHead:
+            self._tooBig(request, name, size)
+        key = _keys[name] if name in _keys else _environKey(name)
+        if key is None:
+            # X_Forwarded_For would land on HTTP_X_FORWARDED_FOR and spoof the
+            # dashed header a proxy vouches for: drop it, as gunicorn does.
+            return
+        if key in _WATCHED:
+            self._watch(request, key, value)
+        fields.append((key, value.rstrip(b' \t').decode('latin-1')))
+
+    def _tooBig(self, request, name, size):
+        if size > self.maxField:
+            raise Refusal(431, f"header field {name[:40]!r} exceeds {self.maxField} bytes")
+        if len(request.fields) >= self.maxFields:
+            raise Refusal(431, f"more than {self.maxFields} header fields")
+        raise Refusal(431, f"request head exceeds {self.maxHead} bytes")
+
+    @staticmethod
+    def _watch(request, key, value):
+        if key == 'HTTP_HOST':
+            request.hostCount += 1
+        elif key == 'HTTP_TRANSFER_ENCODING':
+            request.chunked = True  # llhttp refuses a coding list not ending in chunked
+        elif key == 'CONTENT_LENGTH':
+            request.contentLength = int(value)      # llhttp checked it is digits
+        elif value.strip().lower() == b'100-continue':
+            request.expectContinue = True
+
+    def on_headers_complete(self):
+        request = self._request
+        parser = self._parser
+        request.version = version = parser.get_http_version()
+        request.method = method = parser.get_method().decode('latin-1')
+        # HTTP/1.0 connections close after the response, and so does one that
+        # asked to switch protocols (llhttp stops reading there).
+        request.keepAlive = (version == '1.1' and parser.should_keep_alive()
+                             and not parser.should_upgrade())
+        self._request = None
+        if version not in ('1.1', '1.0'):
+            raise Refusal(505, f"HTTP/{version} is not supported; use HTTP/1.1")
+        target = request.target
+        if method == 'CONNECT':
+            raise Refusal(405, "CONNECT is not supported: this server is no proxy")
+        if target == b'*':
+            if method != 'OPTIONS':
+                raise Refusal(400, f"the asterisk target is only for OPTIONS, not {method}")
+        elif target[:1] != b'/' and b'://' not in target:
+            raise Refusal(400, f"request target {target[:60]!r} is not a path or absolute URL")
+        if version == '1.0' and request.chunked:
+            raise Refusal(400, "Transfer-Encoding in an HTTP/1.0 request")
+        if request.hostCount > 1 or (version == '1.1' and request.hostCount == 0):
+            raise Refusal(400, "an HTTP/1.1 request needs exactly one Host header field")
+        self.queue.append(request)
+
+    def on_body(self, body):
+        self.queue.append(body)
+
+    def on_message_complete(self):
+        self.queue.append(END)
