@@ -141,7 +141,8 @@ class DemoCopy:
             assert pid, f"no pid in {self.pidfile}: {self.output()}"
             os.kill(pid, signal.SIGTERM)
             assert self.proc.wait(timeout) == 0, self.output()
-            assert not os.path.exists(self.socket) and not os.path.exists(self.pidfile)
+            assert not os.path.exists(self.socket), ('socket left', self.output())
+            assert not os.path.exists(self.pidfile), ('pidfile left', self.output())
         self.proc = None
 
     def remove(self):

@@ -237,7 +237,8 @@ class Listener:
 
 
 def _openElsewhere(sock):
-    """True if another process holds this very socket (a successor took it over)."""
+    """True if a process other than us and our children holds this very socket:
+    a successor that took it over (``--replace``)."""
     try:
         link = f'socket:[{os.fstat(sock.fileno()).st_ino}]'
     except OSError:
@@ -247,8 +248,11 @@ def _openElsewhere(sock):
         if not pid.isdigit() or pid == me:
             continue
         try:
+            with open(f'/proc/{pid}/stat') as f:
+                if f.read().rpartition(')')[2].split()[1] == me:
+                    continue        # a child of ours: a worker, a reload's check
             fds = os.listdir(f'/proc/{pid}/fd')
-        except OSError:
+        except (OSError, IndexError):
             continue
         for fd in fds:
             try:
