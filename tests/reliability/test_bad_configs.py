@@ -237,3 +237,25 @@ def test_reload_without_pid_file_passes_its_check(tmp_path, procs):
              message='a child of the new generation')
     pm.signal(signal.SIGTERM)
     assert pm.proc.wait(20) == 0, pm.failure()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
+@pytest.mark.parametrize('key', ['StdErr', 'PidFile'])
+@pytest.mark.parametrize('problem', ['owned-by-nobody', 'writable-by-others'])
+def test_check_refuses_a_file_startup_would_not_trust(tmp_path, key, problem):
+    path = tmp_path / 'file'
+    path.write_text('not ours\n')
+    if problem == 'owned-by-nobody':
+        os.chown(path, 65534, 65534)
+        fragment = f'{key} {path}: is owned by uid 65534'
+    else:
+        os.chmod(path, 0o666)
+        fragment = f'{key} {path}: is writable by others'
+    conf = tmp_path / 'app.conf'
+    conf.write_text(f'Command CGI tests.reliability.apps:sleepy\nListen 127.0.0.1:0\n'
+                    f'{key} file\n')
+    status, out, err = runProcman(conf, '--check')
+    assertOneLine(status, err, conf, 3, fragment)
+    status, _, err = runProcman(conf)
+    assert (status, f'{conf}:3: ' in err) == (2, True), err
+    assert path.read_text() == 'not ours\n'

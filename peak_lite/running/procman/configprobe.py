@@ -21,6 +21,7 @@ import struct
 
 from peak_lite.running.procman.interfaces import ConfigError
 from peak_lite.util.lockfile import readPidFile
+from peak_lite.util.safefile import checkTrusted
 
 __all__ = ['probePidFile', 'probeStdErr', 'probeListen']
 
@@ -76,9 +77,17 @@ def _regularFile(cfg, key, path, flags, what):
         raise cfg.errorAt(key, f"{key} {path}: is not a regular file: remove it or choose"
                                f" another path")
     try:
-        return os.open(path, flags | _OPEN)
+        fd = os.open(path, flags | _OPEN)
     except OSError as e:
         raise cfg.errorAt(key, f"{key} {path}: cannot open {what}: {e.strerror}") from None
+    # Startup refuses a file another user owns or others may write: so do we.
+    owners = (cfg.uid,) if key == 'StdErr' and getattr(cfg, 'uid', None) is not None else ()
+    try:
+        checkTrusted(fd, path, key, lambda message: cfg.errorAt(key, message), owners)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _parentManager():
