@@ -28,6 +28,7 @@ MAX_DURATION = 365 * 86400.0
 KEYS = ('Command', 'PidFile', 'StdErr', 'Prefork', 'MinProcesses',
         'MaxProcesses', 'StartInterval', 'IdleTimeout', 'MaxRequests',
         'MaxRequestsJitter', 'RequestTimeout', 'StopTimeout', 'KillTimeout',
+        'ReloadCheckTimeout',
         'Listen', 'ChildConfig', 'User', 'Group', 'import')
 SECTION_KEYS = {'BusyStarter': ('Priority', 'Semaphore', 'RunEvery')}
 COMMAND_EXAMPLE = 'Command CGI MyPackage:MyApp'

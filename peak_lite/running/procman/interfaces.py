@@ -93,6 +93,9 @@ class IProcmanConfig(Interface):
     StopTimeout = Attribute("float seconds from SIGHUP to SIGTERM when stopping a "
                             "child.  Default 30")
     KillTimeout = Attribute("float seconds from SIGTERM to SIGKILL.  Default 5")
+    ReloadCheckTimeout = Attribute("float seconds a SIGHUP's check of the new config and "
+                                   "code may take before it is killed and the restart "
+                                   "refused.  Default 60")
     Listen = Attribute("list of IListenAddress, in file order; empty means inherit "
                        "fd 0 or systemd's LISTEN_FDS")
     ChildConfig = Attribute("absolute path of an existing .ini file, or None")
