@@ -1,11 +1,9 @@
 """The main loop: IMainLoop on asyncio, its signal proxy and the default handler.
 
-One asyncio loop belongs to one ``MainLoop``.  It is created on first use of
-``eventLoop`` (so components can register readers and timers before
-``run()``), and ``run()`` closes it on return: cancelled tasks are wound
-down, async generators shut down, the loop closed.  A later ``eventLoop``
-access or ``run()`` starts a fresh asyncio loop; nothing registered on the
-old one survives.
+One asyncio loop belongs to one ``MainLoop``, made on first use of
+``eventLoop`` and closed when ``run()`` returns (tasks cancelled, async
+generators shut down); the next use starts a fresh one.  This is the loop
+of commands and workers; the process manager, which forks, has its own.
 """
 
 import asyncio
@@ -29,10 +27,8 @@ log = logging.getLogger(__name__)
 
 SIGNAL_HANDLER_PROPERTY = 'peak.running.mainLoop.signalHandler'
 
-# Loops abandoned in a forked child.  They are kept referenced on purpose:
-# collecting them would run destructors (BaseEventLoop.__del__ closing the
-# loop, transports closing sockets, "Task was destroyed" reports) that touch
-# resources the parent process still owns.
+# Loops abandoned in a forked child, kept referenced on purpose: their
+# destructors would touch resources the parent process still owns.
 _abandoned = []
 
 # Frames of a transaction's two-phase commit: an Interrupted raised there
@@ -299,11 +295,9 @@ class MainLoop:
         """See IMainLoopExtras.  In a forked child: drop the parent's loop, never running it.
 
         Its epoll instance is shared with the parent, so nothing is
-        unregistered from it (``loop.close()`` would remove the self-pipe's
-        registration, the parent's too): the child's copy of the selector's
-        descriptor is closed, and the loop object is kept referenced forever
-        so that no destructor touches what the parent owns.  Its self-pipe
-        pair (close-on-exec) stays open in the child, unused.
+        unregistered from it (``loop.close()`` would remove the parent's
+        registrations too): the child closes its copy of the selector's
+        descriptor and keeps the loop referenced forever, unused.
         """
         loop, selector = self._loop, self._selector
         self._loop = self._selector = None

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from tests.procman.scaling_apps import Load, Sampler
+from tests.procman.scaling_apps import Load, Sampler, readBoard
 from tests.support.procman import Procman
 from tests.support.procs import pid_alive, wait_for
 
@@ -52,7 +52,10 @@ def test_killed_worker_and_sigttin_start_at_once_whatever_start_interval(tmp_pat
     [second] = wait_for(lambda: [p for p in pm.children() if p != first], 10,
                         message="the replacement")
     assert pm.request('/').status == 200
-    os.kill(second, signal.SIGKILL)     # a repair outside a crash streak: at once again
+    # Once it has served, its death is a repair, not a crash streak: at once again.
+    wait_for(lambda: readBoard(pm.scoreboard)[1].get(second, {}).get('requests'), 10,
+             message="the replacement's request counted")
+    os.kill(second, signal.SIGKILL)
     wait_for(lambda: pm.children() and second not in pm.children(), 10,
              message="the second replacement")
     pm.signal(signal.SIGTTIN)           # raising the floor starts its worker at once
@@ -237,7 +240,7 @@ def test_a_grandchild_holding_the_listener_does_not_outlive_a_stop(tmp_path, pro
 @pytest.mark.slow
 def test_children_never_exceed_the_documented_bound_while_some_stop(tmp_path, procs):
     maxProcesses = 2
-    pm = Procman(tmp_path, procs, command='CGI tests.procman.core_apps:slowExit', prefork=2,
+    pm = Procman(tmp_path, procs, command='CGI tests.procman.scaling_apps:app', prefork=2,
                  extra=f"MinProcesses 2\nMaxProcesses {maxProcesses}\nMaxRequests 3\n"
                        f"RequestTimeout 1")
     pm.start(children=2)

@@ -1,6 +1,5 @@
 """Apps that the manager-core tests run in real children."""
 
-import atexit
 import os
 import socket
 import sys
@@ -17,7 +16,7 @@ def _text(start_response, body):
 def core(environ, start_response):
     """``/`` pid; ``/stack`` the files on this worker's stack; ``/sleep?S``;
     ``/spawn`` leaves a grandchild holding the listener (fd 0), prints its pid;
-    ``/slowexit`` makes this worker take 0.4 s to exit."""
+    """
     path, query = environ.get('PATH_INFO'), environ.get('QUERY_STRING', '')
     if path == '/stack':
         frame, files = sys._getframe(), []
@@ -29,8 +28,6 @@ def core(environ, start_response):
         time.sleep(float(query or 1))
     elif path == '/spawn':
         return _text(start_response, f"grandchild={_spawnHolder()}\n")
-    elif path == '/slowexit':
-        atexit.register(time.sleep, 0.4)
     return _text(start_response, f"pid={os.getpid()}\n")
 
 
@@ -47,14 +44,6 @@ def _spawnHolder():
             os._exit(0)
     listener.close()
     return pid
-
-
-def slowExit(environ, start_response):
-    """Every worker takes 0.4 s to exit, so stopping children overlap with new ones."""
-    atexit.register(time.sleep, 0.4)
-    if environ.get('PATH_INFO') == '/hang':
-        time.sleep(60)
-    return _text(start_response, f"pid={os.getpid()}\n")
 
 
 class SlowWhenFlagged(binding.Component):

@@ -55,7 +55,9 @@ class Pool:
     def refresh(self):
         """Copy each child's slot into its record."""
         for child in self.children.values():
-            _, child.state, child.requests, child.lastChange, _ = self.board.read(child.slot)
+            pid, state, requests, lastChange, _ = self.board.read(child.slot)
+            if pid == child.pid and lastChange > 0:     # never a slot caught mid-write
+                child.state, child.requests, child.lastChange = state, requests, lastChange
 
     def target(self):
         return self.floor if self.readySent else max(self.cfg.Prefork, self.floor)
@@ -196,7 +198,7 @@ class Pool:
         for decision in self.policy.housekeeping(live, self.floor, now, wallNow, idleStopping):
             child = decision.child
             if decision.action == scaling.TIMEOUT:
-                log.error("child %d has been busy on one request for %.1fs (RequestTimeout "
+                log.error("child %d has been busy on one request for %.2fs (RequestTimeout "
                           "%.1fs); killing it", child.pid, wallNow - child.lastChange,
                           self.cfg.RequestTimeout)
                 self.stopChild(child, 'request timeout', quick=True)
