@@ -245,14 +245,20 @@ def test_children_never_exceed_the_documented_bound_while_some_stop(tmp_path, pr
                        f"RequestTimeout 1")
     pm.start(children=2)
     with Sampler(pm) as sampler:
-        with Load(pm, 3, '/') as load:
+        with Load(pm, 3, '/') as load:          # every child recycles after 3 requests
             wait_for(lambda: pm.log().count("recycled after") >= 6, 60,
                      message="6 recycled children")
-            threading.Thread(target=lambda: _quietly(pm.request, '/hang', timeout=30),
-                             daemon=True).start()
+        assert max(sampler.counts()) <= maxProcesses + 1, sampler.counts()
+        wait_for(lambda: [s['state'] for s in readBoard(pm.scoreboard)[1].values()]
+                 == ['idle', 'idle'], 10, message="two idle children")
+        threading.Thread(target=lambda: _quietly(pm.request, '/hang', timeout=30),
+                         daemon=True).start()
+        with Load(pm, 2, '/') as load:          # recycling goes on beside the hung child
             pm.waitLog("busy on one request for", timeout=20)
-            wait_for(lambda: pm.log().count("recycled after") >= 10, 60,
-                     message="10 recycled children")
+            recycled = pm.log().count("recycled after")
+            wait_for(lambda: pm.log().count("recycled after") >= recycled + 4, 60,
+                     message="4 more recycled children")
+        assert not [e for e in load.errors() if not isinstance(e, (OSError, EOFError))]
     counts = sampler.counts()
     # MaxProcesses, plus the one replacement documented in docs/procman.md.
     assert max(counts) <= maxProcesses + 1, counts

@@ -89,7 +89,7 @@ class Policy:
             for child in live:
                 if child.state == BUSY:
                     left = child.lastChange + cfg.RequestTimeout - wallNow
-                    due.append(now + max(left, 0.0) + 0.001)
+                    due.append(now + max(left, 0.0) + 0.01)
         return min(due) if due else None
 
     def wantsGrowth(self, live, total):
