@@ -4,6 +4,7 @@ What is built before the fork (the template, the parent's resources) is kept
 apart from what a child sets up after it (``childBootstrap``).
 """
 
+import _thread
 import ctypes
 import errno
 import fcntl
@@ -11,7 +12,6 @@ import logging
 import os
 import random
 import signal
-import threading
 import time
 
 from zope.interface import implementer
@@ -145,7 +145,9 @@ class ParentPipe:
                 except OSError:
                     return
             onDeath()
-        threading.Thread(target=watch, name='parent-watch', daemon=True).start()
+        # Not threading.Thread: its start() waits for the new thread to be
+        # scheduled, a context switch on the way to the child's first request.
+        _thread.start_new_thread(watch, ())
 
     def close(self):
         for fd in (self.readFd, self.writeFd):
@@ -154,9 +156,20 @@ class ParentPipe:
         self.readFd = self.writeFd = None
 
 
+def _libc():
+    """The C library, loaded once in the parent rather than in every child."""
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+_LIBC = None
+
+
 def _dieWithParent(parentPid):
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = _libc()
         if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
             log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
     except (OSError, AttributeError):
@@ -197,7 +210,7 @@ def childBootstrap(parentPid, closeFds=(), parentPipe=None, title=None):
 def becomeSubreaper():
     """Adopt the orphans of our descendants (Linux), so that none escapes a stop."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = _libc()
         if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
             log.warning("prctl(PR_SET_CHILD_SUBREAPER) failed: %s",
                         os.strerror(ctypes.get_errno()))

@@ -270,3 +270,24 @@ def _quietly(call, *args, **kw):
         call(*args, **kw)
     except (OSError, EOFError, ConnectionError):
         pass
+
+
+def test_a_draining_child_ignores_further_hups(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, extra="StopTimeout 20").start()
+    [kid] = pm.children()
+    slow = threading.Thread(target=lambda: _quietly(pm.request, '/sleep', query='0.5'),
+                            daemon=True)
+    slow.start()
+    wait_for(lambda: readBoard(pm.scoreboard)[1].get(kid, {}).get('state') == 'busy', 10,
+             message="the child busy")
+    pm.signal(signal.SIGTERM)           # the manager sends the child SIGHUP: it drains
+    wait_for(lambda: readBoard(pm.scoreboard)[1].get(kid, {}).get('state') == 'stopping', 10,
+             message="the child asked to stop")
+    while pid_alive(kid):               # HUP after HUP, through its whole way out
+        try:
+            os.kill(kid, signal.SIGHUP)
+        except ProcessLookupError:
+            break
+        time.sleep(0.002)
+    assert pm.proc.wait(20) == 0, pm.failure()
+    assert f"child {kid} exited with status 0 (stop)" in pm.log(), pm.log()

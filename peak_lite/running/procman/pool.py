@@ -37,6 +37,8 @@ class Pool:
         self.owed = 0                # repairs: start at once
         self.grow = 0                # growth above the floor: paced by StartInterval
         self.lastStart = float('-inf')
+        self.lastGrowth = float('-inf')    # the last start above the floor
+        self.startingGrowth = False
         self.quickDeaths = 0
         self.forkFailures = 0
         self.notBefore = 0.0         # backoff: no start before this monotonic time
@@ -81,8 +83,9 @@ class Pool:
         now = time.monotonic()
         due = self.notBefore        # crash streak or failed forks (see childGone, forkFailed)
         if not urgent:
-            due = max(due, self.lastStart + self.cfg.StartInterval)
+            due = max(due, self.lastGrowth + self.cfg.StartInterval)
         if now >= due:
+            self.startingGrowth = not urgent
             return True
         if self.startTimer is None or self.startTimer.cancelled or self.startTimer.when > due:
             if self.startTimer is not None:
@@ -93,6 +96,8 @@ class Pool:
     def started(self, child):
         """A child was forked: book it, and stop the child it replaces."""
         self.lastStart = time.monotonic()
+        if self.startingGrowth:
+            self.lastGrowth = self.lastStart
         self.children[child.pid] = child
         self.reaper.track(child.proxy)
         if self.forkFailures:

@@ -11,8 +11,11 @@ themselves are the pure functions of ``policy``.
 
 import collections
 
+from zope.interface import implementer
+
 from peak_lite.running.procman import policy
-from peak_lite.running.procman.scoreboard import BUSY, IDLE
+from peak_lite.running.procman.interfaces import IScalingPolicy
+from peak_lite.running.procman import scoreboard
 
 __all__ = ['Policy', 'Decision', 'TIMEOUT', 'RECYCLE', 'REPLACE_FIRST', 'IDLE']
 
@@ -28,8 +31,9 @@ Decision = collections.namedtuple('Decision', 'action child reason')
 TIMEOUT_POLL = 1.0
 
 
+@implementer(IScalingPolicy)
 class Policy:
-    """Scaling decisions for one config.  See the module docstring."""
+    """Scaling decisions for one config.  See IScalingPolicy."""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -76,7 +80,7 @@ class Policy:
         cfg, due = self.cfg, []
         if cfg.IdleTimeout > 0 and len(live) > floor:
             for child in live:
-                if child.state == IDLE:
+                if child.state == scoreboard.IDLE:
                     idleFor = wallNow - child.lastChange
                     wait = max(cfg.IdleTimeout - idleFor,
                                cfg.IdleTimeout - (now - child.startedAt))
@@ -87,7 +91,7 @@ class Policy:
             poll = min(TIMEOUT_POLL, max(cfg.RequestTimeout / 4, 0.05))
             due.append(now + poll)
             for child in live:
-                if child.state == BUSY:
+                if child.state == scoreboard.BUSY:
                     left = child.lastChange + cfg.RequestTimeout - wallNow
                     due.append(now + max(left, 0.0) + 0.01)
         return min(due) if due else None
