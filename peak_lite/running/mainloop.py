@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import select
 import selectors
 import signal
 import socket
@@ -26,10 +27,6 @@ __all__ = ['MainLoop', 'StopOnStandardSignals', 'SIGNAL_HANDLER_PROPERTY', 'Inte
 log = logging.getLogger(__name__)
 
 SIGNAL_HANDLER_PROPERTY = 'peak.running.mainLoop.signalHandler'
-
-# Loops abandoned in a forked child, kept referenced on purpose: their
-# destructors would touch resources the parent process still owns.
-_abandoned = []
 
 # Frames of a transaction's two-phase commit: an Interrupted raised there
 # would abort a commit that may already be decided, a lie about what was
@@ -294,20 +291,23 @@ class MainLoop:
     def forgetAfterFork(self):
         """See IMainLoopExtras.  In a forked child: drop the parent's loop, never running it.
 
-        Its epoll instance is shared with the parent, so nothing is
-        unregistered from it (``loop.close()`` would remove the parent's
-        registrations too): the child closes its copy of the selector's
-        descriptor and keeps the loop referenced forever, unused.
+        Its epoll instance is shared with the parent, and ``loop.close()``
+        unregisters the loop's self-pipe, which would remove the parent's
+        registration too.  So the selector's descriptor number first gets a
+        fresh epoll instance of the child's own (``dup2``); then the loop is
+        closed as usual, touching only the child's copies.
         """
         loop, selector = self._loop, self._selector
         self._loop = self._selector = None
         self._removeWakeup(None)
-        if selector is not None:
-            try:
-                os.close(selector.fileno())
-            except OSError:
-                log.debug("closing the inherited selector failed", exc_info=True)
-        _abandoned.append(loop)
+        if selector is not None and selector.fileno() >= 0 and hasattr(select, 'epoll'):
+            fresh = select.epoll()
+            os.dup2(fresh.fileno(), selector.fileno(), inheritable=False)
+            fresh.close()
+        try:
+            loop.close()
+        except Exception:
+            log.error("closing the main loop inherited across fork failed", exc_info=True)
 
     # -- internals -------------------------------------------------------
 

@@ -273,7 +273,11 @@ def _quietly(call, *args, **kw):
 
 
 def test_a_draining_child_ignores_further_hups(tmp_path, procs):
-    pm = Procman(tmp_path, procs, command=APP, extra="StopTimeout 20").start()
+    pm = Procman(tmp_path, procs, command=APP)
+    with open(pm.path) as f:
+        text = f.read()
+    pm.write(text.replace('StopTimeout 5', 'StopTimeout 20'))
+    pm.start()
     [kid] = pm.children()
     slow = threading.Thread(target=lambda: _quietly(pm.request, '/sleep', query='0.5'),
                             daemon=True)

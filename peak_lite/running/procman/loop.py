@@ -174,10 +174,13 @@ class ManagerLoop:
 
         The epoll instance is shared with the parent, so nothing is
         unregistered (``epoll_ctl(DEL)`` would remove the parent's
-        registrations too): its descriptor is closed, and nothing else.
+        registrations too): ``selector.close()`` closes its descriptor and
+        nothing else, and marks the selector closed, so that no destructor
+        closes that number again once the child has reused it.
         """
-        for fd in (self.selector.fileno(), self.signalR, self.signalW):
-            if fd is not None and fd >= 0:
+        self.selector.close()
+        for fd in (self.signalR, self.signalW):
+            if fd is not None:
                 os.close(fd)
         self.signalR = self.signalW = None
         self.timers = []

@@ -189,9 +189,10 @@ class Manager(Pool):
 
     def childSetup(self):
         """Runs in a new child right after fork, with every signal blocked."""
+        self.board.setPid(self._spawningSlot, os.getpid())   # whichever of us runs first
         self.loop.abandonInChild()
+        self.notifier.close()        # the socket object's own close: no stale number later
         fds = [self.wakeR, self.pidfile.fd if self.pidfile is not None else None]
-        fds += self.notifier.fds()
         childBootstrap(self.pid, closeFds=[fd for fd in fds if fd is not None],
                        parentPipe=self.parentPipe)
         self.listeners.installInChild()

@@ -45,6 +45,8 @@ class Pool:
         self.startTimer = None
         self.checkTimer = None
         self.rulesWarm = False       # every child was busy at the last look
+        self.lastWake = float('-inf')  # a child's last all-busy wakeup
+        self.armTimer = None
         self.ruleTimers = []
         self.readySent = False
         self.stoppingSent = False
@@ -103,10 +105,10 @@ class Pool:
         if self.forkFailures:
             log.info("forks work again after %d failed", self.forkFailures)
             self.forkFailures = 0
-        if self.owed:
+        if self.startingGrowth:
+            self.grow = max(0, self.grow - 1)
+        elif self.owed:
             self.owed -= 1
-        elif self.grow and len(self.liveChildren()) > self.target():
-            self.grow -= 1
         log.info("started child %d (worker %d)", child.pid, child.number)
         if self.quickDeaths:
             self.loop.callAt(self.lastStart + QUICK_DEATH, self._streakCheck, child)
@@ -242,6 +244,7 @@ class Pool:
             pass
         if self.shutdown:
             return
+        self.lastWake = time.monotonic()
         self.housekeeping()
         self.lookForGrowth(fromWake=True)
 
@@ -254,8 +257,8 @@ class Pool:
             log.info("every child is busy and a connection is waiting: starting one more")
             self.grow = max(self.grow, 1)
             self.board.armWake(True)
-        elif fromWake:
-            self.loop.callLater(REARM, self.board.armWake, True)
+        else:
+            self._rearm()
         self._warm()
 
     def _warm(self):
@@ -273,7 +276,20 @@ class Pool:
         for timer in self.ruleTimers:
             timer.cancel()
         self.ruleTimers = []
-        self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
+        self._rearm()
+
+    def _rearm(self):
+        """Arm the scoreboard's wake, at most once per REARM after a child used it: a
+        pool that keeps brushing against all-busy must not wake us per request."""
+        if self.armTimer is not None:
+            self.armTimer.cancel()
+            self.armTimer = None
+        room = len(self.liveChildren()) < self.cfg.MaxProcesses
+        at = self.lastWake + REARM
+        if not room or time.monotonic() >= at:
+            self.board.armWake(room)
+        else:
+            self.armTimer = self.loop.callAt(at, self._rearm)
 
     def _poll(self):
         if self.shutdown or not self.rulesWarm:

@@ -29,6 +29,8 @@ Decision = collections.namedtuple('Decision', 'action child reason')
 #: With RequestTimeout on, how often (at most) the manager looks for hung
 #: requests: a child going busy writes only its slot and wakes nobody.
 TIMEOUT_POLL = 1.0
+#: A request timeout is acted on this little after its deadline, never at it.
+TIMEOUT_SLACK = 0.01
 
 
 @implementer(IScalingPolicy)
@@ -46,7 +48,8 @@ class Policy:
         """
         cfg, decisions, chosen = self.cfg, [], set()
         for child in live:
-            if policy.overdue(child, cfg.RequestTimeout, wallNow):
+            if policy.overdue(child, cfg.RequestTimeout and cfg.RequestTimeout + TIMEOUT_SLACK,
+                              wallNow):
                 decisions.append(Decision(TIMEOUT, child, 'request timeout'))
                 chosen.add(child.pid)
         replacing = sum(1 for c in live if getattr(c, 'replacing', None))
@@ -93,7 +96,7 @@ class Policy:
             for child in live:
                 if child.state == scoreboard.BUSY:
                     left = child.lastChange + cfg.RequestTimeout - wallNow
-                    due.append(now + max(left, 0.0) + 0.01)
+                    due.append(now + max(left, 0.0) + TIMEOUT_SLACK)
         return min(due) if due else None
 
     def wantsGrowth(self, live, total):
