@@ -1,17 +1,17 @@
 """The main loop: IMainLoop on asyncio, its signal proxy and the default handler.
 
-One asyncio loop belongs to one ``MainLoop``.  It is created on first use of
-``eventLoop`` (so components can register readers and timers before
-``run()``), and ``run()`` closes it on return: cancelled tasks are wound
-down, async generators shut down, the loop closed.  A later ``eventLoop``
-access or ``run()`` starts a fresh asyncio loop; nothing registered on the
-old one survives.
+One asyncio loop belongs to one ``MainLoop``, made on first use of
+``eventLoop`` and closed when ``run()`` returns (tasks cancelled, async
+generators shut down); the next use starts a fresh one.  This is the loop
+of commands and workers; the process manager, which forks, has its own.
 """
 
 import asyncio
 import contextlib
 import logging
 import os
+import select
+import selectors
 import signal
 import socket
 import threading
@@ -22,57 +22,24 @@ from zope.interface import implementer
 from peak_lite.running.interfaces import EXIT_OK, IMainLoopExtras, ISignalHandler, RunningError
 from peak_lite.util import signal_stack
 
-__all__ = ['MainLoop', 'StopOnStandardSignals', 'forgetLoopAfterFork', 'SIGNAL_HANDLER_PROPERTY',
-           'Interrupted']
+__all__ = ['MainLoop', 'StopOnStandardSignals', 'SIGNAL_HANDLER_PROPERTY', 'Interrupted']
 
 log = logging.getLogger(__name__)
 
 SIGNAL_HANDLER_PROPERTY = 'peak.running.mainLoop.signalHandler'
 
-# Loops abandoned in a forked child.  They are kept referenced on purpose:
-# collecting them would run destructors (BaseEventLoop.__del__ closing the
-# loop, transports closing sockets, "Task was destroyed" reports) that touch
-# resources the parent process still owns.
-_abandoned = []
+# Frames of a transaction's two-phase commit: an Interrupted raised there
+# would abort a commit that may already be decided, a lie about what was
+# committed.  The signal is only deferred while one of them is on the stack.
+_TWO_PHASE = frozenset({'_commitResources', 'tpc_begin', 'tpc_vote', 'tpc_finish'})
 
 
-def forgetLoopAfterFork(loop):
-    """Abandon an asyncio loop inherited across ``fork()``, touching nothing of the parent's.
-
-    An epoll instance is shared by parent and child like any inherited
-    descriptor, so ``loop.close()`` in the child, which unregisters the
-    self-pipe (``epoll_ctl(DEL)``), would silently remove the parent's
-    registration too.  Instead this closes the child's copies of the epoll
-    descriptor and of the self-pipe with ``os.close``, cancels every pending
-    callback and timer (so a loop still unwinding on the child's stack runs
-    none of the parent's work), marks the loop closed and keeps it referenced
-    forever.  Safe to call on a loop that is still inside ``run_forever`` in
-    the child, provided it is stopped before it selects again.
-    """
-    if loop is None or loop.is_closed():
-        return
-    for handle in list(getattr(loop, '_ready', ())) + list(getattr(loop, '_scheduled', ())):
-        handle.cancel()
-    fds = []
-    selector = getattr(loop, '_selector', None)
-    inner = getattr(selector, '_selector', None)   # the select.epoll/kqueue/poll object
-    if inner is not None and hasattr(inner, 'fileno'):
-        fds.append(inner.fileno())
-    for name in ('_ssock', '_csock'):
-        sock = getattr(loop, name, None)
-        if sock is not None:
-            fds.append(sock.detach())
-    for fd in fds:
-        if fd is not None and fd >= 0:
-            try:
-                os.close(fd)
-            except OSError:
-                log.debug("closing inherited loop descriptor %d failed", fd, exc_info=True)
-    # BaseEventLoop.close() returns at once for a closed loop, and __del__
-    # does nothing; flipping the flag is the only way to say "closed" without
-    # running the close machinery.
-    loop._closed = True
-    _abandoned.append(loop)
+def _inTwoPhaseCommit(frame):
+    while frame is not None:
+        if frame.f_code.co_name in _TWO_PHASE:
+            return True
+        frame = frame.f_back
+    return False
 
 
 class Interrupted(BaseException):
@@ -119,7 +86,7 @@ class _DeferringProxy:
                 return
             interrupted = asyncio.current_task(loop)
             loop.call_soon_threadsafe(self._mainLoop._dispatchSignal, method, signum, interrupted)
-            if interrupts and self._mainLoop._interruptible:
+            if interrupts and self._mainLoop._interruptible and not _inTwoPhaseCommit(frame):
                 raise Interrupted(signum)
         return defer
 
@@ -174,6 +141,7 @@ class MainLoop:
         self.parentComponent = parentComponent
         self._signalHandler = signalHandler
         self._loop = None
+        self._selector = None   # the loop's own selector: public, so a child can close it
         self._loopPid = None
         self._running = False
         self._exitCode = EXIT_OK
@@ -216,8 +184,16 @@ class MainLoop:
 
     @property
     def eventLoop(self):
+        """The asyncio loop; a fresh one in a process forked after it was made.
+
+        A loop made before a fork belongs to the parent: the child never runs
+        its callbacks, timers or readers (see ``forgetAfterFork``).
+        """
+        if self._loop is not None and self._loopPid != os.getpid() and not self._running:
+            self.forgetAfterFork()
         if self._loop is None or self._loop.is_closed():
-            self._loop = asyncio.new_event_loop()
+            self._selector = selectors.DefaultSelector()
+            self._loop = asyncio.SelectorEventLoop(self._selector)
             self._loopPid = os.getpid()
         return self._loop
 
@@ -313,10 +289,25 @@ class MainLoop:
         self._loop = None
 
     def forgetAfterFork(self):
-        """In a forked child: abandon the inherited asyncio loop (see forgetLoopAfterFork)."""
-        loop, self._loop = self._loop, None
+        """See IMainLoopExtras.  In a forked child: drop the parent's loop, never running it.
+
+        Its epoll instance is shared with the parent, and ``loop.close()``
+        unregisters the loop's self-pipe, which would remove the parent's
+        registration too.  So the selector's descriptor number first gets a
+        fresh epoll instance of the child's own (``dup2``); then the loop is
+        closed as usual, touching only the child's copies.
+        """
+        loop, selector = self._loop, self._selector
+        self._loop = self._selector = None
         self._removeWakeup(None)
-        forgetLoopAfterFork(loop)
+        if selector is not None and selector.fileno() >= 0 and hasattr(select, 'epoll'):
+            fresh = select.epoll()
+            os.dup2(fresh.fileno(), selector.fileno(), inheritable=False)
+            fresh.close()
+        try:
+            loop.close()
+        except Exception:
+            log.error("closing the main loop inherited across fork failed", exc_info=True)
 
     # -- internals -------------------------------------------------------
 
@@ -406,4 +397,4 @@ class MainLoop:
             log.error("winding down the main loop's tasks failed", exc_info=True)
         finally:
             loop.close()
-            self._loop = None
+            self._loop = self._selector = None

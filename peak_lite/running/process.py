@@ -4,6 +4,7 @@ What is built before the fork (the template, the parent's resources) is kept
 apart from what a child sets up after it (``childBootstrap``).
 """
 
+import _thread
 import ctypes
 import errno
 import fcntl
@@ -11,7 +12,6 @@ import logging
 import os
 import random
 import signal
-import threading
 import time
 
 from zope.interface import implementer
@@ -21,9 +21,14 @@ from peak_lite.util import signal_stack
 
 log = logging.getLogger('peak_lite.running.process')
 
-__all__ = ['ProcessProxy', 'ProcessTemplate', 'Reaper', 'childBootstrap', 'ParentPipe']
+__all__ = ['ProcessProxy', 'ProcessTemplate', 'Reaper', 'childBootstrap', 'ParentPipe',
+           'becomeSubreaper', 'killLeftovers']
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
+# The signals a child's bootstrap resets to their default action.
+RESET_SIGNALS = (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT,
+                 signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU)
 
 
 @implementer(IProcessProxy)
@@ -140,7 +145,9 @@ class ParentPipe:
                 except OSError:
                     return
             onDeath()
-        threading.Thread(target=watch, name='parent-watch', daemon=True).start()
+        # Not threading.Thread: its start() waits for the new thread to be
+        # scheduled, a context switch on the way to the child's first request.
+        _thread.start_new_thread(watch, ())
 
     def close(self):
         for fd in (self.readFd, self.writeFd):
@@ -149,9 +156,20 @@ class ParentPipe:
         self.readFd = self.writeFd = None
 
 
+def _libc():
+    """The C library, loaded once in the parent rather than in every child."""
+    global _LIBC
+    if _LIBC is None:
+        _LIBC = ctypes.CDLL(None, use_errno=True)
+    return _LIBC
+
+
+_LIBC = None
+
+
 def _dieWithParent(parentPid):
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
+        libc = _libc()
         if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
             log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
     except (OSError, AttributeError):
@@ -160,23 +178,21 @@ def _dieWithParent(parentPid):
         os._exit(1)
 
 
-def childBootstrap(parentPid, closeFds=(), parentPipe=None, mainLoop=None, title=None):
-    """Set up a freshly forked child.  Runs right after ``fork()``, in the child.
+def childBootstrap(parentPid, closeFds=(), parentPipe=None, title=None):
+    """Set up a freshly forked child.  Runs right after ``fork()``, in the child,
+    with every signal blocked (ProcessTemplate.spawn unblocks them afterwards).
 
-    Pops the parent's signal frames and resets the signals it handled,
-    abandons the parent's event loop without touching the parent's
-    resources, closes the parent's descriptors, arranges to die with the
-    parent, reseeds ``random`` and sets the process title.  Managed database
-    connections are detached by storage's own fork hook.
+    Pops the parent's signal frames and resets the signals it handled, drops
+    the parent's wakeup descriptor, closes the parent's descriptors (a
+    selector's included, never unregistering anything from it), arranges to
+    die with the parent, reseeds ``random`` and sets the process title.
+    Managed database connections are detached by storage's own fork hook.
     """
+    signal.set_wakeup_fd(-1)
     signal_stack.resetAfterFork()
-    for sig in (signal.SIGCHLD, signal.SIGHUP, signal.SIGTERM, signal.SIGINT, signal.SIGQUIT,
-                signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU):
+    for sig in RESET_SIGNALS:
         signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.set_wakeup_fd(-1)
-    if mainLoop is not None:
-        _abandonLoop(mainLoop)
     for fd in closeFds:
         try:
             os.close(fd)
@@ -191,15 +207,62 @@ def childBootstrap(parentPid, closeFds=(), parentPipe=None, mainLoop=None, title
         setTitle(title)
 
 
-def _abandonLoop(mainLoop):
-    """Make the inherited main loop unwind without running any more of the parent's work.
+def becomeSubreaper():
+    """Adopt the orphans of our descendants (Linux), so that none escapes a stop."""
+    try:
+        libc = _libc()
+        if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+            log.warning("prctl(PR_SET_CHILD_SUBREAPER) failed: %s",
+                        os.strerror(ctypes.get_errno()))
+            return False
+    except (OSError, AttributeError):
+        log.debug("prctl is not available: orphans go to init", exc_info=True)
+        return False
+    return True
 
-    We are inside one of its callbacks: cancel everything pending, ask it to
-    stop after this callback, and drop its descriptors without unregistering
-    anything from the shared epoll instance.
+
+def leftoverChildren():
+    """Pids of our live children (as a subreaper: the orphans we adopted too)."""
+    found = []
+    try:
+        tasks = os.listdir('/proc/self/task')
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            with open(f'/proc/self/task/{tid}/children') as f:
+                found.extend(int(pid) for pid in f.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def killLeftovers(known=(), timeout=2.0):
+    """SIGKILL every child we have that is not in ``known``, and reap it.
+
+    An orphan of a worker (a daemon it spawned, still holding the listening
+    socket, say) must not outlive the pool.  Each round may uncover orphans
+    of orphans; rounds stop when none is left or ``timeout`` passes.
+    Returns the pids killed.
     """
-    mainLoop.stop()
-    mainLoop.forgetAfterFork()
+    killed = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = [p for p in leftoverChildren() if p not in known]
+        if not pids:
+            break
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except ProcessLookupError:
+                pass
+        for pid in pids:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+    return killed
 
 
 def setTitle(title):
@@ -225,15 +288,29 @@ class ProcessTemplate:
         self.childSetup = childSetup
 
     def spawn(self, parentComponent):
-        """See IProcessTemplate."""
+        """See IProcessTemplate.
+
+        Every signal is blocked across ``fork()``: a signal that reached the
+        new child before its bootstrap reset the handlers would run the
+        parent's handler there, or write to the parent's wakeup pipe.  The
+        parent restores its mask at once; the child only after
+        ``childSetup()``.  A failed fork raises OSError in the parent.
+        """
         if self.beforeFork is not None:
             self.beforeFork()
-        pid = os.fork()
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            pid = os.fork()
+        except BaseException:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+            raise
         if pid:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             return ProcessProxy(pid), None
         try:
             if self.childSetup is not None:
                 self.childSetup()
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             return None, self.makeStub()
         except BaseException:
             # A child must never return into the parent's code on failure.

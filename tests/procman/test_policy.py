@@ -3,7 +3,10 @@
 import random
 import types
 
+from zope.interface.verify import verifyObject
+
 from peak_lite.running.procman import policy
+from peak_lite.running.procman.interfaces import IScalingPolicy
 from peak_lite.running.procman.scoreboard import BUSY, IDLE, STARTING, STOPPING
 
 CFG = types.SimpleNamespace(MaxProcesses=4, MaxRequests=100, MaxRequestsJitter=20)
@@ -69,3 +72,68 @@ def test_recycle_due_and_overdue():
     assert not policy.overdue(child(state=BUSY, idleFor=29), 30, 5000.0)
     assert not policy.overdue(child(state=STARTING, idleFor=99), 30, 5000.0)   # boot time
     assert not policy.overdue(child(state=BUSY, idleFor=99), 0, 5000.0)
+
+
+# -- the Policy object: a snapshot, the clock and the config in, decisions out --
+
+from peak_lite.running.procman import scaling   # noqa: E402
+
+POLICY_CFG = types.SimpleNamespace(MaxProcesses=4, MinProcesses=1, IdleTimeout=10.0,
+                                   RequestTimeout=0.0, MaxRequests=0, MaxRequestsJitter=0)
+
+
+def record(pid, **kw):
+    c = child(**kw)
+    c.pid = pid
+    c.replacing = None
+    return c
+
+
+def test_policy_verifies_its_interface_of_decisions():
+    verifyObject(IScalingPolicy, scaling.Policy(POLICY_CFG))
+
+
+def test_policy_idle_pool_at_its_floor_has_nothing_due():
+    p = scaling.Policy(POLICY_CFG)
+    live = [record(1, idleFor=100)]
+    assert p.housekeeping(live, 1, 1000.0, 5000.0) == []
+    assert p.nextCheck(live, 1, 1000.0, 5000.0) is None
+
+
+def test_policy_above_the_floor_sleeps_until_the_first_idle_deadline():
+    p = scaling.Policy(POLICY_CFG)
+    live = [record(1, idleFor=3), record(2, idleFor=8), record(3, state=BUSY)]
+    due = p.nextCheck(live, 1, 1000.0, 5000.0)
+    assert 1002.0 < due < 1002.1             # child 2 passes IdleTimeout 10 in 2 s
+    [decision] = p.housekeeping(live, 1, 1000.0 + 2.05, 5000.0 + 2.05)
+    assert decision.action == scaling.IDLE and decision.child.pid == 2
+    assert p.housekeeping(live, 1, 1002.05, 5002.05, idleStopping=True) == []
+
+
+def test_policy_request_timeout_kills_and_polls():
+    cfg = types.SimpleNamespace(**dict(vars(POLICY_CFG), RequestTimeout=8.0))
+    p = scaling.Policy(cfg)
+    hung, fine = record(1, state=BUSY, idleFor=9), record(2, state=BUSY, idleFor=1)
+    decisions = p.housekeeping([hung, fine], 1, 1000.0, 5000.0)
+    assert [(d.action, d.child.pid) for d in decisions] == [(scaling.TIMEOUT, 1)]
+    # A child that goes busy tells nobody: look again within a second.
+    assert p.nextCheck([fine], 1, 1000.0, 5000.0) <= 1001.0
+
+
+def test_policy_recycles_above_the_floor_and_replaces_first_at_it():
+    p = scaling.Policy(POLICY_CFG)
+    done = record(1, requests=5, limit=5)
+    other = record(2)
+    [d] = p.housekeeping([done, other], 1, 1000.0, 5000.0)
+    assert d.action == scaling.RECYCLE and 'recycled after 5 requests' in d.reason
+    [d] = p.housekeeping([done, other], 2, 1000.0, 5000.0)
+    assert d.action == scaling.REPLACE_FIRST
+
+
+def test_policy_growth_counts_stopping_children_toward_max_processes():
+    p = scaling.Policy(POLICY_CFG)
+    busy = [record(i, state=BUSY) for i in range(3)]
+    assert p.wantsGrowth(busy, total=3)
+    assert not p.wantsGrowth(busy, total=4)       # one more is still stopping
+    assert not p.wantsGrowth(busy[:2] + [record(9)], total=3)
+    assert p.changeFloor(4, +1) == 4 and p.changeFloor(1, -1) == 1

@@ -11,7 +11,7 @@ import pytest
 from zope.interface.verify import verifyClass, verifyObject
 
 from peak_lite.running.interfaces import IMainLoop, IMainLoopExtras, ISignalHandler, RunningError
-from peak_lite.running.mainloop import MainLoop, StopOnStandardSignals, forgetLoopAfterFork
+from peak_lite.running.mainloop import MainLoop, StopOnStandardSignals
 from peak_lite.util import signal_stack
 from tests.support.procs import wait_for
 
@@ -286,7 +286,8 @@ def _readable(sock, timeout=5):
 
 
 def test_forget_loop_after_fork_keeps_parent_registrations():
-    loop = asyncio.new_event_loop()
+    ml = MainLoop()
+    loop = ml.eventLoop
     r, w = socket.socketpair()
     got = []
     loop.add_reader(r.fileno(), lambda: (got.append(r.recv(10)), loop.stop()))
@@ -295,8 +296,8 @@ def test_forget_loop_after_fork_keeps_parent_registrations():
     if pid == 0:    # child: abandon the loop, then exit without running anything else
         code = 1
         try:
-            forgetLoopAfterFork(loop)
-            code = 0 if loop.is_closed() else 2
+            fresh = ml.eventLoop            # the child abandons the parent's loop
+            code = 0 if fresh is not loop and not fresh.is_closed() else 2
         finally:
             os.write(report_w, bytes([code]))
             os._exit(code)
@@ -356,3 +357,81 @@ def test_forked_child_unwinds_the_running_loop_via_exit_with():
         os.close(report_r)
         r.close()
         w.close()
+
+
+def test_an_event_loop_made_before_a_fork_is_never_run_in_the_child():
+    ml = MainLoop()
+    ran = []
+    r, w = socket.socketpair()
+    ml.eventLoop.call_soon(ran.append, 'inherited')
+    ml.eventLoop.add_reader(r.fileno(), lambda: (ran.append(r.recv(10)), ml.stop()))
+    report_r, report_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:    # child: run the loop; nothing the parent scheduled may run here
+        code = 3
+        try:
+            w.send(b'child')
+            ml.eventLoop.call_later(0.05, ml.stop)
+            ml.run(stopAfter=SAFETY)
+            code = 0 if ran == [] else 4
+        finally:
+            os.write(report_w, bytes([code]))
+            os._exit(code)
+    os.close(report_w)
+    try:
+        assert os.read(report_r, 1) == b'\0'
+        assert os.waitpid(pid, 0)[1] == 0
+        # The parent's callback and reader are intact, and see the child's byte.
+        ml.run(stopAfter=SAFETY)
+        assert ran == ['inherited', b'child']
+    finally:
+        os.close(report_r)
+        r.close()
+        w.close()
+
+
+def test_a_signal_during_two_phase_commit_never_raises_there():
+    import transaction
+    from peak_lite.running.mainloop import Interrupted
+    events = []
+
+    class DataManager:
+        transaction_manager = transaction.manager
+
+        def tpc_begin(self, txn):
+            events.append('tpc_begin')
+
+        def commit(self, txn):
+            events.append('commit')
+
+        def tpc_vote(self, txn):
+            os.kill(os.getpid(), signal.SIGTERM)     # a real signal, between vote and finish
+            events.append('tpc_vote')
+
+        def tpc_finish(self, txn):
+            events.append('tpc_finish')
+
+        def tpc_abort(self, txn):
+            events.append('tpc_abort')
+
+        def abort(self, txn):
+            events.append('abort')
+
+        def sortKey(self):
+            return 'test-dm'
+
+    ml = MainLoop()
+
+    def work():
+        try:
+            with ml.interruptible():
+                with transaction.manager as txn:
+                    txn.join(DataManager())
+                events.append('after')
+        except Interrupted:
+            events.append('interrupted')
+
+    ml.eventLoop.call_soon(work)
+    assert ml.run(stopAfter=SAFETY) == 0
+    assert events[:4] == ['tpc_begin', 'commit', 'tpc_vote', 'tpc_finish'], events
+    assert 'tpc_abort' not in events and 'interrupted' not in events[:5], events

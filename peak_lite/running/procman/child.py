@@ -6,8 +6,9 @@ from zope.interface import implementer
 
 from peak_lite.running.interfaces import ICmdLineApp
 from peak_lite.running.process import setTitle
-from peak_lite.running.procman.scoreboard import SlotStatus
+from peak_lite.running.procman.scoreboard import STATE, STATE_OFFSET, STOPPING, SlotStatus
 from peak_lite.running.workerstatus import setWorkerStatus
+from peak_lite.util import signal_stack
 
 __all__ = ['ChildCommand']
 
@@ -28,6 +29,8 @@ class ChildCommand:
         status = SlotStatus(self.board, self.slot, self.wakeFd)
         setWorkerStatus(status)
         setTitle(f"{self.title}: worker {self.number}")
+        # Beneath the worker's own handlers (its main loop pushes and pops above).
+        signal_stack.pushSignals(_HupWhileDraining(status))
         try:
             return self.subject.run()
         finally:
@@ -36,3 +39,20 @@ class ChildCommand:
             # a clean exit into a death by signal.
             signal.signal(signal.SIGHUP, signal.SIG_IGN)
             setWorkerStatus(None)
+
+
+class _HupWhileDraining:
+    """SIGHUP while no handler of the worker's is in place (before its main loop
+    runs, or after it stopped): ignored once the manager has asked this child
+    to stop (a further HUP to a draining child changes nothing); otherwise the
+    default action, as before the worker took over."""
+
+    def __init__(self, status):
+        self.status = status
+
+    def SIGHUP(self, signum, frame):
+        state = STATE.unpack_from(self.status.map, self.status.offset + STATE_OFFSET)[0]
+        if state == STOPPING:
+            return
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGHUP)

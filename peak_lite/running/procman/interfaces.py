@@ -112,3 +112,38 @@ class IProcmanConfig(Interface):
         checks made after loading (for example that the command has a socket)
         report ``FILE:LINE:`` like the loader does.
         """
+
+
+# -- scaling --------------------------------------------------------------
+
+class IScalingPolicy(Interface):
+    """The manager's scaling decisions as a pure computation (scaling.Policy).
+
+    Inputs are explicit: the live (not stopping) children's records, each with
+    ``pid``, ``state`` (a scoreboard state number), ``lastChange`` (wall time
+    of the slot's last change), ``startedAt`` (monotonic), ``requests``,
+    ``limit`` and ``replacing``; the floor; the clock (``now`` monotonic,
+    ``wallNow``); and the config given at construction.  Nothing here touches
+    a process, a timer or the scoreboard: the manager acts on the answers.
+    """
+
+    def housekeeping(live, floor, now, wallNow, idleStopping=False):
+        """A list of ``Decision(action, child, reason)``: TIMEOUT (stop quickly and
+        replace), RECYCLE (stop gracefully and replace), REPLACE_FIRST (start the
+        replacement, then stop it) or IDLE (stop gracefully).  At most one IDLE,
+        and none while ``idleStopping``."""
+
+    def nextCheck(live, floor, now, wallNow):
+        """The monotonic time by which ``housekeeping`` must be asked again, or None
+        when nothing can become due without another event (a signal, a child's exit
+        or its wakeup)."""
+
+    def wantsGrowth(live, total):
+        """True when every live child is busy and ``total`` children (stopping ones
+        included) leave room under MaxProcesses."""
+
+    def changeFloor(floor, delta):
+        """The floor after SIGTTIN (+1) or SIGTTOU (-1), between 1 and MaxProcesses."""
+
+    def floorVictim(live, floor, now):
+        """After the floor was lowered: the child to stop at once, or None."""

@@ -1,7 +1,10 @@
 """Restarting the manager in place: check the new config and code, then exec afresh.
 
 The listening sockets and the pid-file lock are carried across the exec, so
-connections wait in the backlog and no second manager can slip in.
+connections wait in the backlog and no second manager can slip in.  The
+signals the manager holds stay blocked from the moment its loop stops
+through ``execve`` (the mask survives exec), so none reaches its default
+action in between; the new manager handles them once its loop runs.
 """
 
 import logging
@@ -15,7 +18,85 @@ from peak_lite.util.lockfile import PidFile
 
 log = logging.getLogger('peak_lite.procman')
 
-__all__ = ['startCheck', 'readCheck', 'reexec']
+__all__ = ['startCheck', 'readCheck', 'reexec', 'ReloadCheck']
+
+
+class ReloadCheck:
+    """The check a SIGHUP starts before the restart: one at a time, with a deadline.
+
+    A SIGHUP while a check runs is logged and coalesced: when the running
+    check ends, whatever its outcome, one more check starts, so the restart
+    follows the files as they are after the last SIGHUP.  A check that runs
+    longer than ``timeout`` seconds is killed and the restart refused.
+    ``onStart()`` is called as each check starts, ``onOutcome(ok, reason)``
+    with the final outcome.
+    """
+
+    def __init__(self, environ, listeners, timeout, loop, reaper, onOutcome, onStart=None):
+        self.environ = environ
+        self.listeners = listeners
+        self.timeout = timeout
+        self.loop = loop
+        self.reaper = reaper
+        self.onOutcome = onOutcome
+        self.onStart = onStart
+        self.proxy = self.out = self.timer = None
+        self.again = False
+        self.expired = False
+
+    @property
+    def running(self):
+        return self.proxy is not None
+
+    def request(self):
+        """A SIGHUP: start a check, or ask for one more after the running one."""
+        if self.proxy is not None:
+            log.info("SIGHUP while the reload check is running (pid %d): one more check "
+                     "will follow it", self.proxy.pid)
+            self.again = True
+            return
+        self._start()
+
+    def _start(self):
+        self.proxy, self.out = startCheck(self.environ, self.listeners)
+        self.reaper.track(self.proxy)
+        self.expired = False
+        self.timer = self.loop.callLater(self.timeout, self._expire)
+        if self.onStart is not None:
+            self.onStart()
+        log.info("SIGHUP: checking the config and application before restarting (pid %d)",
+                 self.proxy.pid)
+
+    def _expire(self):
+        self.expired = True
+        log.error("the reload check (pid %d) is still running after %gs "
+                  "(ReloadCheckTimeout): killing it", self.proxy.pid, self.timeout)
+        self.proxy.sendSignal('SIGKILL')
+
+    def owns(self, proxy):
+        return proxy is self.proxy
+
+    def exited(self, proxy):
+        """The reaper saw the check exit: act on it, or start the coalesced one."""
+        self.timer.cancel()
+        ok, reason = readCheck(proxy, self.out)
+        if self.expired:
+            ok, reason = False, (f"the check took longer than ReloadCheckTimeout "
+                                 f"({self.timeout:g}s) and was killed")
+        self.proxy = self.out = self.timer = None
+        if self.again:
+            self.again = False
+            log.info("checking again for the SIGHUP that arrived during the check")
+            self._start()
+            return
+        self.onOutcome(ok, reason)
+
+    def kill(self):
+        """Stopping the manager: no check outlives it."""
+        self.again = False
+        if self.proxy is not None:
+            log.info("killing the reload check (pid %d)", self.proxy.pid)
+            self.proxy.sendSignal('SIGKILL')
 
 
 def managerArgv():

@@ -1,152 +1,114 @@
-"""Load-driven decisions of the manager: scale up, scale down, recycle, time out.
+"""The scaling policy as an object: a snapshot, a clock and the config in, decisions out.
 
-``Scaling`` is mixed into the Manager: these methods run as main-loop
-callbacks and act through the manager's pool methods (startSoon,
-stopChild).  What to do is computed by ``policy``.
+``Policy`` never touches a process, a timer or the scoreboard.  The manager
+hands it a snapshot of its live children (records with ``.state``,
+``.lastChange`` (monotonic time of the slot's last change), ``.startedAt``
+(monotonic), ``.requests``, ``.limit``, ``.pid``) and the time, and acts on
+what comes back: a list of ``Decision``s, and the next time anything could
+become due, so that an idle manager sleeps until then.  The rules
+themselves are the pure functions of ``policy``.
 """
 
-import logging
-import os
-import select
-import time
+import collections
+
+from zope.interface import implementer
 
 from peak_lite.running.procman import policy
+from peak_lite.running.procman.interfaces import IScalingPolicy
+from peak_lite.running.procman import scoreboard
 
-log = logging.getLogger('peak_lite.procman')
+__all__ = ['Policy', 'Decision', 'TIMEOUT', 'RECYCLE', 'REPLACE_FIRST', 'IDLE']
 
-__all__ = ['Scaling', 'TICK']
+TIMEOUT = 'timeout'            # stop quickly (TERM, KILL) and replace
+RECYCLE = 'recycle'            # stop gracefully and replace
+REPLACE_FIRST = 'replace first'   # start the replacement, then stop it gracefully
+IDLE = 'idle'                  # stop gracefully; no replacement
 
-TICK = 1.0              # seconds between housekeeping rounds: an idle manager wakes ~1/s
+Decision = collections.namedtuple('Decision', 'action child reason')
+
+#: With RequestTimeout on, how often (at most) the manager looks for hung
+#: requests: a child going busy writes only its slot and wakes nobody.
+TIMEOUT_POLL = 1.0
+#: A request timeout is acted on this little after its deadline, never at it.
+TIMEOUT_SLACK = 0.01
 
 
-class Scaling:
-    """The manager's housekeeping tick, BusyStarter rules and the all-busy wakeup."""
+@implementer(IScalingPolicy)
+class Policy:
+    """Scaling decisions for one config.  See IScalingPolicy."""
 
-    def tick(self):
-        """Housekeeping, once a second: reap, scale down, recycle, time out, report."""
-        loop = self.mainLoop.eventLoop
-        loop.call_later(TICK, self.tick)
-        self.reap()
-        if self.shutdown:
-            return
-        self.refresh()
-        now = wallNow = time.monotonic()     # the scoreboard's clock: see scoreboard.py
-        if self.quickDeaths and any(now - c.startedAt >= policy.QUICK_DEATH for c in self.liveChildren()):
-            self.quickDeaths = 0     # a child survived: the crash streak is over
-        for child in self.liveChildren():
-            if policy.overdue(child, self.cfg.RequestTimeout, wallNow):
-                log.error("child %d has been busy on one request for %.1fs (RequestTimeout "
-                          "%.1fs); killing it", child.pid, wallNow - child.lastChange,
-                          self.cfg.RequestTimeout)
-                self.stopChild(child, 'request timeout', quick=True)
-                self.owed += 1
-        self.recycle()
-        if not any(c.stopReason == 'idle' for c in self.children.values()):
-            victim = policy.idleVictim(self.liveChildren(), self.floor,
-                                       self.cfg.IdleTimeout, now, wallNow)
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def housekeeping(self, live, floor, now, wallNow, idleStopping=False):
+        """Decisions for the live (not stopping) children, in the order to act on them.
+
+        ``idleStopping``: a child stopped for idleness has not exited yet, so no
+        other is stopped for idleness (one at a time).
+        """
+        cfg, decisions, chosen = self.cfg, [], set()
+        for child in live:
+            if policy.overdue(child, cfg.RequestTimeout and cfg.RequestTimeout + TIMEOUT_SLACK,
+                              wallNow):
+                decisions.append(Decision(TIMEOUT, child, 'request timeout'))
+                chosen.add(child.pid)
+        replacing = sum(1 for c in live if getattr(c, 'replacing', None))
+        for child in live:
+            if child.pid in chosen or getattr(child, 'replacing', None):
+                continue
+            if policy.recycleDue(child):
+                reason = f'recycled after {child.requests} requests (limit {child.limit})'
+                remaining = len(live) - replacing - len(chosen)
+                action = RECYCLE if remaining > floor else REPLACE_FIRST
+                if action == REPLACE_FIRST:
+                    replacing += 1
+                decisions.append(Decision(action, child, reason))
+                chosen.add(child.pid)
+        if not idleStopping:
+            victim = policy.idleVictim([c for c in live if c.pid not in chosen], floor,
+                                       cfg.IdleTimeout, now, wallNow)
             if victim is not None:
-                log.info("child %d idle for %.1fs (IdleTimeout %.1fs), %d running above "
-                         "the floor of %d: stopping it", victim.pid,
-                         wallNow - victim.lastChange, self.cfg.IdleTimeout,
-                         len(self.liveChildren()), self.floor)
-                self.stopChild(victim, 'idle')
-        self.runDueRules(now)
-        if self._everyChildBusy() and self._connectionPending():
-            log.info("every child is busy and a connection is waiting: starting one more")
-            self.startSoon()
-        self.maintain()
-        self.notifier.status(self.statusText())
-        self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
+                decisions.append(Decision(IDLE, victim, 'idle'))
+        return decisions
 
-    def recycle(self):
-        """Stop the children that reached their request limit, one replacement each.
+    def nextCheck(self, live, floor, now, wallNow):
+        """The monotonic time by which housekeeping must run again, or None for never.
 
-        At or below the floor the replacement is forked first and the old
-        child stopped right after, so the pool never dips under the floor.
+        Idle reaping: the earliest time an idle child above the floor passes
+        IdleTimeout; a child that is not idle now cannot pass it sooner than
+        IdleTimeout from now.  Request timeouts: the earliest deadline of a
+        busy child, and at most TIMEOUT_POLL from now, since a child that goes
+        busy tells nobody.
         """
-        for child in self.liveChildren():
-            if child.replacing:
-                if self.startTimer is None:     # its replacement could not start
-                    self.stopChild(child, child.replacing)
-                continue
-            if not policy.recycleDue(child):
-                continue
-            reason = f'recycled after {child.requests} requests (limit {child.limit})'
-            self.owed += 1
-            if len(self.liveChildren()) - self._replacing() > self.floor:
-                self.stopChild(child, reason)
-            else:
-                child.replacing = reason
-                self.startSoon()
+        cfg, due = self.cfg, []
+        if cfg.IdleTimeout > 0 and len(live) > floor:
+            for child in live:
+                if child.state == scoreboard.IDLE:
+                    idleFor = wallNow - child.lastChange
+                    wait = max(cfg.IdleTimeout - idleFor,
+                               cfg.IdleTimeout - (now - child.startedAt))
+                    due.append(now + max(wait, 0.0) + 0.001)
+                else:
+                    due.append(now + cfg.IdleTimeout)
+        if cfg.RequestTimeout > 0:
+            poll = min(TIMEOUT_POLL, max(cfg.RequestTimeout / 4, 0.05))
+            due.append(now + poll)
+            for child in live:
+                if child.state == scoreboard.BUSY:
+                    left = child.lastChange + cfg.RequestTimeout - wallNow
+                    due.append(now + max(left, 0.0) + TIMEOUT_SLACK)
+        return min(due) if due else None
 
-    def _replacing(self):
-        return sum(1 for c in self.liveChildren() if c.replacing)
+    def wantsGrowth(self, live, total):
+        """The BusyStarter rule's test: every live child busy, and room under MaxProcesses
+        counting the stopping children too."""
+        return (policy.shouldStartForBusy([c.state for c in live], self.cfg)
+                and total < self.cfg.MaxProcesses)
 
-    def statusText(self):
-        counts = self.board.counts()
-        return f"{counts['busy']} busy, {counts['idle']} idle, {len(self.children)} total"
+    def changeFloor(self, floor, delta):
+        """SIGTTIN / SIGTTOU: the new floor, between 1 and MaxProcesses."""
+        return min(max(floor + delta, 1), self.cfg.MaxProcesses)
 
-    def _everyChildBusy(self):
-        return policy.shouldStartForBusy([c.state for c in self.liveChildren()], self.cfg)
-
-    def runDueRules(self, now):
-        """Run the tick-driven BusyStarter rules that are due, higher priority first."""
-        for rule in self.cfg.busyStarters:
-            due = self.rulesDue.get(rule)
-            if due is None or now < due:
-                continue
-            self.rulesDue[rule] = max(due + rule.RunEvery, now)
-            self._applyRule(rule)
-
-    def busyRule(self, rule):
-        self.mainLoop.eventLoop.call_later(rule.RunEvery, self.busyRule, rule)
-        if self.shutdown:
-            return
-        self.refresh()
-        self._applyRule(rule)
-
-    def _applyRule(self, rule):
-        """The BusyStarter rule: every child busy and room left, so start one more."""
-        if self._everyChildBusy():
-            log.info("every child is busy: starting one more (BusyStarter, priority %d)",
-                     rule.Priority)
-            self.startSoon()
-
-    def allBusy(self):
-        """A child woke us: it reached its request limit, or found every child busy.
-
-        Recycle what is due; start one more if every child is busy and a
-        connection waits.
-        """
-        try:
-            while os.read(self.wakeR, 512):
-                pass
-        except BlockingIOError:
-            pass
-        if self.shutdown:
-            return
-        self.refresh()
-        self.recycle()
-        if len(self.liveChildren()) >= self.cfg.MaxProcesses:
-            return
-        if self._connectionPending():
-            log.info("every child is busy and a connection is waiting: starting one more")
-            self.startSoon()
-            self.board.armWake(True)
-        # Otherwise the next tick re-arms: at most one such wakeup a second.
-
-    def _connectionPending(self):
-        fds = self.listeners.fds()
-        return bool(fds) and bool(select.select(fds, [], [], 0)[0])
-
-    def changeFloor(self, delta):
-        """SIGTTIN / SIGTTOU: raise or lower the floor by one, between 1 and MaxProcesses."""
-        floor = min(max(self.floor + delta, 1), self.cfg.MaxProcesses)
-        log.info("floor %d -> %d", self.floor, floor)
-        self.floor = floor
-        self.refresh()
-        victim = policy.floorVictim(self.liveChildren(), floor, self.cfg.IdleTimeout,
-                                    time.monotonic())
-        if victim is not None:
-            self.stopChild(victim, 'floor lowered')
-        self.maintain()
+    def floorVictim(self, live, floor, now):
+        """After the floor was lowered: the child to stop at once, or None."""
+        return policy.floorVictim(live, floor, self.cfg.IdleTimeout, now)
