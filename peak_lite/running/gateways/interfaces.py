@@ -36,6 +36,10 @@ class IConnection(Interface):
 
     sock = Attribute("The connected socket (non-blocking)")
     closed = Attribute("True once the connection is finished and its socket closed")
+    buffered = Attribute(
+        "Bytes read from the socket and held for a request not yet served (0 between "
+        "requests).  Only an idle connection with nothing buffered may be handed, "
+        "unread bytes and all, to another process")
 
     def dataReceived(data):
         """Consume ``data`` (bytes just read); serve any request it completes.
@@ -46,6 +50,9 @@ class IConnection(Interface):
 
     def close():
         """Close the socket; safe to call twice."""
+
+    def isIdle():
+        """True between requests (no request is being read or served)."""
 
 
 class IConnectionFactory(Interface):
