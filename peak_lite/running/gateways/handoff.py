@@ -7,25 +7,25 @@ written on a connection whose worker is busy waits for that worker while a
 sibling sits idle, and dies with it if it is killed.
 
 So the workers forked from one parent share a datagram socketpair, made in
-the parent before the fork.  A worker whose request has run for
-``HANDOFF_AFTER`` seconds looks (one ``poll()``) at its other connections;
-each one with bytes waiting, and no request of its own under way, is sent
-down the socketpair with ``SCM_RIGHTS`` and closed locally.  The socket
-travels with its unread bytes.  Every idle worker watches the other end; the
-kernel gives each datagram to exactly one reader, which serves the request.
-While nobody is idle the connection waits in the queue, owned by no worker,
-so the first worker to become idle takes it, and a worker SIGKILLed
-meanwhile cannot take it down.
+the parent before the fork.  A worker whose request has run for a whole
+``HANDOFF_EVERY`` period looks (one ``poll()``) at its other connections;
+each one with bytes waiting, and no request or buffered bytes of its own, is
+sent down the socketpair with ``SCM_RIGHTS`` and closed locally.  The
+socket travels with its unread bytes.  Every idle worker watches the other
+end; the kernel gives each datagram to exactly one reader, which serves the
+request.  While nobody is idle the connection waits in the queue, owned by
+no worker, so the first worker to become idle takes it, and a worker
+SIGKILLed meanwhile cannot take it down.
 
 The synchronous worker cannot look while the application runs, so the look
-is driven by ``SIGALRM`` from an interval timer armed only while a request
-runs and only when there is something to look at.  A request shorter than
-``HANDOFF_AFTER`` costs two ``setitimer`` calls and nothing else: the fast
-path never moves a connection.  The handler does bounded work (one
-``poll()``, one ``sendmsg`` per waiting connection) on the worker's own
-state, and only while a request is running inside the application.  If the
-application owns ``SIGALRM`` (a handler other than the default), the pool
-leaves it alone and hands nothing off.
+is driven by ``SIGALRM`` from an interval timer.  It is armed by the first
+request that finds another connection open and disarmed by the first tick
+that finds no request running: under load it just keeps ticking, and a
+request costs a few attribute writes, no system call.  The handler does
+bounded work (one ``poll()``, one ``sendmsg`` per waiting connection) on
+the worker's own state, and only while a request is running inside the
+application.  If the application owns ``SIGALRM`` (a handler other than the
+default), the pool leaves it alone and hands nothing off.
 """
 
 import logging
@@ -33,12 +33,12 @@ import select
 import signal
 import socket
 
-__all__ = ['HandoffPool', 'HANDOFF_AFTER', 'HANDOFF_EVERY']
+__all__ = ['HandoffPool', 'HANDOFF_EVERY']
 
 log = logging.getLogger('peak_lite.running.gateways')
 
-HANDOFF_AFTER = 0.01    # a request this old lets its worker's waiting connections go
-HANDOFF_EVERY = 0.01    # and they are looked at again this often while it runs
+HANDOFF_EVERY = 0.01    # the timer's period: a request that has run through a
+                        # whole period lets its worker's waiting connections go
 
 
 class HandoffPool:
@@ -57,7 +57,10 @@ class HandoffPool:
         self.handedOff = 0
         self._loop = None
         self._alarm = False     # True while this process's SIGALRM is ours
-        self._armed = False
+        self._armed = False     # the interval timer is running
+        self._running = False   # a request is running in this process
+        self._requests = 0      # requests started in this process
+        self._seen = -1         # the request the last tick saw running
 
     # -- the queue -------------------------------------------------------
 
@@ -110,7 +113,8 @@ class HandoffPool:
             self._alarm = True
 
     def uninstall(self):
-        self.requestEnded()
+        self._running = False
+        self._disarm()
         if self._alarm:
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
             self._alarm = False
@@ -120,13 +124,25 @@ class HandoffPool:
         self.workers = ()
 
     def requestStarted(self, worker):
-        """A request begins in ``worker``: arm the timer if another connection could wait."""
-        if self._alarm and not self._armed and (len(worker.connections) > 1
+        """A request begins in ``worker``.  The fast path: a few attribute writes.
+
+        The timer is armed at the first request that finds another
+        connection open and then left running; the first tick that finds no
+        request running disarms it.  So a busy worker pays no system call
+        per request, and an idle one gets at most one tick after its last
+        request.
+        """
+        self._requests += 1
+        self._running = True
+        if not self._armed and self._alarm and (len(worker.connections) > 1
                                                  or len(self.workers) > 1):
-            signal.setitimer(signal.ITIMER_REAL, HANDOFF_AFTER, HANDOFF_EVERY)
             self._armed = True
+            signal.setitimer(signal.ITIMER_REAL, HANDOFF_EVERY, HANDOFF_EVERY)
 
     def requestEnded(self):
+        self._running = False
+
+    def _disarm(self):
         if self._armed:
             self._armed = False
             signal.setitimer(signal.ITIMER_REAL, 0)
@@ -140,7 +156,13 @@ class HandoffPool:
             self.workers[0].adopt(sock)
 
     def _onAlarm(self, signum, frame):
-        if not self._armed:
+        if not self._running:
+            self._disarm()
+            return
+        if self._requests != self._seen:
+            # The first tick of this request: it may be about to end.  Look
+            # at the next tick, once it has run a whole period.
+            self._seen = self._requests
             return
         waiting = []
         poller = select.poll()
@@ -152,7 +174,6 @@ class HandoffPool:
                     poller.register(fd, select.POLLIN)
                     waiting.append(fd)
         if not waiting:
-            self.requestEnded()
             return
         for fd, _events in poller.poll(0):
             for worker in self.workers:
