@@ -5,8 +5,20 @@ import select
 import signal
 import socket
 
+from zope.interface.verify import verifyObject
+
 from peak_lite.running.gateways.handoff import HandoffPool
+from peak_lite.running.gateways.interfaces import IHandoffPool
 from tests.support.procs import wait_for
+
+
+def test_the_pool_provides_its_interface():
+    pool = HandoffPool()
+    try:
+        verifyObject(IHandoffPool, pool)
+        assert pool.take() is None
+    finally:
+        pool.close()
 
 
 def test_a_connection_handed_to_another_process_keeps_its_unread_bytes():

@@ -33,6 +33,10 @@ import select
 import signal
 import socket
 
+from zope.interface import implementer
+
+from peak_lite.running.gateways.interfaces import IHandoffPool
+
 __all__ = ['HandoffPool', 'HANDOFF_EVERY']
 
 log = logging.getLogger('peak_lite.running.gateways')
@@ -41,8 +45,9 @@ HANDOFF_EVERY = 0.01    # the timer's period: a request that has run through a
                         # whole period lets its worker's waiting connections go
 
 
+@implementer(IHandoffPool)
 class HandoffPool:
-    """The hand-off queue of one pool of workers.  Make it before forking them.
+    """See IHandoffPool.  The hand-off queue of one pool of workers.  Make it before forking them.
 
     ``give(sock)`` queues a connection for whichever worker reads next;
     ``take()`` returns one, or None.  In each worker process, ``install(workers,
