@@ -8,12 +8,16 @@ worker being SIGKILLed.
 """
 
 import collections
+import os
+import select
 import signal
 import time
 
 import pytest
 
+from peak_lite.running.procman.scoreboard import readScoreboard
 from tests.reliability.support import Killer, Load
+from tests.support.fcgi_client import FastCGIClient, environFor
 from tests.support.nginx import Nginx
 from tests.support.procman import Procman
 from tests.support.procs import wait_for
@@ -108,3 +112,51 @@ def test_a_killed_worker_loses_at_most_its_own_request(tmp_path, procs):
     finally:
         nginx.stop()
         pm.stop()
+
+
+def test_a_request_waiting_behind_a_busy_worker_is_served_by_its_idle_sibling_and_survives_its_death(
+        tmp_path, procs):
+    """Two kept FastCGI connections, both held by worker A; B idle.
+
+    A serves a 2 s request on the first.  A request sent on the second is
+    answered by B at once, and is not lost when A is SIGKILLed.  Before, it
+    waited for A and died with it (the client read EOF).
+    """
+    pm = Procman(tmp_path, procs, command='CGI tests.reliability.apps:sleepy', prefork=1,
+                 extra=POOL).start()
+    [busy] = pm.children()
+    slow, waiting = FastCGIClient(pm.socket, timeout=20), FastCGIClient(pm.socket, timeout=20)
+    try:
+        for c in (slow, waiting):       # accepted by the only worker, and kept
+            assert c.request(environFor('GET', '/', query='ms=0'), keepConn=True).status == 200
+        pm.signal(signal.SIGTTIN)
+        pm.waitChildren(WORKERS)
+        slow.sendRequest(environFor('GET', '/', query='ms=2000&id=slow'), keepConn=True)
+        wait_for(lambda: _state(pm, busy) == 'busy', 10, message="worker A to be busy")
+        began = time.monotonic()
+        waiting.sendRequest(environFor('GET', '/', query='ms=0&id=waiting'), keepConn=True)
+        wait_for(lambda: _readable(waiting.sock), 1.5, message="an answer while A is busy")
+        os.kill(busy, signal.SIGKILL)
+        answer = waiting.readResponse()
+        assert answer.status == 200
+        assert answer.body.startswith(b'pid=') and b'id=waiting' in answer.body
+        assert int(answer.body.split()[0][4:]) != busy
+        assert time.monotonic() - began < 1.5
+        # And the connection stays usable, now held by the sibling.
+        again = waiting.request(environFor('GET', '/', query='ms=0&id=again'), keepConn=True)
+        assert again.status == 200
+    finally:
+        slow.close()
+        waiting.close()
+        pm.stop()
+
+
+def _state(pm, pid):
+    slots = readScoreboard(pm.scoreboard)[1]
+    return next((slot['state'] for slot in slots if slot['pid'] == pid), None)
+
+
+def _readable(sock):
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
