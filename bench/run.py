@@ -21,11 +21,11 @@ from bench import report
 from bench.load import wrkBinary
 from bench.nginx import nginxBinary
 from bench.procs import BenchError
-from bench.scenarios import idle, memory, reload, scaleup, spawn, throughput
+from bench.scenarios import idle, keepalive, memory, reload, scaleup, spawn, throughput
 from bench.servers import PEER_VENV, ROOT
 
 SCENARIOS = {'throughput': throughput, 'spawn': spawn, 'memory': memory,
-             'scaleup': scaleup, 'reload': reload, 'idle': idle}
+             'scaleup': scaleup, 'reload': reload, 'idle': idle, 'keepalive': keepalive}
 PEERS = ('gunicorn==27.0.1', 'pyuwsgi==2.0.30.post1')
 RESULTS = os.path.join(ROOT, 'bench', 'results')
 

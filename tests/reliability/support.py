@@ -85,6 +85,7 @@ class Load:
         self.method = method
         self.timeout = timeout
         self.results = []
+        self.latencies = []     # seconds per request, in completion order
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -115,6 +116,7 @@ class Load:
                 requestId = next(self._ids)
             if conn is None:
                 conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            began = time.monotonic()
             try:
                 conn.request(self.method, self._target(requestId),
                              body=b'' if self.method == 'POST' else None)
@@ -130,6 +132,7 @@ class Load:
                 conn = None
             with self._lock:
                 self.results.append((requestId, outcome))
+                self.latencies.append(time.monotonic() - began)
         if conn is not None:
             conn.close()
 

@@ -178,6 +178,11 @@ class FastCGIConnection:
     def isIdle(self):
         return self.request is None
 
+    @property
+    def buffered(self):
+        """See IConnection."""
+        return self._parser.pending
+
     def close(self):
         """See IConnection."""
         if self._stall is not None:

@@ -8,6 +8,7 @@ import wsgiref.handlers
 from zope.interface import implementer
 
 from peak_lite.running.gateways.fcgi_server import FastCGIConnection
+from peak_lite.running.gateways.handoff import HandoffPool
 from peak_lite.running.gateways.http_server import HTTPConnection
 from peak_lite.running.gateways.interfaces import IGatewayApp
 from peak_lite.running.gateways.sniff import SniffingConnection
@@ -74,6 +75,9 @@ class GatewayCommand:
         self.stdout = stdout if stdout is not None else sys.stdout
         self.stderr = stderr if stderr is not None else sys.stderr
         self.environ = environ if environ is not None else os.environ
+        # Made now, while this is built in a process manager's parent: every
+        # worker forked from it shares the queue (see handoff.py).
+        self.pool = HandoffPool()
 
     @property
     def usesInheritedSocket(self):
@@ -104,12 +108,15 @@ class GatewayCommand:
         mainLoop = self._mainLoop()
         status = self._status()
         workers = [Worker(listener, _FACTORIES[self.protocol], self.app, mainLoop, status,
-                          self.readTimeout, self.idleTimeout) for listener in listeners]
+                          self.readTimeout, self.idleTimeout, self.pool)
+                   for listener in listeners]
         for worker in workers:
             worker.start()
+        self.pool.install(workers, mainLoop.eventLoop)
         try:
             return mainLoop.run()
         finally:
+            self.pool.uninstall()
             graceful = _stoppedGracefully(mainLoop)
             for worker in workers:
                 if graceful:

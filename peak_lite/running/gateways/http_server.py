@@ -247,6 +247,13 @@ class HTTPConnection:
     def isIdle(self):
         return True     # only ever asked between requests, from the loop
 
+    @property
+    def buffered(self):
+        """See IConnection."""
+        if self.h11.their_state is not h11.IDLE:
+            return 1        # a request is under way
+        return len(self.h11.trailing_data[0])
+
     def close(self):
         """See IConnection."""
         if not self.closed:

@@ -36,6 +36,10 @@ class IConnection(Interface):
 
     sock = Attribute("The connected socket (non-blocking)")
     closed = Attribute("True once the connection is finished and its socket closed")
+    buffered = Attribute(
+        "Bytes read from the socket and held for a request not yet served (0 between "
+        "requests).  Only an idle connection with nothing buffered may be handed, "
+        "unread bytes and all, to another process")
 
     def dataReceived(data):
         """Consume ``data`` (bytes just read); serve any request it completes.
@@ -46,6 +50,9 @@ class IConnection(Interface):
 
     def close():
         """Close the socket; safe to call twice."""
+
+    def isIdle():
+        """True between requests (no request is being read or served)."""
 
 
 class IConnectionFactory(Interface):
@@ -81,6 +88,44 @@ class IWorker(Interface):
 
     def requestStarted():
         """Called by a connection as it begins serving a request; returns the busy() context."""
+
+    serving = Attribute("The connection whose data is being handled now, or None")
+    pool = Attribute("The IHandoffPool shared with sibling workers, or None")
+
+    def adopt(sock):
+        """Serve ``sock``, a kept-alive connection a sibling handed over, as one of ours."""
+
+    def release(fd, conn):
+        """Forget ``conn`` (on ``fd``), just handed to a sibling, and close only our copy."""
+
+
+class IHandoffPool(Interface):
+    """The queue through which the workers of one pool pass kept-alive connections.
+
+    Made before the workers are forked, so all of them share it.  A busy
+    worker gives away each of its other connections that has a request
+    waiting (and nothing buffered); an idle worker takes it, unread bytes
+    and all.  Each connection queued goes to exactly one taker, and stays
+    queued, owned by no worker, until one takes it.
+    """
+
+    def give(sock):
+        """Queue ``sock``; True if it went (the caller then closes its copy), False if not."""
+
+    def take():
+        """A queued connection (a socket), or None when the queue is empty.  Never blocks."""
+
+    def install(workers, loop):
+        """In a worker process: take queued connections while idle, give while busy."""
+
+    def uninstall():
+        """Undo install(): stop taking and giving (before a drain, or at exit)."""
+
+    def requestStarted(worker):
+        """``worker`` begins a request.  On the fast path: no system call."""
+
+    def requestEnded():
+        """The request begun last has ended."""
 
 
 class IGatewayApp(Interface):

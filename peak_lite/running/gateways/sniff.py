@@ -64,6 +64,10 @@ class SniffingConnection:
     def isIdle(self):
         return self.real is None or self.real.isIdle()
 
+    @property
+    def buffered(self):
+        return 0 if self.real is None else self.real.buffered
+
     def close(self):
         if self.real is not None:
             self.real.close()

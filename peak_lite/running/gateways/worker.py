@@ -7,8 +7,12 @@ synchronously before returning (reading the rest of it with a bounded
 timeout).  So SIGHUP through the main loop means "finish the current
 request, then stop", and a kept-alive connection waiting for its next
 request costs nothing: the worker goes on accepting others meanwhile.
+While a request runs, the worker's pool (handoff.py) passes its other
+connections that have a request waiting to an idle sibling.
 """
 
+import contextlib
+import errno
 import logging
 import select
 import sys
@@ -24,19 +28,38 @@ log = logging.getLogger('peak_lite.running.gateways')
 
 __all__ = ['Worker', 'NullStatus']
 
+
+def _nothing():
+    return contextlib.nullcontext()
+
 RECV_SIZE = 262144
 DRAIN_QUIET = 0.2      # seconds without a request that end a graceful drain
 DRAIN_LIMIT = 5.0      # the longest a graceful drain may take
+ACCEPT_BATCH = 16      # connections accepted in one loop turn, while none has a request
+# accept() failures that say the system, not the peer, is short of something:
+# stop watching the listener for a while instead of spinning on it.
+EXHAUSTED = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+# ... and those that only mean this one connection went away first.
+ROUTINE = frozenset((errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDOWN,
+                     errno.ENOPROTOOPT, errno.EHOSTDOWN, errno.ENONET, errno.EHOSTUNREACH,
+                     errno.EOPNOTSUPP, errno.ENETUNREACH))
+BACKOFF_FIRST = 0.01   # the first pause after an exhausted accept(), doubled up to
+BACKOFF_MAX = 1.0
+LOG_EVERY = 10.0       # at most one line per this many seconds about exhausted accepts
 
 
 class _During:
-    """``with busy, interruptible:`` as one context manager (a plain class: cheaper)."""
+    """``with busy, interruptible:`` as one context manager (a plain class: cheaper).
 
-    __slots__ = ('busy', 'interruptible')
+    It also tells the pool when the request starts and ends (see handoff.py).
+    """
 
-    def __init__(self, busy, interruptible):
+    __slots__ = ('busy', 'interruptible', 'worker')
+
+    def __init__(self, busy, interruptible, worker):
         self.busy = busy
         self.interruptible = interruptible
+        self.worker = worker
 
     def __enter__(self):
         self.busy.__enter__()
@@ -45,8 +68,14 @@ class _During:
         except BaseException:
             self.busy.__exit__(*sys.exc_info())
             raise
+        pool = self.worker.pool
+        if pool is not None:
+            pool.requestStarted(self.worker)
 
     def __exit__(self, excType, exc, tb):
+        pool = self.worker.pool
+        if pool is not None:
+            pool.requestEnded()
         try:
             suppressed = self.interruptible.__exit__(excType, exc, tb)
         except BaseException:
@@ -63,12 +92,14 @@ class Worker:
     """See IWorker.
 
     ``Worker(listener, connectionFactory, app, mainLoop, status=None,
-    readTimeout=30.0, idleTimeout=0)``: ``idleTimeout`` (0 = never) closes
-    connections that stay idle between requests for that long.
+    readTimeout=30.0, idleTimeout=0, pool=None)``: ``idleTimeout`` (0 =
+    never) closes connections that stay idle between requests for that long;
+    a connection that sends nothing at all is closed after ``readTimeout``.
+    ``pool`` is the HandoffPool shared with sibling workers, if any.
     """
 
     def __init__(self, listener, connectionFactory, app, mainLoop, status=None,
-                 readTimeout=30.0, idleTimeout=0):
+                 readTimeout=30.0, idleTimeout=0, pool=None):
         self.listener = listener
         self.connectionFactory = connectionFactory
         self.app = app
@@ -76,11 +107,19 @@ class Worker:
         self.status = NullStatus() if status is None else status
         self.readTimeout = readTimeout
         self.idleTimeout = idleTimeout
+        self.pool = pool
         self.connections = {}
+        self.serving = None         # the connection whose request is running
         self.draining = False
         self.requestsServed = 0
         self._loop = None
         self._sweeper = None
+        self._fresh = {}            # fd -> (conn, deadline): accepted, no byte read yet
+        self._freshSweep = None
+        self._backoff = 0.0         # seconds the listener is left alone after EMFILE
+        self._resume = None
+        self._lastExhaustedLog = None
+        self._exhaustedSince = 0    # exhausted accepts not logged since the last line
 
     def start(self):
         """See IWorker."""
@@ -110,13 +149,30 @@ class Worker:
         self.draining = True
         end = time.monotonic() + limit
         lastRequest = time.monotonic()
+        # poll(), not select(): descriptors past 1024 are routine in a busy worker.
         while self.connections:
             now = time.monotonic()
             wait = min(end, lastRequest + quiet) - now
             if wait <= 0:
                 break
-            ready = select.select(list(self.connections), [], [], wait)[0]
-            for fd in ready:
+            poller = select.poll()
+            for fd in self.connections:
+                poller.register(fd, select.POLLIN)
+            queue = self.pool.receiver.fileno() if self.pool is not None else -1
+            if queue >= 0:
+                # Connections a sibling handed over just before the stop: ours now.
+                poller.register(queue, select.POLLIN)
+            try:
+                ready = poller.poll(wait * 1000)
+            except InterruptedError:
+                continue
+            for fd, _events in ready:
+                if fd == queue:
+                    sock = self.pool.take()
+                    if sock is not None:
+                        lastRequest = time.monotonic()
+                        self._take(sock, fresh=False)
+                    continue
                 conn = self.connections.get(fd)
                 if conn is not None:
                     lastRequest = time.monotonic()
@@ -129,8 +185,10 @@ class Worker:
             loop.remove_reader(self.listener.fileno())
             for fd in list(self.connections):
                 loop.remove_reader(fd)
-            if self._sweeper is not None:
-                self._sweeper.cancel()
+            for timer in (self._sweeper, self._freshSweep, self._resume):
+                if timer is not None:
+                    timer.cancel()
+        self._fresh.clear()
         for conn in list(self.connections.values()):
             conn.close()
         self.connections.clear()
@@ -157,23 +215,88 @@ class Worker:
         self.mainLoop.activityOccurred()
         interruptible = getattr(self.mainLoop, 'interruptible', None)
         if interruptible is None:
-            return self.status.busy()
-        return _During(self.status.busy(), interruptible())
+            if self.pool is None:
+                return self.status.busy()
+            interruptible = _nothing
+        return _During(self.status.busy(), interruptible(), self)
+
+    def adopt(self, sock):
+        """Serve ``sock``, a kept-alive connection a sibling handed over (see handoff.py)."""
+        self._take(sock, fresh=False)
+
+    def release(self, fd, conn):
+        """Let go of an idle connection handed to a sibling: forget it, close our copy.
+
+        Not ``conn.close()``: that may shut the socket down or read from it,
+        and the sibling now owns both.
+        """
+        self._forget(fd)
+        self._fresh.pop(fd, None)
+        try:
+            conn.sock.close()
+        except OSError:
+            log.debug("closing a handed-off connection failed", exc_info=True)
 
     # -- loop callbacks ---------------------------------------------------
 
     def _accept(self):
-        if getattr(self.mainLoop, 'stopRequested', False):
-            return      # stopping: leave it in the backlog for a sibling or our successor
-        try:
-            sock, _addr = self.listener.accept()
-        except (BlockingIOError, InterruptedError):
-            return      # a sibling worker took it
-        except OSError as e:
-            # EMFILE and friends: the connection stays in the backlog for a
-            # sibling or for later; do not spin on it.
-            log.error("accept() on the listening socket failed: %s", e)
+        # Several connections per turn, but a turn serves at most one request,
+        # as before: a stop (deferred to the loop) still waits for one request
+        # at most, and connections not yet served are left in the backlog for
+        # idle siblings instead of queueing here.
+        served = self.requestsServed
+        for _ in range(ACCEPT_BATCH):
+            if getattr(self.mainLoop, 'stopRequested', False) or self._loop is None:
+                return  # stopping: leave it in the backlog for a sibling or our successor
+            try:
+                sock, _addr = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return      # a sibling worker took it
+            except OSError as e:
+                self._acceptFailed(e)
+                return
+            self._backoff = 0.0
+            self._take(sock, fresh=True)
+            if self.requestsServed != served:
+                return
+
+    def _acceptFailed(self, e):
+        if e.errno in ROUTINE:
+            log.debug("accept(): %s", e)    # the peer gave up first: nothing to do
             return
+        # Out of descriptors or memory: the connection stays in the backlog
+        # for a sibling or for later.  Stop watching the listener for a
+        # growing while, or the level-triggered loop spins on it.
+        self._backoff = min(BACKOFF_MAX, max(BACKOFF_FIRST, 2 * self._backoff))
+        if e.errno not in EXHAUSTED:
+            log.error("accept() on the listening socket failed: %s", e)
+        else:
+            self._logExhausted(e)
+        loop = self._loop
+        if loop is not None and not loop.is_closed() and self._resume is None:
+            loop.remove_reader(self.listener.fileno())
+            self._resume = loop.call_later(self._backoff, self._resumeAccepting)
+
+    def _logExhausted(self, e):
+        now = time.monotonic()
+        if self._lastExhaustedLog is not None and now - self._lastExhaustedLog < LOG_EVERY:
+            self._exhaustedSince += 1
+            return
+        more = (f" ({self._exhaustedSince} more since the last report)"
+                if self._exhaustedSince else "")
+        log.error("accept() on the listening socket failed: %s%s; pausing accepts for "
+                  "%.2fs (raise the open-files limit, or lower the connections kept open)",
+                  e, more, self._backoff)
+        self._lastExhaustedLog = now
+        self._exhaustedSince = 0
+
+    def _resumeAccepting(self):
+        self._resume = None
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.add_reader(self.listener.fileno(), self._accept)
+
+    def _take(self, sock, fresh):
         sock.setblocking(False)
         try:
             conn = self.connectionFactory(sock, self)
@@ -183,15 +306,22 @@ class Worker:
             return
         fd = sock.fileno()
         self.connections[fd] = conn
-        # A web server usually writes its request right after connecting:
-        # read it now instead of going round the loop first.
+        if fresh:
+            self._watchFresh(fd, conn)
+        # A web server usually writes its request right after connecting (and a
+        # handed-over connection has one waiting): read it now instead of going
+        # round the loop first.
         self._receive(conn)
         if conn.closed:
             self.connections.pop(fd, None)      # never registered with the loop
-        elif self._loop is not None:
+            self._fresh.pop(fd, None)
+        elif (self.connections.get(fd) is conn and self._loop is not None
+              and not self._loop.is_closed()):
             self._loop.add_reader(fd, self._readable, fd, conn)
 
     def _readable(self, fd, conn):
+        if self.connections.get(fd) is not conn:
+            return      # handed to a sibling meanwhile; the fd may be reused
         self._receive(conn)
         if conn.closed:
             self._forget(fd)
@@ -204,7 +334,10 @@ class Worker:
         except OSError as e:
             log.debug("connection read failed: %s", e)
             data = b''
+        if self._fresh:
+            self._fresh.pop(conn.sock.fileno(), None)
         if data:
+            self.serving = conn
             try:
                 conn.dataReceived(data)
             except Interrupted as e:
@@ -213,8 +346,34 @@ class Worker:
             except Exception:
                 log.error("connection failed; closing it", exc_info=True)
                 conn.close()
+            finally:
+                self.serving = None
         else:
             conn.connectionLost()
+
+    # -- connections that never say anything -------------------------------
+
+    def _watchFresh(self, fd, conn):
+        """Close ``conn`` if it sends no byte within ``readTimeout`` (before any sniffing)."""
+        if not self.readTimeout:
+            return
+        self._fresh[fd] = (conn, time.monotonic() + self.readTimeout)
+        if self._freshSweep is None and self._loop is not None and not self._loop.is_closed():
+            self._freshSweep = self._loop.call_later(self.readTimeout / 4, self._sweepFresh)
+
+    def _sweepFresh(self):
+        self._freshSweep = None
+        now = time.monotonic()
+        for fd, (conn, deadline) in list(self._fresh.items()):
+            if self.connections.get(fd) is not conn or conn.closed:
+                del self._fresh[fd]
+            elif deadline <= now:
+                del self._fresh[fd]
+                log.info("closing a connection that sent nothing for %.1fs", self.readTimeout)
+                conn.close()
+                self._forget(fd)
+        if self._fresh and self._loop is not None and not self._loop.is_closed():
+            self._freshSweep = self._loop.call_later(self.readTimeout / 4, self._sweepFresh)
 
     def forget(self, fd):
         """Stop watching the connection on ``fd`` (it closed itself)."""

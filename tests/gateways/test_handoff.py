@@ -1,0 +1,97 @@
+"""The pool's hand-off queue between real processes: a socket travels with its unread bytes."""
+
+import os
+import select
+import signal
+import socket
+
+from zope.interface.verify import verifyObject
+
+from peak_lite.running.gateways.handoff import HandoffPool
+from peak_lite.running.gateways.interfaces import IHandoffPool
+from tests.support.procs import wait_for
+
+
+def test_the_pool_provides_its_interface():
+    pool = HandoffPool()
+    try:
+        verifyObject(IHandoffPool, pool)
+        assert pool.take() is None
+    finally:
+        pool.close()
+
+
+def test_a_connection_handed_to_another_process_keeps_its_unread_bytes():
+    pool = HandoffPool()
+    client, server = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:        # the sibling: take one connection, answer what was waiting on it
+        status = 1
+        try:
+            client.close()
+            wait_for(lambda: select_readable(pool.receiver), 10)
+            sock = pool.take()
+            sock.setblocking(True)
+            data = sock.recv(100)
+            sock.sendall(b'served ' + data + f' in {os.getpid()}'.encode())
+            sock.close()
+            status = 0
+        finally:
+            os._exit(status)
+    try:
+        client.sendall(b'GET /')            # the request waits, unread, in the kernel
+        assert pool.give(server)
+        server.close()                      # the sender's copy goes; the queue holds one
+        client.settimeout(10)
+        assert client.recv(100) == f'served GET / in {pid}'.encode()
+        assert os.waitpid(pid, 0)[1] == 0
+        pid = None
+        assert pool.take() is None          # each connection went to exactly one reader
+    finally:
+        _reap(pid)
+        client.close()
+        pool.close()
+
+
+def test_the_queue_outlives_the_process_that_filled_it():
+    """A worker SIGKILLed after handing a connection over does not take it down."""
+    pool = HandoffPool()
+    client, server = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:        # the busy worker: hand the connection over, then hang until killed
+        client.close()
+        pool.give(server)
+        server.close()
+        signal.pause()
+        os._exit(1)
+    server.close()
+    try:
+        wait_for(lambda: select_readable(pool.receiver), 10, message="the hand-off")
+        _reap(pid)
+        pid = None
+        sock = pool.take()
+        client.sendall(b'still here')
+        sock.setblocking(True)
+        sock.settimeout(10)
+        assert sock.recv(100) == b'still here'
+        sock.close()
+    finally:
+        _reap(pid)
+        client.close()
+        pool.close()
+
+
+def _reap(pid):
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    os.waitpid(pid, 0)
+
+
+def select_readable(sock):
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    return bool(poller.poll(0))
