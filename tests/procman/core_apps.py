@@ -31,9 +31,27 @@ def core(environ, start_response):
     return _text(start_response, f"pid={os.getpid()}\n")
 
 
+def _listenerFd():
+    """The worker's own copy of the listening socket (fd 0 reads /dev/null by now)."""
+    for name in os.listdir('/proc/self/fd'):
+        fd = int(name)
+        try:
+            probe = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue
+        try:
+            if probe.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                return fd
+        except OSError:
+            pass
+        finally:
+            probe.close()
+    raise RuntimeError("no listening socket in this worker")
+
+
 def _spawnHolder():
-    """Fork a grandchild that keeps fd 0 (the listener) open and sleeps."""
-    listener = socket.socket(fileno=os.dup(0))
+    """Fork a grandchild that keeps the listener open and sleeps: the worst an app can do."""
+    listener = socket.socket(fileno=os.dup(_listenerFd()))
     listener.set_inheritable(True)
     pid = os.fork()
     if pid == 0:
