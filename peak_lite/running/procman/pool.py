@@ -75,7 +75,7 @@ class Pool:
         replacing = sum(1 for c in live if c.replacing)
         urgent = self.owed or len(live) - replacing < min(self.floor, self.cfg.MaxProcesses)
         prefork = len(live) < self.target()
-        if not (urgent or prefork or self.grow):
+        if not (urgent or prefork or (self.grow and self.readySent)):
             return False
         cap = self.cfg.MaxProcesses + (1 if urgent else 0)
         if total >= cap or len(live) - replacing >= self.cfg.MaxProcesses:
@@ -115,7 +115,8 @@ class Pool:
         old = next((c for c in self.liveChildren() if c.replacing), None)
         if old is not None:
             self.stopChild(old, old.replacing)
-        self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
+        if self.readySent:
+            self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
         self.maintain()
 
     def _streakCheck(self, child):
@@ -139,6 +140,10 @@ class Pool:
             self.loop.callLater(READY_POLL, self._readyCheck)
             return
         self.readySent = True
+        # Growth is paced from here: a pool just filled (at startup, after a
+        # restart) first works off the backlog that built up meanwhile.
+        self.lastGrowth = time.monotonic()
+        self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
         log.info("ready: %d children", len(self.liveChildren()))
         self.notifier.send('READY=1', f'MAINPID={self.pid}', f'STATUS={self.statusText()}')
 
