@@ -207,12 +207,17 @@ class Pool:
         now, wallNow = time.monotonic(), time.time()
         live = self.liveChildren()
         idleStopping = any(c.stopReason == 'idle' for c in self.children.values())
-        for decision in self.policy.housekeeping(live, self.floor, now, wallNow, idleStopping):
+        draining = [c for c in self.children.values() if c.stopStage == 'HUP']
+        for decision in self.policy.housekeeping(live, self.floor, now, wallNow, idleStopping,
+                                                 draining):
             child = decision.child
             if decision.action == scaling.TIMEOUT:
                 log.error("child %d has been busy on one request for %.2fs (RequestTimeout "
                           "%.1fs); killing it", child.pid, wallNow - child.lastChange,
                           self.cfg.RequestTimeout)
+                if child.stopStage == 'HUP':         # draining: its replacement is arranged
+                    self._signalChild(child, 'TERM')
+                    continue
                 self.stopChild(child, 'request timeout', quick=True)
                 self.owed += 1
             elif decision.action == scaling.RECYCLE:
