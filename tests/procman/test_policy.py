@@ -137,3 +137,10 @@ def test_policy_growth_counts_stopping_children_toward_max_processes():
     assert not p.wantsGrowth(busy, total=4)       # one more is still stopping
     assert not p.wantsGrowth(busy[:2] + [record(9)], total=3)
     assert p.changeFloor(4, +1) == 4 and p.changeFloor(1, -1) == 1
+
+
+def test_policy_request_timeout_reaches_a_draining_child():
+    cfg = types.SimpleNamespace(**dict(vars(POLICY_CFG), RequestTimeout=8.0))
+    draining = record(7, state=BUSY, idleFor=9)
+    [d] = scaling.Policy(cfg).housekeeping([record(1)], 1, 1000.0, 5000.0, draining=[draining])
+    assert (d.action, d.child.pid) == (scaling.TIMEOUT, 7)

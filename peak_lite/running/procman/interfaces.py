@@ -127,11 +127,12 @@ class IScalingPolicy(Interface):
     a process, a timer or the scoreboard: the manager acts on the answers.
     """
 
-    def housekeeping(live, floor, now, wallNow, idleStopping=False):
+    def housekeeping(live, floor, now, wallNow, idleStopping=False, draining=()):
         """A list of ``Decision(action, child, reason)``: TIMEOUT (stop quickly and
         replace), RECYCLE (stop gracefully and replace), REPLACE_FIRST (start the
         replacement, then stop it) or IDLE (stop gracefully).  At most one IDLE,
-        and none while ``idleStopping``."""
+        and none while ``idleStopping``.  ``draining`` children (asked to stop
+        gracefully) only ever get TIMEOUT, when a request outlives RequestTimeout."""
 
     def nextCheck(live, floor, now, wallNow):
         """The monotonic time by which ``housekeeping`` must be asked again, or None

@@ -75,7 +75,7 @@ class Pool:
         replacing = sum(1 for c in live if c.replacing)
         urgent = self.owed or len(live) - replacing < min(self.floor, self.cfg.MaxProcesses)
         prefork = len(live) < self.target()
-        if not (urgent or prefork or self.grow):
+        if not (urgent or prefork or (self.grow and self.readySent)):
             return False
         cap = self.cfg.MaxProcesses + (1 if urgent else 0)
         if total >= cap or len(live) - replacing >= self.cfg.MaxProcesses:
@@ -115,7 +115,8 @@ class Pool:
         old = next((c for c in self.liveChildren() if c.replacing), None)
         if old is not None:
             self.stopChild(old, old.replacing)
-        self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
+        if self.readySent:
+            self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
         self.maintain()
 
     def _streakCheck(self, child):
@@ -139,6 +140,10 @@ class Pool:
             self.loop.callLater(READY_POLL, self._readyCheck)
             return
         self.readySent = True
+        # Growth is paced from here: a pool just filled (at startup, after a
+        # restart) first works off the backlog that built up meanwhile.
+        self.lastGrowth = time.monotonic()
+        self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
         log.info("ready: %d children", len(self.liveChildren()))
         self.notifier.send('READY=1', f'MAINPID={self.pid}', f'STATUS={self.statusText()}')
 
@@ -202,12 +207,17 @@ class Pool:
         now = wallNow = time.monotonic()     # the scoreboard's clock too (see scoreboard.py)
         live = self.liveChildren()
         idleStopping = any(c.stopReason == 'idle' for c in self.children.values())
-        for decision in self.policy.housekeeping(live, self.floor, now, wallNow, idleStopping):
+        draining = [c for c in self.children.values() if c.stopStage == 'HUP']
+        for decision in self.policy.housekeeping(live, self.floor, now, wallNow, idleStopping,
+                                                 draining):
             child = decision.child
             if decision.action == scaling.TIMEOUT:
                 log.error("child %d has been busy on one request for %.2fs (RequestTimeout "
                           "%.1fs); killing it", child.pid, wallNow - child.lastChange,
                           self.cfg.RequestTimeout)
+                if child.stopStage == 'HUP':         # draining: its replacement is arranged
+                    self._signalChild(child, 'TERM')
+                    continue
                 self.stopChild(child, 'request timeout', quick=True)
                 self.owed += 1
             elif decision.action == scaling.RECYCLE:

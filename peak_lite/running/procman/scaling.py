@@ -40,14 +40,16 @@ class Policy:
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def housekeeping(self, live, floor, now, wallNow, idleStopping=False):
+    def housekeeping(self, live, floor, now, wallNow, idleStopping=False, draining=()):
         """Decisions for the live (not stopping) children, in the order to act on them.
 
         ``idleStopping``: a child stopped for idleness has not exited yet, so no
-        other is stopped for idleness (one at a time).
+        other is stopped for idleness (one at a time).  ``draining``: children
+        asked to stop gracefully; one stuck on a request past RequestTimeout
+        gets a TIMEOUT decision too (its replacement is already arranged).
         """
         cfg, decisions, chosen = self.cfg, [], set()
-        for child in live:
+        for child in list(draining) + list(live):
             if policy.overdue(child, cfg.RequestTimeout and cfg.RequestTimeout + TIMEOUT_SLACK,
                               wallNow):
                 decisions.append(Decision(TIMEOUT, child, 'request timeout'))
