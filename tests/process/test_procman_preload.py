@@ -111,3 +111,12 @@ def test_check_preloads_without_forking(tmp_path, procs):
     assert b'configuration OK' in p.popen.stdout.read()
     assert record.read_text().split()[:3] == ['assembled', str(p.pid), '0']
     assert pm.readPid() is None
+
+
+def test_a_thread_alive_at_preload_is_named_in_a_warning(tmp_path, procs):
+    """A thread holding a lock at fork() leaves that lock held forever in the child."""
+    pm = Procman(tmp_path, procs, prefork=1, extra='import tests.procman.thread_apps').start()
+    assert pm.request('/').status == 200
+    log = pm.log()
+    assert "thread 'cache-refresher'" in log and 'is running at fork' in log, log
+    pm.stop()

@@ -2,6 +2,7 @@
 
 import gc
 import logging
+import threading
 
 from peak_lite import config
 from peak_lite.binding import getRootComponent
@@ -50,6 +51,11 @@ def preload(cfg, io, listenerFds=()):
     for fd, description in storage.inheritedSockets(exclude=listenerFds):
         log.warning("fd %d is an open network socket (%s) that every child will inherit; "
                     "open it after the fork, or close it during preload", fd, description)
+    for thread in threading.enumerate():
+        if thread is not threading.main_thread() and thread.is_alive():
+            log.warning("thread %r is running at fork: the children get no copy of it, and a"
+                        " lock it holds at that moment stays locked in every child; start it"
+                        " after the fork, or stop it during preload", thread.name)
     gc.collect()
     gc.freeze()
     return subject
