@@ -18,7 +18,7 @@ from zope.interface import provider
 
 from peak_lite.running.abstract import AbstractInterpreter, _UsageCommand
 from peak_lite.running.gateways.appspec import resolveApp
-from peak_lite.running.gateways.gateway import CGI, FASTCGI, HTTP, GatewayCommand
+from peak_lite.running.gateways.command import CGI, FASTCGI, HTTP, GatewayCommand
 from peak_lite.running.interfaces import ICmdLineAppFactory, InvocationError
 from peak_lite.running.options import Option, optionsOf, parseOptions
 
