@@ -41,7 +41,6 @@ class ProcessProxy:
         self.isRunning = True
         self.exitStatus = None
         self.exitSignal = None
-        self.reapedAt = None
 
     def sendSignal(self, sig):
         """See IProcessProxy."""
@@ -55,7 +54,6 @@ class ProcessProxy:
 
     def _exited(self, waitStatus):
         self.isRunning = False
-        self.reapedAt = time.monotonic()
         if os.WIFSIGNALED(waitStatus):
             self.exitSignal = os.WTERMSIG(waitStatus)
         else:
