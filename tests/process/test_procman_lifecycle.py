@@ -40,7 +40,7 @@ import zope.publisher.publish
 
 
 def seedConfig(tmp_path):
-    """The seed config of DESIGN §8, verbatim but for the paths and the app."""
+    """The classic example config of PEAK's procman, verbatim but for the paths and the app."""
     path = tmp_path / 'myApp.conf'
     path.write_text(SEED.format(dir=tmp_path))
     return path

@@ -24,7 +24,7 @@ from tests.support.procs import Proc
 BAD_CONFIGS = pathlib.Path(__file__).parent / 'bad_configs'
 DOCS = pathlib.Path(__file__).parent.parent.parent / 'docs' / 'procman.md'
 
-# DESIGN §8, character for character.
+# The classic example config of PEAK's procman, character for character.
 SEED = """\
 #!invoke peak procman
 

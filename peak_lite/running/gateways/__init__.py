@@ -1,4 +1,4 @@
-"""CGI, FastCGI and HTTP gateways for WSGI applications (DESIGN §9)."""
+"""CGI, FastCGI and HTTP gateways for WSGI applications."""
 
 from peak_lite.running.gateways.appspec import resolveApp  # noqa: F401
 from peak_lite.running.gateways.fcgi_server import FastCGIConnection  # noqa: F401
