@@ -13,12 +13,12 @@ from zope.interface.verify import verifyClass, verifyObject
 from peak_lite.running.interfaces import IMainLoop, IMainLoopExtras, ISignalHandler, RunningError
 from peak_lite.running.mainloop import MainLoop, StopOnStandardSignals
 from peak_lite.util import signal_stack
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 SAFETY = 30     # stopAfter for tests that expect something else to stop the loop
 
 
-def open_fds():
+def openFds():
     return set(os.listdir('/proc/self/fd'))
 
 
@@ -136,7 +136,7 @@ def test_tasks_are_cancelled_and_loop_closed_after_run():
 
 
 def test_no_descriptor_or_handler_leaks():
-    before_fds = open_fds()
+    before_fds = openFds()
     before = {s: signal.getsignal(s) for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)}
     depth = signal_stack.depth()
     ml = MainLoop()
@@ -145,7 +145,7 @@ def test_no_descriptor_or_handler_leaks():
     assert {s: signal.getsignal(s) for s in before} == before
     assert signal_stack.depth() == depth
     assert signal.set_wakeup_fd(-1) == -1
-    assert open_fds() == before_fds
+    assert openFds() == before_fds
 
 
 def test_sigterm_while_idle_stops_promptly_even_from_another_thread():
@@ -154,7 +154,7 @@ def test_sigterm_while_idle_stops_promptly_even_from_another_thread():
     sent = []
 
     def sender():
-        wait_for(lambda: ml.lastActivity is not None, 10)
+        waitFor(lambda: ml.lastActivity is not None, 10)
         sent.append(time.monotonic())
         os.kill(os.getpid(), signal.SIGTERM)
 
