@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from tests.support.nginx import freePort
 from tests.support.procs import waitFor
 
 PEAK = os.path.join(os.path.dirname(sys.executable), 'peak')
@@ -50,7 +51,6 @@ def address(spec):
 def serve(procs, tmp_path):
     """``serve(protocol, app, tcp=False, options=())`` starts a gateway process; returns (proc, spec)."""
     def start(protocol, app, tcp=False, options=(), **kw):
-        from tests.support.nginx import freePort
         spec = f'127.0.0.1:{freePort()}' if tcp else f'unix:{tmp_path}/app-{protocol}.sock'
         p = procs(launcher() + [protocol, *options, spec, app], **kw)
         waitFor(lambda: connectable(spec) or p.returncode is not None, 15,

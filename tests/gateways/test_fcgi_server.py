@@ -1,8 +1,10 @@
 """The FastCGI responder through a real gateway process and raw records."""
 
+import hashlib
 import os
 import socket
 import struct
+import threading
 
 import pytest
 
@@ -31,7 +33,6 @@ def test_get_and_post(echo):
         r = c.request(environFor('POST', '/p', 'a=1', body=body), body=body)
     assert r.status == 200, r.stdout
     assert (r.appStatus, r.protocolStatus) == (0, fc.REQUEST_COMPLETE)
-    import hashlib
     assert f'sha256={hashlib.sha256(body).hexdigest()}'.encode() in r.body
     assert b'query=a=1' in r.body and b'method=POST' in r.body
 
@@ -266,7 +267,6 @@ def test_a_peer_that_reads_too_slowly_is_dropped_after_the_deadline(serve):
     """A peer draining 64 KiB every 0.1 s (each wait well inside --read-timeout) would hold
     the worker for most of a minute with a 32 MB response; the worker gives up after
     --read-timeout in all and serves the next."""
-    import threading
     proc, spec = serve('FastCGI', 'tests.gateways.test_fcgi_server:big',
                        options=['--read-timeout=1'])
     addr = address(spec)

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.procman.scaling_apps import Load, Sampler, readBoard
+from tests.support.fcgi_client import FastCGIClient, environFor
 from tests.support.procman import Procman
 from tests.support.procs import pidAlive, waitFor
 
@@ -224,7 +225,6 @@ def test_a_grandchild_holding_the_listener_does_not_outlive_a_stop(tmp_path, pro
     port = _freePort()
     pm = Procman(tmp_path, procs, command=APP, listen=False, extra=f"Listen 127.0.0.1:{port}")
     pm.start()
-    from tests.support.fcgi_client import FastCGIClient, environFor
     with FastCGIClient(('127.0.0.1', port), timeout=10) as c:
         grandchild = int(re.search(r'grandchild=(\d+)', body(
             c.request(environFor('GET', '/spawn'), body=b''))).group(1))

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from peak_lite.running.procman.scoreboard import readScoreboard
 from tests.support.procman import Procman, oneLineEach, peakArgv
 from tests.support.procs import childrenOf, pidAlive, waitFor
 
@@ -137,7 +138,6 @@ def test_sigterm_lets_a_slow_request_finish(tmp_path, procs):
 
 def anyBusy(pm):
     """True when some child's scoreboard slot says busy (it has taken a request)."""
-    from peak_lite.running.procman.scoreboard import readScoreboard
     return any(slot['state'] == 'busy' for slot in readScoreboard(pm.scoreboard)[1])
 
 

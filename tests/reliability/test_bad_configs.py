@@ -10,6 +10,7 @@ directory (those two as an unprivileged user when the tests run as root).
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import tempfile
 
@@ -146,7 +147,6 @@ def _probeCase(case, tmp_path, busy):
         lines[1] = f'Listen unix:{target}'
         return lines, 2, 'is not a socket'
     if case == 'unix-served-by-another':
-        import socket
         path = str(tmp_path / 'other.sock')
         other = socket.socket(socket.AF_UNIX)
         other.bind(path)
@@ -163,7 +163,6 @@ class _Busy:
     """A TCP port (and maybe a unix socket) some other server listens on."""
 
     def __init__(self):
-        import socket
         self.sock = socket.socket()
         self.sock.bind(('127.0.0.1', 0))
         self.sock.listen()

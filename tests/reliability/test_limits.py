@@ -5,12 +5,14 @@ what happened in one clear line.
 """
 
 import resource
+import select
 import socket
 import struct
 import threading
 
 import pytest
 
+from tests.procman.scaling_apps import readBoard
 from tests.reliability.support import openFds, zombies
 from tests.support import fcgi_client as fc
 from tests.support.procman import Procman
@@ -224,7 +226,6 @@ class BodyTrickler(threading.Thread):
         self.sock.connect(path)
 
     def run(self):
-        import select
         try:
             self.sock.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n')
             while not self.stop.is_set():
@@ -253,7 +254,6 @@ def test_an_unread_trickled_body_holds_a_busy_worker_only_briefly(tmp_path, proc
     it drains, and gives up after a bounded time and closes the connection,
     so a plain request is answered meanwhile.
     """
-    from tests.procman.scaling_apps import readBoard
     pm = Procman(tmp_path, procs, prefork=2, command='HTTP tests.gateways.apps:hello',
                  extra="MinProcesses 2\nMaxProcesses 2").start()
     tricklers = [BodyTrickler(pm.socket, every=0.2) for _ in range(4)]

@@ -2,16 +2,18 @@
 
 import asyncio
 import os
+import select
 import signal
 import socket
 import threading
 import time
 
 import pytest
+import transaction
 from zope.interface.verify import verifyClass, verifyObject
 
 from peak_lite.running.interfaces import IMainLoop, IMainLoopExtras, ISignalHandler, RunningError
-from peak_lite.running.mainloop import MainLoop, StopOnStandardSignals
+from peak_lite.running.mainloop import Interrupted, MainLoop, StopOnStandardSignals
 from peak_lite.util import signal_stack
 from tests.support.procs import waitFor
 
@@ -281,7 +283,6 @@ def test_run_outside_the_main_thread_handles_no_signals():
 
 
 def _readable(sock, timeout=5):
-    import select
     return select.select([sock], [], [], timeout)[0]
 
 
@@ -391,8 +392,6 @@ def test_an_event_loop_made_before_a_fork_is_never_run_in_the_child():
 
 
 def test_a_signal_during_two_phase_commit_never_raises_there():
-    import transaction
-    from peak_lite.running.mainloop import Interrupted
     events = []
 
     class DataManager:

@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from tests.support.procs import pidAlive, waitFor
+from tests.support.procs import groupPids, pidAlive, waitFor
 
 SUPERUSER = 'postgres'
 PORT = 5432   # only names the socket file: nothing listens on TCP
@@ -170,7 +170,6 @@ class PostgresServer:
 
 
 def _sessionMembers(pgid):
-    from tests.support.procs import groupPids
     return [p for p in groupPids(pgid) if pidAlive(p)]
 
 
