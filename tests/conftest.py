@@ -1,6 +1,6 @@
 import pytest
 
-from tests.support.postgres import pg_db, postgres_server  # noqa: F401
+from tests.support.postgres import pgDb, postgresServer  # noqa: F401
 from tests.support.procs import Proc
 
 

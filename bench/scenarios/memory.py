@@ -6,7 +6,7 @@ repeatedly, until every worker has run a full ``gc.collect()``.  Then USS
 (private pages) and PSS of each process are read from /proc/PID/smaps_rollup.
 A worker's USS is what one more worker costs.
 
-peak_lite preloads and calls ``gc.freeze()`` before forking (DESIGN §8);
+peak_lite preloads and calls ``gc.freeze()`` before forking;
 gunicorn runs with ``--preload``; uWSGI loads the app in the master (its
 default).
 """

@@ -11,6 +11,7 @@ from peak_lite.binding.components import (
     getComponentPath, getRegistry, noteFailure, suggestParentComponent)
 from peak_lite.binding.interfaces import (
     AdaptationError, BindingError, CircularDefinition, ComponentLookupError, IAttributeBinding, IComponentFactory, RequirementNotMet)
+from peak_lite.binding.lookup import lookupComponent
 from peak_lite.binding.names import NOT_GIVEN, PropertyName
 from peak_lite.util.imports import importString
 
@@ -136,7 +137,6 @@ class Obtain(Attribute):
         self.default = default
 
     def computeValue(self, ob):
-        from peak_lite.binding.lookup import lookupComponent
         try:
             return lookupComponent(ob, self.key, self.default)
         except ComponentLookupError as e:

@@ -7,6 +7,7 @@ so a later lookup tries again.
 import builtins
 import importlib
 
+from peak_lite import binding
 from peak_lite.binding import NOT_FOUND, PropertyName, callRecipe, suggestParentComponent
 from peak_lite.config.interfaces import ConfigValueError
 from peak_lite.util.imports import importString
@@ -142,7 +143,8 @@ class RuleSet:
                 entry.filename, entry.lineno, entry.section, entry.key) from e
 
     def namespace(self, targetObj):
-        from peak_lite import binding, config
+        # This module's own package: it is still being imported when this module loads.
+        from peak_lite import config
         ns = {
             '__builtins__': builtins,
             'targetObj': targetObj,

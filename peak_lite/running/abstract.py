@@ -22,6 +22,7 @@ Writing an interpreter (calling it returns the interpreted subject)::
             return self.getSubcommand(factory) # gets argv [spec, *rest] and our I/O
 """
 
+import inspect
 import os
 import sys
 
@@ -286,7 +287,6 @@ def commandFactoryFor(ob, context=None):
 
 
 def _takesNoArguments(func):
-    import inspect
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError):

@@ -1,4 +1,10 @@
-"""Commands: the public names of the command layer (re-exported from their modules)."""
+"""The public import path of the command layer: ``from peak_lite.running import commands``.
+
+Users, entry points (``peak_lite.running.commands:IniInterpreter``) and
+``importString`` names in .ini files reach the command layer through this
+module; the code lives in the modules imported below, which code inside the
+package imports directly.
+"""
 
 from peak_lite.running.abstract import (  # noqa: F401
     AbstractCommand, AbstractInterpreter, CallableCommand, commandFactoryFor, isCommandFactory)

@@ -2,7 +2,7 @@
 
 from zope.interface import Attribute, Interface
 
-# Exit statuses (DESIGN §6)
+# Exit statuses of commands and of the ``peak`` script
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2          # usage or configuration error: one line on stderr

@@ -19,6 +19,7 @@ import time
 
 from zope.interface import implementer
 
+from peak_lite.config import lookupProperty
 from peak_lite.running.interfaces import EXIT_OK, IMainLoopExtras, ISignalHandler, RunningError
 from peak_lite.util import signal_stack
 
@@ -167,7 +168,6 @@ class MainLoop:
         if self._signalHandler is None:
             handler = StopOnStandardSignals
             if self.parentComponent is not None:
-                from peak_lite.config import lookupProperty
                 handler = lookupProperty(
                     self.parentComponent, SIGNAL_HANDLER_PROPERTY, default=StopOnStandardSignals)
             self._signalHandler = handler

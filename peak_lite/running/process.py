@@ -19,6 +19,11 @@ from zope.interface import implementer
 from peak_lite.running.interfaces import IProcessProxy, IProcessTemplate
 from peak_lite.util import signal_stack
 
+try:
+    import setproctitle
+except ImportError:  # optional: without it the process titles stay as they are
+    setproctitle = None
+
 log = logging.getLogger('peak_lite.running.process')
 
 __all__ = ['ProcessProxy', 'ProcessTemplate', 'Reaper', 'childBootstrap', 'ParentPipe',
@@ -41,7 +46,6 @@ class ProcessProxy:
         self.isRunning = True
         self.exitStatus = None
         self.exitSignal = None
-        self.reapedAt = None
 
     def sendSignal(self, sig):
         """See IProcessProxy."""
@@ -55,7 +59,6 @@ class ProcessProxy:
 
     def _exited(self, waitStatus):
         self.isRunning = False
-        self.reapedAt = time.monotonic()
         if os.WIFSIGNALED(waitStatus):
             self.exitSignal = os.WTERMSIG(waitStatus)
         else:
@@ -266,11 +269,8 @@ def killLeftovers(known=(), timeout=2.0):
 
 
 def setTitle(title):
-    try:
-        import setproctitle
-    except ImportError:
-        return
-    setproctitle.setproctitle(title)
+    if setproctitle is not None:
+        setproctitle.setproctitle(title)
 
 
 @implementer(IProcessTemplate)

@@ -36,5 +36,6 @@ def invoke(argv=None):
 
 def peak(argv=None):
     """The ``peak`` command: run a shortcut, an ``import:`` spec or a ``pkg.mod:obj`` spec."""
+    # Imported here, not at the top: ``invoke`` only execs, and need not load the framework.
     from peak_lite.running.commands import main
     return main(sys.argv if argv is None else argv)

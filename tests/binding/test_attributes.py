@@ -20,7 +20,7 @@ class Named:
         self.name = name
 
 
-def make_counter():
+def makeCounter():
     calls = []
 
     def recipe():
@@ -30,7 +30,7 @@ def make_counter():
 
 
 def test_make_is_lazy_and_cached_per_instance():
-    recipe, calls = make_counter()
+    recipe, calls = makeCounter()
 
     class C(binding.Component):
         value = binding.Make(recipe)
@@ -64,7 +64,7 @@ def test_make_rejects_a_bad_recipe():
 
 
 def test_assignment_and_deletion():
-    recipe, calls = make_counter()
+    recipe, calls = makeCounter()
 
     class C(binding.Component):
         value = binding.Make(recipe)

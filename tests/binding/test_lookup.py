@@ -1,6 +1,9 @@
+import os.path
+
 import pytest
 from zope.component import getGlobalSiteManager
 from zope.interface import Interface, implementer
+from zope.interface.interfaces import ComponentLookupError
 
 from peak_lite import binding
 from peak_lite.binding import PropertyName
@@ -79,7 +82,6 @@ def test_query_and_get_style():
     e = info.value
     assert e.key is IStore and e.tried == ['/kid', '/', 'the global registry']
     assert 'tests.binding.test_lookup.IStore' in str(e) and '/kid, /' in str(e)
-    from zope.interface.interfaces import ComponentLookupError
     assert isinstance(e, ComponentLookupError)
     with pytest.raises(binding.ComponentLookupError, match="property 'no.such'"):
         binding.lookupComponent(kid, PropertyName('no.such'))
@@ -125,7 +127,6 @@ def test_path_errors():
 
 
 def test_import_url_is_built_in():
-    import os.path
     root = binding.Component(None)
     assert binding.lookupComponent(root, 'import:os.path:join') is os.path.join
     assert binding.lookupComponent(root, 'IMPORT:os.path.join') is os.path.join

@@ -22,8 +22,8 @@ import tempfile
 
 import pytest
 
-from tests.support.nginx import NGINX, free_port
-from tests.support.procs import VENV_BIN, children_of, pid_alive, wait_for
+from tests.support.nginx import NGINX, freePort
+from tests.support.procs import VENV_BIN, childrenOf, pidAlive, waitFor
 from tests.docs.snippets import ROOT
 
 def scriptsBin():
@@ -99,14 +99,14 @@ class DemoCopy:
     def start(self, timeout=30.0, attempts=3):
         for attempt in range(attempts):
             # A port free a moment ago can be taken before the manager binds it.
-            self.port = free_port()
+            self.port = freePort()
             with open(self.conf, 'w') as f:
                 f.write(self.confText.replace(DEMO_HTTP, f'127.0.0.1:{self.port}'))
             # `-o`: never rebuild the shared virtualenv from the copy.
             with open(self.log, 'wb') as out:
                 self.proc = self.procs(['make', '-o', '.venv/.installed', 'run'],
                                        cwd=self.root, stdout=out, stderr=subprocess.STDOUT)
-            wait_for(lambda: self.serving() or self.proc.returncode is not None, timeout,
+            waitFor(lambda: self.serving() or self.proc.returncode is not None, timeout,
                      message="`make run` to serve the demo")
             if self.proc.returncode is None:
                 return self
@@ -219,7 +219,7 @@ class NginxRun:
         os.symlink('/etc/nginx/fastcgi_params', os.path.join(self.dir, 'fastcgi_params'))
         self.text = demo.rewrite(snippet.text)
         self.conf = os.path.join(self.dir, 'nginx.conf')
-        self.port = free_port()
+        self.port = freePort()
         self._writeConf()
         self.proc = None
 
@@ -240,7 +240,7 @@ class NginxRun:
                 return True
             except OSError:
                 return False
-        wait_for(up, timeout, message="nginx to listen")
+        waitFor(up, timeout, message="nginx to listen")
 
     def errorLog(self):
         try:
@@ -256,10 +256,10 @@ class NginxRun:
                 break
             if 'Address already in use' not in self.errorLog():
                 break
-            self.port = free_port()     # taken since it was picked: pick again
+            self.port = freePort()     # taken since it was picked: pick again
             self._writeConf()
         assert self.proc.returncode is None, f"nginx exited:\n{self.errorLog()}"
-        workers = wait_for(lambda: children_of(self.proc.pid), timeout,
+        workers = waitFor(lambda: childrenOf(self.proc.pid), timeout,
                            message="nginx's worker")
         for pid in workers:
             with open(f'/proc/{pid}/status') as f:
@@ -273,7 +273,7 @@ class NginxRun:
     def stop(self):
         if self.proc is not None:
             self.proc.stop()
-            assert not pid_alive(self.proc.pid)
+            assert not pidAlive(self.proc.pid)
             self.proc = None
 
 

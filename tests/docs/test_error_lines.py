@@ -13,7 +13,7 @@ from tests.docs.snippets import ROOT
 pytestmark = pytest.mark.skipif(scriptsBin() is None, reason="needs the installed peak script")
 
 
-def peak_argv(*args):
+def peakArgv(*args):
     return [os.path.join(scriptsBin(), 'peak'), *args]
 
 # A config that makes each documented error, with the key on the documented line.
@@ -36,14 +36,14 @@ def test_documented_error_line_is_printed_exactly(line, tmp_path, procs):
     [config] = [text for key, text in CONFIGS.items() if key in line]
     path = tmp_path / 'myapp.conf'
     path.write_text(config)
-    code, out, err = finish(procs(peak_argv('procman', str(path)), cwd=str(tmp_path),
+    code, out, err = finish(procs(peakArgv('procman', str(path)), cwd=str(tmp_path),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     assert (code, out) == (2, '')
     assert err == line.replace('/etc/myapp.conf', str(path)) + '\n'
 
 
 def test_application_failure_is_one_peak_line(tmp_path, procs):
-    code, out, err = finish(procs(peak_argv('CGI', 'nosuch_module_xyz:app'), cwd=str(tmp_path),
+    code, out, err = finish(procs(peakArgv('CGI', 'nosuch_module_xyz:app'), cwd=str(tmp_path),
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     assert code == 3
     assert err.startswith("peak: cannot import 'nosuch_module_xyz:app'")

@@ -14,9 +14,9 @@ import pytest
 
 from tests.docs.runners import httpGet, scriptsBin
 from tests.docs.snippets import DOCS, ROOT
-from tests.support.nginx import free_port
+from tests.support.nginx import freePort
 from tests.support.procman import Procman
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 BIN = scriptsBin()
 needsScripts = pytest.mark.skipif(BIN is None,
@@ -33,7 +33,7 @@ def runExecutable(pm, shebang, *args, env=None):
     pm.proc = pm.procs([f'./{os.path.basename(pm.path)}', *args], env={**pm.env, **env},
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=str(pm.dir))
     pm.pid = pm.proc.pid       # env and invoke exec: the manager keeps the pid
-    wait_for(lambda: pm.readPid() == pm.pid or pm.proc.returncode is not None, 20,
+    waitFor(lambda: pm.readPid() == pm.pid or pm.proc.returncode is not None, 20,
              message="the manager's pid file")
     assert pm.proc.returncode is None, pm.failure()
     pm.waitChildren(1)
@@ -76,7 +76,7 @@ def test_the_demo_runs_as_an_executable(tmp_path, procs):
     shutil.copytree(ROOT / 'examples', examples,
                     ignore=shutil.ignore_patterns('var', '__pycache__'))
     (examples / 'var').mkdir()
-    port = free_port()
+    port = freePort()
     conf = examples / 'demo.conf'
     conf.write_text(conf.read_text().replace('127.0.0.1:8080', f'127.0.0.1:{port}'))
     conf.chmod(0o755)
@@ -91,7 +91,7 @@ def test_the_demo_runs_as_an_executable(tmp_path, procs):
             return httpGet(port, '/visits', 2.0)
         except OSError:
             return False
-    seen = wait_for(serving, 30, message="./demo.conf to serve")
+    seen = waitFor(serving, 30, message="./demo.conf to serve")
     assert seen != 'exited', proc.popen.communicate(timeout=10)
     status, body = seen
     assert status == 200 and body.startswith('visit 1 ')

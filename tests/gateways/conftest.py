@@ -4,7 +4,8 @@ import sys
 
 import pytest
 
-from tests.support.procs import wait_for
+from tests.support.nginx import freePort
+from tests.support.procs import waitFor
 
 PEAK = os.path.join(os.path.dirname(sys.executable), 'peak')
 
@@ -50,10 +51,9 @@ def address(spec):
 def serve(procs, tmp_path):
     """``serve(protocol, app, tcp=False, options=())`` starts a gateway process; returns (proc, spec)."""
     def start(protocol, app, tcp=False, options=(), **kw):
-        from tests.support.nginx import free_port
-        spec = f'127.0.0.1:{free_port()}' if tcp else f'unix:{tmp_path}/app-{protocol}.sock'
+        spec = f'127.0.0.1:{freePort()}' if tcp else f'unix:{tmp_path}/app-{protocol}.sock'
         p = procs(launcher() + [protocol, *options, spec, app], **kw)
-        wait_for(lambda: connectable(spec) or p.returncode is not None, 15,
+        waitFor(lambda: connectable(spec) or p.returncode is not None, 15,
                  message=f"{protocol} gateway to listen on {spec}")
         assert p.returncode is None, f"the gateway exited with {p.returncode}"
         return p, spec

@@ -13,8 +13,8 @@ import pytest
 
 from tests.gateways.conftest import address, launcher
 from tests.support.fcgi_client import FastCGIClient, environFor
-from tests.support.nginx import free_port
-from tests.support.procs import wait_for
+from tests.support.nginx import freePort
+from tests.support.procs import waitFor
 
 LIMITED = ("import os, resource, sys; n = int(sys.argv[1]); "
            "resource.setrlimit(resource.RLIMIT_NOFILE, (n, n)); os.execv(sys.argv[2], sys.argv[2:])")
@@ -24,13 +24,13 @@ LIMITED = ("import os, resource, sys; n = int(sys.argv[1]); "
 def gateway(procs, tmp_path):
     """``gateway(nofile, *options)``: a FastCGI gateway on TCP; returns (proc, spec, log path)."""
     def start(nofile, *options):
-        spec = f'127.0.0.1:{free_port()}'
+        spec = f'127.0.0.1:{freePort()}'
         log = tmp_path / 'gateway.log'
         argv = [sys.executable, '-c', LIMITED, str(nofile)] + launcher()
         with open(log, 'wb') as err:
             p = procs(argv + ['FastCGI', *options, spec, 'tests.gateways.apps:hello'],
                       stderr=err)
-        wait_for(lambda: _listening(spec) or p.returncode is not None, 15,
+        waitFor(lambda: _listening(spec) or p.returncode is not None, 15,
                  message=f"the gateway to listen on {spec}")
         assert p.returncode is None, log.read_text()
         return p, spec, log
@@ -77,10 +77,10 @@ def test_out_of_descriptors_in_accept_pauses_instead_of_spinning(gateway):
     proc, spec, log = gateway(160)
     socks = _connectMany(spec, 500)
     try:
-        wait_for(lambda: _fds(proc.pid) >= 150, 10, message="the gateway to run out of fds")
+        waitFor(lambda: _fds(proc.pid) >= 150, 10, message="the gateway to run out of fds")
         before = _cpu(proc.pid)
         deadline = os.times().elapsed + 3.0
-        wait_for(lambda: os.times().elapsed >= deadline, 10, interval=0.1,
+        waitFor(lambda: os.times().elapsed >= deadline, 10, interval=0.1,
                  message="3 s to pass")
         burned = _cpu(proc.pid) - before
         text = log.read_text(errors='replace')
@@ -93,7 +93,7 @@ def test_out_of_descriptors_in_accept_pauses_instead_of_spinning(gateway):
         for s in socks:
             s.close()
     # Once the peers are gone the worker accepts and serves again.
-    wait_for(lambda: _fds(proc.pid) < 100, 10, message="the gateway to close what it held")
+    waitFor(lambda: _fds(proc.pid) < 100, 10, message="the gateway to close what it held")
     with FastCGIClient(address(spec), timeout=10) as c:
         response = c.request(environFor('GET', '/')).parse()
     assert (response.status, response.body) == (200, b'Hello, world!\n')
@@ -118,7 +118,7 @@ def test_a_graceful_stop_with_descriptors_past_1024(gateway):
     proc, spec, log = gateway(4096)
     socks = _connectMany(spec, 1100)
     try:
-        wait_for(lambda: _fds(proc.pid) > 1060, 15, message="the gateway to accept them")
+        waitFor(lambda: _fds(proc.pid) > 1060, 15, message="the gateway to accept them")
         proc.signal(signal.SIGHUP)
         assert proc.wait(15) == 0, log.read_text()[-2000:]
         assert 'Traceback' not in log.read_text()

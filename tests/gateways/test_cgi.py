@@ -8,14 +8,14 @@ import subprocess
 
 from tests.gateways.conftest import launcher
 from tests.support.fcgi_client import FastCGIClient, environFor
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 CGI_ENV = {'GATEWAY_INTERFACE': 'CGI/1.1', 'SERVER_PROTOCOL': 'HTTP/1.1',
            'SERVER_NAME': 'localhost', 'SERVER_PORT': '80', 'SCRIPT_NAME': '/cgi',
            'REMOTE_ADDR': '127.0.0.1'}
 
 
-def run_cgi(procs, app, method='GET', body=b'', path='/x', query=''):
+def runCGI(procs, app, method='GET', body=b'', path='/x', query=''):
     env = dict(CGI_ENV, REQUEST_METHOD=method, PATH_INFO=path, QUERY_STRING=query)
     if body:
         env.update(CONTENT_LENGTH=str(len(body)), CONTENT_TYPE='application/octet-stream')
@@ -27,7 +27,7 @@ def run_cgi(procs, app, method='GET', body=b'', path='/x', query=''):
 
 def test_plain_cgi_request_with_a_body(procs):
     body = b'posted data ' * 1000
-    code, out, err = run_cgi(procs, 'tests.gateways.apps:echo', 'POST', body, '/p', 'a=b')
+    code, out, err = runCGI(procs, 'tests.gateways.apps:echo', 'POST', body, '/p', 'a=b')
     assert code == 0, err
     head, _, payload = out.partition(b'\r\n\r\n')
     assert head.startswith(b'Status: 200 OK\r\n')
@@ -37,13 +37,13 @@ def test_plain_cgi_request_with_a_body(procs):
 
 
 def test_plain_cgi_app_error_is_a_500(procs):
-    code, out, err = run_cgi(procs, 'tests.gateways.apps:boom')
+    code, out, err = runCGI(procs, 'tests.gateways.apps:boom')
     assert out.startswith(b'Status: 500 ')
     assert b'RuntimeError: boom' in err
 
 
 def test_plain_cgi_passes_the_validator(procs):
-    code, out, err = run_cgi(procs, 'tests.gateways.apps:validEcho', 'POST', b'abc')
+    code, out, err = runCGI(procs, 'tests.gateways.apps:validEcho', 'POST', b'abc')
     assert code == 0 and out.startswith(b'Status: 200 OK'), err
 
 
@@ -82,7 +82,7 @@ def test_cgi_fcgi_start_hands_the_socket_on_fd0(procs, tmp_path):
     sock = str(tmp_path / 'started.sock')
     starter = procs(['cgi-fcgi', '-start', '-connect', sock, str(script)],
                     cwd=os.getcwd())
-    wait_for(lambda: starter.returncode is not None, 15, message="cgi-fcgi -start to return")
+    waitFor(lambda: starter.returncode is not None, 15, message="cgi-fcgi -start to return")
     env = dict(os.environ, REQUEST_METHOD='GET', SCRIPT_NAME='', PATH_INFO='/',
                QUERY_STRING='', SERVER_NAME='localhost', SERVER_PORT='80',
                SERVER_PROTOCOL='HTTP/1.1')

@@ -1,15 +1,17 @@
 """The FastCGI responder through a real gateway process and raw records."""
 
+import hashlib
 import os
 import socket
 import struct
+import threading
 
 import pytest
 
 from tests.gateways.conftest import address
 from tests.support import fcgi_client as fc
 from tests.support.fcgi_client import FastCGIClient, environFor
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 
 @pytest.fixture
@@ -18,7 +20,7 @@ def echo(serve):
     return address(spec)
 
 
-def still_serves(addr):
+def stillServes(addr):
     with FastCGIClient(addr) as c:
         r = c.request(environFor('GET', '/after'))
         assert r.status == 200 and b'path=/after' in r.body
@@ -31,7 +33,6 @@ def test_get_and_post(echo):
         r = c.request(environFor('POST', '/p', 'a=1', body=body), body=body)
     assert r.status == 200, r.stdout
     assert (r.appStatus, r.protocolStatus) == (0, fc.REQUEST_COMPLETE)
-    import hashlib
     assert f'sha256={hashlib.sha256(body).hexdigest()}'.encode() in r.body
     assert b'query=a=1' in r.body and b'method=POST' in r.body
 
@@ -62,7 +63,7 @@ def test_unknown_record_type(echo):
         assert (rtype, reqId, content[0]) == (fc.UNKNOWN_TYPE, 0, 200)
         r = c.request(environFor('GET', '/x'), keepConn=True)
         assert r.status == 200
-    assert still_serves(echo)
+    assert stillServes(echo)
 
 
 def test_abort_request_before_it_is_served(echo):
@@ -104,7 +105,7 @@ def test_truncated_record_then_close_leaves_the_worker_serving(echo):
     with FastCGIClient(echo) as c:
         c.beginRequest(1)
         c.sendRaw(fc.record(fc.PARAMS, 1, b'\x04\x04abcd')[:7])
-    assert still_serves(echo)
+    assert stillServes(echo)
 
 
 def test_truncated_name_value_pairs_close_the_connection(echo):
@@ -113,14 +114,14 @@ def test_truncated_name_value_pairs_close_the_connection(echo):
         c.sendRaw(fc.record(fc.PARAMS, 1, b'\x10\x10abc') + fc.record(fc.PARAMS, 1)
                   + fc.record(fc.STDIN, 1))
         assert c.isClosed()
-    assert still_serves(echo)
+    assert stillServes(echo)
 
 
 def test_bad_version_closes_the_connection(echo):
     with FastCGIClient(echo) as c:
         c.sendRaw(b'GET / HTTP/1.0\r\n\r\n')
         assert c.isClosed()
-    assert still_serves(echo)
+    assert stillServes(echo)
 
 
 def test_oversized_params_close_the_connection(echo):
@@ -132,8 +133,8 @@ def test_oversized_params_close_the_connection(echo):
                 c.sendRecord(fc.PARAMS, 1, big)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        wait_for(c.isClosed, 10, message="the connection to be closed")
-    assert still_serves(echo)
+        waitFor(c.isClosed, 10, message="the connection to be closed")
+    assert stillServes(echo)
 
 
 def test_stalled_request_times_out_and_worker_carries_on(serve, tmp_path):
@@ -142,8 +143,8 @@ def test_stalled_request_times_out_and_worker_carries_on(serve, tmp_path):
     addr = address(spec)
     with FastCGIClient(addr) as c:
         c.beginRequest(1)       # ... and nothing more
-        wait_for(c.isClosed, 10, message="the stalled connection to be closed")
-    assert still_serves(addr)
+        waitFor(c.isClosed, 10, message="the stalled connection to be closed")
+    assert stillServes(addr)
 
 
 def test_wsgi_errors_go_out_as_stderr_records(serve):
@@ -222,8 +223,8 @@ def test_no_descriptor_leaks_across_many_connections(serve):
                 c.beginRequest(1)
                 c.sendRecord(fc.ABORT_REQUEST, 1)
                 c.readRecord()
-    assert still_serves(addr)
-    wait_for(lambda: fds() == before, 5, message=f"the worker's descriptors back to {before}")
+    assert stillServes(addr)
+    waitFor(lambda: fds() == before, 5, message=f"the worker's descriptors back to {before}")
 
 
 def big(environ, start_response):
@@ -249,14 +250,14 @@ def test_stdin_beyond_content_length_ends_the_request(serve, tmp_path):
         except (BrokenPipeError, ConnectionResetError):
             pass        # the worker may close before it has read everything
         assert c.readRecord() is None, "the application was run on an over-long body"
-    wait_for(lambda: 'beyond its CONTENT_LENGTH of 5' in errlog.read_text(), 10,
+    waitFor(lambda: 'beyond its CONTENT_LENGTH of 5' in errlog.read_text(), 10,
              message="the protocol error in the log")
-    assert still_serves(addr)
+    assert stillServes(addr)
 
 
 def test_stdin_without_content_length_is_a_body_of_unknown_length(serve):
     """nginx with fastcgi_request_buffering off streams a chunked body: no CONTENT_LENGTH."""
-    proc, spec = serve('FastCGI', 'tests.gateways.test_http:read_all')
+    proc, spec = serve('FastCGI', 'tests.gateways.test_http:readAll')
     with FastCGIClient(address(spec)) as c:
         r = c.request(environFor('POST', '/p', CONTENT_LENGTH=''), body=b'streamed body')
     assert r.body == b'streamed body'
@@ -266,7 +267,6 @@ def test_a_peer_that_reads_too_slowly_is_dropped_after_the_deadline(serve):
     """A peer draining 64 KiB every 0.1 s (each wait well inside --read-timeout) would hold
     the worker for most of a minute with a 32 MB response; the worker gives up after
     --read-timeout in all and serves the next."""
-    import threading
     proc, spec = serve('FastCGI', 'tests.gateways.test_fcgi_server:big',
                        options=['--read-timeout=1'])
     addr = address(spec)
@@ -289,7 +289,7 @@ def test_a_peer_that_reads_too_slowly_is_dropped_after_the_deadline(serve):
     reader = threading.Thread(target=trickle, daemon=True)
     reader.start()
     try:
-        wait_for(lambda: got[0] > 0, 10, message="the slow peer to start reading")
+        waitFor(lambda: got[0] > 0, 10, message="the slow peer to start reading")
         with FastCGIClient(addr, timeout=10) as c:
             r = c.request(environFor('GET', '/next'))
         assert r.status == 200 and len(r.body) == 32 * 1024 * 1024
@@ -301,7 +301,7 @@ def test_a_peer_that_reads_too_slowly_is_dropped_after_the_deadline(serve):
         slow.close()
 
 
-def script_name(environ, start_response):
+def scriptName(environ, start_response):
     body = repr((environ['SCRIPT_NAME'], environ['PATH_INFO'])).encode()
     start_response('200 OK', [('Content-Length', str(len(body)))])
     return [body]
@@ -319,7 +319,7 @@ def script_name(environ, start_response):
     ({'SCRIPT_NAME': '', 'PATH_INFO': '/p', 'REQUEST_URI': '/p'}, ('', '/p')),
 ])
 def test_path_info_from_a_whole_path_script_name(serve, params, expected):
-    proc, spec = serve('FastCGI', 'tests.gateways.test_fcgi_server:script_name')
+    proc, spec = serve('FastCGI', 'tests.gateways.test_fcgi_server:scriptName')
     env = {'REQUEST_METHOD': 'GET', 'SERVER_NAME': 'x', 'SERVER_PORT': '80',
            'SERVER_PROTOCOL': 'HTTP/1.1', 'QUERY_STRING': '', **params}
     with FastCGIClient(address(spec)) as c:

@@ -9,7 +9,7 @@ from zope.interface.verify import verifyObject
 
 from peak_lite.running.gateways.handoff import HandoffPool
 from peak_lite.running.gateways.interfaces import IHandoffPool
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 
 def test_the_pool_provides_its_interface():
@@ -29,7 +29,7 @@ def test_a_connection_handed_to_another_process_keeps_its_unread_bytes():
         status = 1
         try:
             client.close()
-            wait_for(lambda: select_readable(pool.receiver), 10)
+            waitFor(lambda: selectReadable(pool.receiver), 10)
             sock = pool.take()
             sock.setblocking(True)
             data = sock.recv(100)
@@ -66,7 +66,7 @@ def test_the_queue_outlives_the_process_that_filled_it():
         os._exit(1)
     server.close()
     try:
-        wait_for(lambda: select_readable(pool.receiver), 10, message="the hand-off")
+        waitFor(lambda: selectReadable(pool.receiver), 10, message="the hand-off")
         _reap(pid)
         pid = None
         sock = pool.take()
@@ -91,7 +91,7 @@ def _reap(pid):
     os.waitpid(pid, 0)
 
 
-def select_readable(sock):
+def selectReadable(sock):
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     return bool(poller.poll(0))

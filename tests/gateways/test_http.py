@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from tests.gateways.conftest import address
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 
 @pytest.fixture
@@ -16,7 +16,7 @@ def echo(serve):
     return address(spec)
 
 
-def recv_until_closed(sock, timeout=10):
+def recvUntilClosed(sock, timeout=10):
     sock.settimeout(timeout)
     data = b''
     while True:
@@ -46,7 +46,7 @@ def test_pipelined_requests(echo):
     with socket.create_connection(echo) as s:
         s.sendall(b''.join(f'GET /p/{i} HTTP/1.1\r\nHost: x\r\n\r\n'.encode() for i in range(3))
                   + b'GET /p/last HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
-        data = recv_until_closed(s)
+        data = recvUntilClosed(s)
     assert data.count(b'HTTP/1.1 200 ') == 4
     positions = [data.index(f'path=/p/{i}\n'.encode()) for i in (0, 1, 2, 'last')]
     assert positions == sorted(positions)
@@ -73,7 +73,7 @@ def test_chunked_request_body(serve):
         # gateway's wsgi.input still has to end cleanly at the body's end.
         s.sendall(b'POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n'
                   b'Connection: close\r\n\r\n' + body)
-        data = recv_until_closed(s)
+        data = recvUntilClosed(s)
     assert b'HTTP/1.1 200' in data and b'length=0' in data
 
 
@@ -111,8 +111,8 @@ def test_idle_and_slow_heads_time_out(serve):
     with socket.create_connection(address(spec)) as idle, \
             socket.create_connection(address(spec)) as slow:
         slow.sendall(b'GET /slow HTTP/1.1\r\nHo')
-        assert recv_until_closed(idle) == b''
-        assert recv_until_closed(slow) == b''
+        assert recvUntilClosed(idle) == b''
+        assert recvUntilClosed(slow) == b''
 
 
 def test_stalled_body_times_out(serve):
@@ -120,7 +120,7 @@ def test_stalled_body_times_out(serve):
                        options=['--read-timeout=0.5'])
     with socket.create_connection(address(spec)) as s:
         s.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nabc')
-        assert recv_until_closed(s) == b''
+        assert recvUntilClosed(s) == b''
     conn = http.client.HTTPConnection(*address(spec), timeout=10)
     conn.request('POST', '/', body=b'abc')
     assert conn.getresponse().status == 200
@@ -130,11 +130,11 @@ def test_stalled_body_times_out(serve):
 def test_bad_request_gets_400_and_worker_carries_on(echo):
     with socket.create_connection(echo) as s:
         s.sendall(b'NOT HTTP AT ALL\r\n\r\n')
-        data = recv_until_closed(s)
+        data = recvUntilClosed(s)
     assert data.startswith(b'HTTP/1.1 400 ')
     with socket.create_connection(echo) as s:
         s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\nX-Big: ' + b'a' * 100000 + b'\r\n\r\n')
-        data = recv_until_closed(s)
+        data = recvUntilClosed(s)
     assert data.startswith(b'HTTP/1.1 431 ')
     conn = http.client.HTTPConnection(*echo, timeout=10)
     conn.request('GET', '/fine')
@@ -153,7 +153,7 @@ def test_app_exception_is_a_500_with_the_traceback_on_stderr(serve, tmp_path):
     body = resp.read()
     assert b'Internal Server Error' in body and b'RuntimeError' not in body
     conn.close()
-    wait_for(lambda: 'RuntimeError: boom' in errlog.read_text(), 10,
+    waitFor(lambda: 'RuntimeError: boom' in errlog.read_text(), 10,
              message="the traceback on the gateway's stderr")
     assert 'Traceback' in errlog.read_text()
 
@@ -168,7 +168,7 @@ def test_pep3333_validator_passes(serve, app):
         assert resp.status == 200
         resp.read()
     conn.close()
-    wait_for(lambda: proc.returncode is None, 1)
+    waitFor(lambda: proc.returncode is None, 1)
 
 
 def test_unix_socket(serve):
@@ -176,12 +176,12 @@ def test_unix_socket(serve):
     s = socket.socket(socket.AF_UNIX)
     s.connect(address(spec))
     s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
-    data = recv_until_closed(s)
+    data = recvUntilClosed(s)
     s.close()
     assert data.startswith(b'HTTP/1.1 200 ') and data.endswith(b'Hello, world!\n')
 
 
-def status_from_query(environ, start_response):
+def statusFromQuery(environ, start_response):
     """Answer with the status in the query (``?204``), with the app's own headers if asked."""
     code = environ['QUERY_STRING'] or '200'
     reasons = {'204': 'No Content', '304': 'Not Modified', '200': 'OK'}
@@ -189,7 +189,7 @@ def status_from_query(environ, start_response):
     return [b'']
 
 
-def read_lines(environ, start_response):
+def readLines(environ, start_response):
     """readline(None) and readline(-1) each return one line, the way file objects do."""
     stream = environ['wsgi.input']
     first = stream.readline(None)
@@ -200,7 +200,7 @@ def read_lines(environ, start_response):
     return [body]
 
 
-def bad_header(environ, start_response):
+def badHeader(environ, start_response):
     """A header the wire cannot carry: the kind given in the query."""
     value = {'ctl': 'a\x01b', 'length': 'many', 'del': 'x\x7fy'}[environ['QUERY_STRING']]
     name = 'Content-Length' if environ['QUERY_STRING'] == 'length' else 'X-Bad'
@@ -214,7 +214,7 @@ def remote(environ, start_response):
     return [body]
 
 
-def read_all(environ, start_response):
+def readAll(environ, start_response):
     data = environ['wsgi.input'].read()
     start_response('200 OK', [('Content-Length', str(len(data)))])
     return [data]
@@ -230,11 +230,11 @@ def heads(data):
 
 @pytest.mark.parametrize('code', ['204', '304'])
 def test_204_and_304_have_no_content_length_and_no_body(serve, code):
-    proc, spec = serve('HTTP', 'tests.gateways.test_http:status_from_query', tcp=True)
+    proc, spec = serve('HTTP', 'tests.gateways.test_http:statusFromQuery', tcp=True)
     with socket.create_connection(address(spec)) as s:
         s.sendall(f'GET /?{code} HTTP/1.1\r\nHost: x\r\n\r\n'
                   'GET /?200 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'.encode())
-        data = recv_until_closed(s)
+        data = recvUntilClosed(s)
     status, headers, rest = heads(data)
     assert status.startswith(f'HTTP/1.1 {code} ')
     assert 'content-length' not in headers and 'transfer-encoding' not in headers
@@ -243,7 +243,7 @@ def test_204_and_304_have_no_content_length_and_no_body(serve, code):
 
 
 def test_readline_none(serve):
-    proc, spec = serve('HTTP', 'tests.gateways.test_http:read_lines', tcp=True)
+    proc, spec = serve('HTTP', 'tests.gateways.test_http:readLines', tcp=True)
     conn = http.client.HTTPConnection(*address(spec), timeout=10)
     conn.request('POST', '/', body=b'one\ntwo\nthree')
     resp = conn.getresponse()
@@ -253,7 +253,7 @@ def test_readline_none(serve):
 
 @pytest.mark.parametrize('kind', ['ctl', 'del', 'length'])
 def test_an_invalid_header_from_the_app_is_a_500(serve, kind):
-    proc, spec = serve('HTTP', 'tests.gateways.test_http:bad_header', tcp=True)
+    proc, spec = serve('HTTP', 'tests.gateways.test_http:badHeader', tcp=True)
     conn = http.client.HTTPConnection(*address(spec), timeout=10)
     conn.request('GET', f'/?{kind}')
     resp = conn.getresponse()
@@ -264,11 +264,11 @@ def test_an_invalid_header_from_the_app_is_a_500(serve, kind):
 def test_bad_chunked_framing_is_a_400_without_a_traceback(serve, tmp_path):
     errlog = tmp_path / 'stderr.txt'
     with open(errlog, 'w') as err:
-        proc, spec = serve('HTTP', 'tests.gateways.test_http:read_all', tcp=True, stderr=err)
+        proc, spec = serve('HTTP', 'tests.gateways.test_http:readAll', tcp=True, stderr=err)
     with socket.create_connection(address(spec)) as s:
         s.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n'
                   b'5\r\nhello\r\nzz\r\n')
-        data = recv_until_closed(s)
+        data = recvUntilClosed(s)
     assert data.startswith(b'HTTP/1.1 400 '), data
     conn = http.client.HTTPConnection(*address(spec), timeout=10)
     conn.request('POST', '/', body=b'fine')
@@ -283,6 +283,6 @@ def test_remote_addr_over_a_unix_socket_is_empty(serve):
     s = socket.socket(socket.AF_UNIX)
     s.connect(address(spec))
     s.sendall(b'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
-    data = recv_until_closed(s)
+    data = recvUntilClosed(s)
     s.close()
     assert data.endswith(repr(('', '')).encode()), data

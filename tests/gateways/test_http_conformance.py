@@ -228,7 +228,7 @@ def test_pipelined_requests_then_garbage(server):
     assert [json.loads(body)['PATH_INFO'] for _, _, body in found[:2]] == ['/a', '/b']
 
 
-def wrong_length(environ, start_response):
+def wrongLength(environ, start_response):
     start_response('200 OK', [('Content-Length', '100')])
     return [b'short']
 
@@ -243,7 +243,7 @@ def test_http_1_0_gets_a_close_delimited_stream(serve):
 
 
 def test_a_body_that_contradicts_its_content_length_is_a_500(serve):
-    proc, spec = serve('HTTP', 'tests.gateways.test_http_conformance:wrong_length', tcp=True)
+    proc, spec = serve('HTTP', 'tests.gateways.test_http_conformance:wrongLength', tcp=True)
     out, closed = exchange(address(spec), b'GET / HTTP/1.1\r\nHost: x\r\n'
                                           b'Connection: close\r\n\r\n')
     assert responses(out)[0][0] == 500

@@ -38,7 +38,7 @@ FCGI_REQUEST = (fc.record(fc.BEGIN_REQUEST, 1, bytes((0, fc.RESPONDER, fc.KEEP_C
                 + fc.record(fc.STDIN, 1))
 
 
-def cpu_ns(pid):
+def cpuNs(pid):
     """CPU time of every thread of ``pid``, in nanoseconds."""
     total = 0
     for tid in os.listdir(f'/proc/{pid}/task'):
@@ -94,9 +94,9 @@ def test_http_costs_the_worker_at_most_1_2_times_fastcgi(serve):
     for _ in range(ROUNDS):
         for name, proc, client in (('HTTP', http, httpClient), ('FastCGI', fcgi, fcgiClient)):
             client.many(200)        # warm up: caches, the allocator
-            before = cpu_ns(proc.pid)
+            before = cpuNs(proc.pid)
             client.many(REQUESTS)
-            best[name].append((cpu_ns(proc.pid) - before) / REQUESTS / 1000)
+            best[name].append((cpuNs(proc.pid) - before) / REQUESTS / 1000)
     httpUs, fcgiUs = min(best['HTTP']), min(best['FastCGI'])
     print(f"\nworker CPU per request: HTTP keep-alive {httpUs:.1f} µs, FastCGI keep-conn "
           f"{fcgiUs:.1f} µs, ratio {httpUs / fcgiUs:.2f} (rounds: {best})")

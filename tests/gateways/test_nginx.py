@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from tests.support.nginx import Nginx
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 pytestmark = [pytest.mark.nginx]
 
@@ -74,10 +74,10 @@ def test_app_exception_is_a_500_and_the_traceback_reaches_the_error_log(stack):
     status, _, body = get(nginx.url + '/boom')
     assert status == 500
     assert b'Internal Server Error' in body and b'RuntimeError' not in body
-    wait_for(lambda: 'RuntimeError: boom' in nginx.error_log_text(), 10,
+    waitFor(lambda: 'RuntimeError: boom' in nginx.errorLogText(), 10,
              message="the traceback in nginx's error log")
-    assert 'FastCGI sent in stderr' in nginx.error_log_text()
-    assert 'Traceback' in nginx.error_log_text()
+    assert 'FastCGI sent in stderr' in nginx.errorLogText()
+    assert 'Traceback' in nginx.errorLogText()
     assert get(nginx.url + '/again')[0] == 500
     assert nginx.gateway.returncode is None
 

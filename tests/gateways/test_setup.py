@@ -1,9 +1,11 @@
 """Socket specs, fd 0 detection, app resolution and the shortcut factories."""
 
+import io
 import os
 import socket
 
 import pytest
+from zope.component import getGlobalSiteManager
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -84,7 +86,6 @@ def test_resolve_adapts_to_iwsgiapplication():
 
         def __call__(self, environ, start_response):
             return []
-    from zope.component import getGlobalSiteManager
     gsm = getGlobalSiteManager()
     gsm.registerAdapter(Adapted, (NotCallable,), IWSGIApplication)
     try:
@@ -151,7 +152,6 @@ def test_http_without_a_listening_socket_is_an_invocation_error():
 
 
 def test_run_cgi_is_rerunnable():
-    import io
     cmd = CGIInterpreter(None, argv=['CGI', 'tests.gateways.apps:echo'])
     for i in range(2):
         out = io.BytesIO()

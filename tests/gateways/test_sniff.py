@@ -8,17 +8,17 @@ import time
 
 from tests.gateways.conftest import launcher
 from tests.support.fcgi_client import FastCGIClient, environFor
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 
-def unix_listener(path):
+def unixListener(path):
     s = socket.socket(socket.AF_UNIX)
     s.bind(path)
     s.listen(16)
     return s
 
 
-def tcp_listener():
+def tcpListener():
     s = socket.socket()
     s.bind(('127.0.0.1', 0))
     s.listen(16)
@@ -27,7 +27,7 @@ def tcp_listener():
 
 def test_every_handed_over_socket_serves_both_protocols(procs, tmp_path):
     path = str(tmp_path / 'fd0.sock')
-    first, second = unix_listener(path), tcp_listener()
+    first, second = unixListener(path), tcpListener()
     port = second.getsockname()[1]
     # As procman hands them over: the first on fd 0, the others listed in PEAK_LISTEN_FDS.
     fd = second.fileno()
@@ -50,12 +50,12 @@ def test_every_handed_over_socket_serves_both_protocols(procs, tmp_path):
 
 def test_sigterm_aborts_the_request_in_progress(procs, tmp_path):
     path, mark = str(tmp_path / 'fd0.sock'), tmp_path / 'started'
-    listener = unix_listener(path)
+    listener = unixListener(path)
     with listener:
         proc = procs(launcher() + ['CGI', 'tests.gateways.apps:marked'], stdin=listener)
     client = FastCGIClient(path, timeout=30)
     client.sendRequest(environFor('GET', '/', query='60', HTTP_X_MARK=str(mark)))
-    wait_for(mark.exists, 10, message="the worker to start the 60 s request")
+    waitFor(mark.exists, 10, message="the worker to start the 60 s request")
     started = time.monotonic()
     proc.signal(signal.SIGTERM)
     assert proc.wait(10) == 0

@@ -16,7 +16,7 @@ from peak_lite.running.interfaces import IWorkerStatus
 from peak_lite.running.mainloop import MainLoop
 from tests.gateways.conftest import address
 from tests.support.fcgi_client import FastCGIClient, environFor
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 
 def test_idle_kept_alive_fastcgi_connection_does_not_starve_others(serve):
@@ -64,7 +64,7 @@ def test_sighup_finishes_the_current_request_then_exits(serve, tmp_path, protoco
 
     t = threading.Thread(target=client)
     t.start()
-    wait_for(mark.exists, 10, message="the request to be in the application")
+    waitFor(mark.exists, 10, message="the request to be in the application")
     proc.signal(signal.SIGHUP)
     t.join(15)
     assert result['status'] == 200 and result['body'] == str(proc.pid).encode()
@@ -77,7 +77,7 @@ def test_sigterm_stops_an_idle_worker_now(serve):
         idle.request(environFor(), keepConn=True)
         proc.signal(signal.SIGTERM)
         assert proc.wait(5) == 0
-        wait_for(idle.isClosed, 5, message="the kept connection to be closed")
+        waitFor(idle.isClosed, 5, message="the kept connection to be closed")
 
 
 # -- in process: the hooks a process manager plugs into ---------------------
@@ -109,7 +109,7 @@ class CountingLoop(MainLoop):
         super().activityOccurred()
 
 
-def serve_in_process(factory, app, status, client):
+def serveInProcess(factory, app, status, client):
     """Run a Worker on a MainLoop in this thread while ``client(address)`` runs in another."""
     listener = socket.socket()
     listener.bind(('127.0.0.1', 0))
@@ -119,7 +119,7 @@ def serve_in_process(factory, app, status, client):
     worker.start()
     outcome = {}
 
-    def run_client():
+    def runClient():
         try:
             outcome['value'] = client(listener.getsockname())
         except BaseException as e:
@@ -127,7 +127,7 @@ def serve_in_process(factory, app, status, client):
         finally:
             loop.eventLoop.call_soon_threadsafe(loop.stop)
 
-    t = threading.Thread(target=run_client)
+    t = threading.Thread(target=runClient)
     t.start()
     try:
         loop.run(stopAfter=30)
@@ -152,7 +152,7 @@ def test_each_request_is_busy_then_idle_and_counts_as_activity():
         with FastCGIClient(addr) as c:
             for i in range(1, 4):
                 assert c.request(environFor(), reqId=i, keepConn=True).body == b'hi'
-    _, loop, worker = serve_in_process(FastCGIConnection, hello, status, client)
+    _, loop, worker = serveInProcess(FastCGIConnection, hello, status, client)
     assert status.events == ['busy', 'idle'] * 3
     assert loop.activity == 3 and worker.requestsServed == 3
 
@@ -165,7 +165,7 @@ def test_http_says_connection_close_once_the_worker_is_stopping():
         body = resp.read()
         conn.close()
         return resp.getheader('Connection'), body
-    (connection, body), _, _ = serve_in_process(
+    (connection, body), _, _ = serveInProcess(
         HTTPConnection, hello, CountingStatus(stopping=True), client)
     assert (connection, body) == ('close', b'hi')
 

@@ -9,8 +9,8 @@ import subprocess
 import pytest
 
 from tests.support.fcgi_client import FastCGIClient, environFor
-from tests.support.procman import ROOT, Procman, oneLineEach, peak_argv
-from tests.support.procs import wait_for
+from tests.support.procman import ROOT, Procman, oneLineEach, peakArgv
+from tests.support.procs import waitFor
 
 APP = 'tests.running.sample_author:App'
 FAILING = 'tests.running.sample_author:FailingApp'
@@ -68,18 +68,18 @@ class Server:
         run = dict(env=self.env, cwd=str(self.dir), stdout=subprocess.PIPE,
                    stderr=subprocess.PIPE)
         if self.how == 'HTTP':
-            return self.procs(peak_argv('HTTP', f'unix:{self.sock}', spec), **run)
+            return self.procs(peakArgv('HTTP', f'unix:{self.sock}', spec), **run)
         if self.how == 'runIni':
             ini = self.dir / 'app.ini'
             ini.write_text(INI)
-            return self.procs(peak_argv('runIni', str(ini), f'unix:{self.sock}', spec), **run)
+            return self.procs(peakArgv('runIni', str(ini), f'unix:{self.sock}', spec), **run)
         if self.how == 'CGI':
             # FastCGI on fd 0, as a web server's FastCGI support hands it over.
             listener = socket.socket(socket.AF_UNIX)
             listener.bind(self.sock)
             listener.listen(8)
             try:
-                return self.procs(peak_argv('CGI', spec), stdin=listener.fileno(), **run)
+                return self.procs(peakArgv('CGI', spec), stdin=listener.fileno(), **run)
             finally:
                 listener.close()
         self.pm = Procman(self.dir, self.procs, command=f'CGI {spec}', env=self.env)
@@ -105,11 +105,11 @@ def test_assembly_writes_are_committed_before_the_first_request(how, tmp_path, p
     proc = server.start(APP)
     # No request yet: another process sees what the assembly event wrote,
     # and the server holds no write lock.
-    wait_for(lambda: rows(server.db) == [('assembled',)] or proc.returncode is not None,
+    waitFor(lambda: rows(server.db) == [('assembled',)] or proc.returncode is not None,
              timeout=20, message="the assembly's row, committed")
     assert proc.returncode is None, proc.popen.communicate(timeout=5)
     assertUnlocked(server.db)
-    wait_for(lambda: os.path.exists(server.sock), message="the listening socket")
+    waitFor(lambda: os.path.exists(server.sock), message="the listening socket")
     if server.pm is not None:
         server.pm.waitChildren(1)
     assert server.get('/').startswith(b'rows=1 ')
@@ -143,7 +143,7 @@ def test_a_failing_assembly_event_leaves_no_rows_and_exits_3(how, tmp_path, proc
 def test_errors_in_the_authors_code_name_file_line_and_component(spec, where, tmp_path, procs):
     env = {'AUTHOR_DB': str(tmp_path / 'author.db')}
     run = dict(env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    proc = procs(peak_argv('CGI', spec), **run)
+    proc = procs(peakArgv('CGI', spec), **run)
     out, err = proc.popen.communicate(timeout=30)
     assert proc.returncode == 3, err
     line, = oneLineEach(err.decode())
@@ -151,8 +151,8 @@ def test_errors_in_the_authors_code_name_file_line_and_component(spec, where, tm
     for fragment in where:
         assert fragment in line, line
     # --debug (after the app spec) or PEAK_DEBUG=1 shows the traceback as well.
-    for argv, extra in ((peak_argv('CGI', spec, '--debug'), {}),
-                        (peak_argv('CGI', spec), {'PEAK_DEBUG': '1'})):
+    for argv, extra in ((peakArgv('CGI', spec, '--debug'), {}),
+                        (peakArgv('CGI', spec), {'PEAK_DEBUG': '1'})):
         proc = procs(argv, **dict(run, env={**env, **extra}))
         out, err = proc.popen.communicate(timeout=30)
         assert proc.returncode == 3
@@ -163,11 +163,11 @@ def test_procman_config_with_a_gateway_option_appended_serves(tmp_path, procs):
     """``peak procman CONF --gateway-option VALUE``: the words are appended to Command."""
     pm = Procman(tmp_path, procs, command=f'CGI {APP}',
                  env={'AUTHOR_DB': str(tmp_path / 'author.db')})
-    pm.proc = procs(peak_argv('procman', pm.path, '--read-timeout', '5', '--idle-timeout', '1'),
+    pm.proc = procs(peakArgv('procman', pm.path, '--read-timeout', '5', '--idle-timeout', '1'),
                     env=pm.env, cwd=str(tmp_path), stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE)
     pm.pid = pm.proc.pid
-    wait_for(lambda: pm.readPid() == pm.pid or pm.proc.returncode is not None, 20,
+    waitFor(lambda: pm.readPid() == pm.pid or pm.proc.returncode is not None, 20,
              message="the manager's pid file")
     assert pm.proc.returncode is None, pm.failure()
     pm.waitChildren(1)
@@ -187,10 +187,10 @@ def test_the_executable_config_example_of_the_procman_docs(tmp_path, procs):
     proc = procs(['./myapp.conf', '--debug'], env={'AUTHOR_DB': str(tmp_path / 'a.db'),
                                                    'PYTHONPATH': ROOT},
                  cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_for(lambda: os.path.exists(tmp_path / 'app.sock') or proc.returncode is not None,
+    waitFor(lambda: os.path.exists(tmp_path / 'app.sock') or proc.returncode is not None,
              20, message="the manager's socket")
     assert proc.returncode is None, proc.popen.communicate(timeout=5)
-    status, body = wait_for(lambda: _tryGet(str(tmp_path / 'app.sock')), 20,
+    status, body = waitFor(lambda: _tryGet(str(tmp_path / 'app.sock')), 20,
                             message="a child answering")
     assert status == 200 and body == b'rows=1 debug=1\n'
     proc.signal(15)
@@ -221,7 +221,7 @@ def test_check_resolves_what_the_app_obtains_and_every_childconfig_value(
     (tmp_path / 'child.ini').write_text(ini)
     pm = Procman(tmp_path, procs, command=f'CGI tests.running.sample_author:{app}',
                  extra='ChildConfig child.ini')
-    proc = procs(peak_argv('procman', '--check', pm.path), env=pm.env, cwd=str(tmp_path),
+    proc = procs(peakArgv('procman', '--check', pm.path), env=pm.env, cwd=str(tmp_path),
                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.popen.communicate(timeout=30)
     if fragments is None:
@@ -251,7 +251,7 @@ def test_relative_paths_in_command_resolve_against_the_managers_directory(tmp_pa
     pm = Procman(conf, procs, command='runIni app.ini')
 
     def check(cwd):
-        proc = procs(peak_argv('procman', '--check', pm.path), env=pm.env, cwd=str(cwd),
+        proc = procs(peakArgv('procman', '--check', pm.path), env=pm.env, cwd=str(cwd),
                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         out, err = proc.popen.communicate(timeout=30)
         return proc.returncode, err.decode()

@@ -5,8 +5,8 @@ import socket
 import stat
 
 from tests.support.fcgi_client import FastCGIClient, environFor
-from tests.support.procman import peak_argv
-from tests.support.procs import wait_for
+from tests.support.procman import peakArgv
+from tests.support.procs import waitFor
 
 
 def answers(path):
@@ -21,10 +21,10 @@ def answers(path):
 
 def test_a_second_server_never_takes_a_live_servers_socket(tmp_path, procs):
     path = str(tmp_path / 'app.sock')
-    first = procs(peak_argv('FastCGI', f'unix:{path}', 'tests.gateways.apps:hello'))
-    wait_for(lambda: answers(path), 20, message="the first server to answer")
+    first = procs(peakArgv('FastCGI', f'unix:{path}', 'tests.gateways.apps:hello'))
+    waitFor(lambda: answers(path), 20, message="the first server to answer")
     inode = os.lstat(path).st_ino
-    second = procs(peak_argv('FastCGI', f'unix:{path}', 'tests.gateways.apps:hello'),
+    second = procs(peakArgv('FastCGI', f'unix:{path}', 'tests.gateways.apps:hello'),
                    stderr=-1)
     assert second.wait(20) == 2
     err = second.popen.stderr.read().decode()
@@ -35,15 +35,15 @@ def test_a_second_server_never_takes_a_live_servers_socket(tmp_path, procs):
 
 def test_a_unix_socket_gets_the_mode_of_its_spec(tmp_path, procs):
     path = str(tmp_path / 'app.sock')
-    procs(peak_argv('FastCGI', f'unix:{path}:0660', 'tests.gateways.apps:hello'))
-    wait_for(lambda: answers(path), 20, message="the server to answer")
+    procs(peakArgv('FastCGI', f'unix:{path}:0660', 'tests.gateways.apps:hello'))
+    waitFor(lambda: answers(path), 20, message="the server to answer")
     assert stat.S_IMODE(os.lstat(path).st_mode) == 0o660
 
 
 def test_a_unix_socket_is_owner_only_by_default(tmp_path, procs):
     path = str(tmp_path / 'app.sock')
-    procs(peak_argv('FastCGI', f'unix:{path}', 'tests.gateways.apps:hello'))
-    wait_for(lambda: answers(path), 20, message="the server to answer")
+    procs(peakArgv('FastCGI', f'unix:{path}', 'tests.gateways.apps:hello'))
+    waitFor(lambda: answers(path), 20, message="the server to answer")
     assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
 
 
@@ -53,5 +53,5 @@ def test_fastcgi_serves_a_listening_socket_inherited_on_a_descriptor(tmp_path, p
         listener.bind(path)
         listener.listen(16)
         fd = listener.fileno()
-        procs(peak_argv('FastCGI', f'fd:{fd}', 'tests.gateways.apps:hello'), pass_fds=(fd,))
-    wait_for(lambda: answers(path), 20, message="the server on the inherited socket")
+        procs(peakArgv('FastCGI', f'fd:{fd}', 'tests.gateways.apps:hello'), pass_fds=(fd,))
+    waitFor(lambda: answers(path), 20, message="the server on the inherited socket")

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -33,7 +33,7 @@ def startPeak(procs, ini, marks):
     env = {'PYTHONPATH': REPO}
     env.update({f"MARK_{k}": v for k, v in marks.items()})
     p = procs(['peak', 'runIni', ini], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_for(lambda: os.path.exists(marks['READY']) or p.returncode is not None, 30,
+    waitFor(lambda: os.path.exists(marks['READY']) or p.returncode is not None, 30,
              message="the event-driven command to be ready")
     assert p.returncode is None, p.popen.communicate()
     return p
@@ -74,7 +74,7 @@ def test_custom_signal_handler_from_the_ini_file(procs, tmp_path, marks):
         "signalHandler = importString('tests.running.sample:CustomHandler')\n")
     p = startPeak(procs, ini, marks)
     p.signal(signal.SIGTERM)
-    wait_for(lambda: os.path.exists(marks['TERM']), 10, message="the custom SIGTERM method")
+    waitFor(lambda: os.path.exists(marks['TERM']), 10, message="the custom SIGTERM method")
     assert p.returncode is None      # the default handler would have stopped it
     p.signal(signal.SIGUSR1)
     assert p.wait(timeout=10) == 42, stderrOf(p)
@@ -94,7 +94,7 @@ def test_idle_timeout_and_run_at_least(procs, tmp_path, marks):
                          "idleTimeout = 0.1\nrunAtLeast = 0.6\n")
     env = {'PYTHONPATH': REPO, 'MARK_READY': marks['READY']}
     p = procs(['peak', 'runIni', ini], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_for(lambda: os.path.exists(marks['READY']), 30)
+    waitFor(lambda: os.path.exists(marks['READY']), 30)
     ready = time.monotonic()
     assert p.wait(timeout=30) == 0, stderrOf(p)
     # runAtLeast counts from the loop's start, just before READY was written.

@@ -4,7 +4,7 @@ import os
 import signal
 
 from tests.support.procman import Procman
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 
 def test_prefork_serve_replace_and_stop(tmp_path, procs):
@@ -15,7 +15,7 @@ def test_prefork_serve_replace_and_stop(tmp_path, procs):
     assert r.status == 200 and int(r.body.split(b'=')[1]) in kids
     victim = kids[0]
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: victim not in pm.children() and len(pm.children()) == 3, 10,
+    waitFor(lambda: victim not in pm.children() and len(pm.children()) == 3, 10,
              message="the killed child to be replaced")
     assert len(pm.children()) == 3
     pm.stop()

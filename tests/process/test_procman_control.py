@@ -13,15 +13,15 @@ import threading
 import pytest
 
 from tests.procman.scaling_apps import HEADER, readBoard, waitState
-from tests.support.procman import Procman, peak_argv
-from tests.support.procs import children_of, pid_alive, wait_for
+from tests.support.procman import Procman, peakArgv
+from tests.support.procs import childrenOf, pidAlive, waitFor
 
 APP = 'CGI tests.procman.scaling_apps:app'
 
 
 def peak(pm, *args, timeout=60):
     env = dict(os.environ, **pm.env)
-    return subprocess.run(peak_argv('procman', *args), capture_output=True, text=True,
+    return subprocess.run(peakArgv('procman', *args), capture_output=True, text=True,
                           env=env, cwd=str(pm.dir), timeout=timeout)
 
 
@@ -48,7 +48,7 @@ def test_semaphore_file_mode_and_layout_status_table_and_json(tmp_path, procs):
     pm = Procman(tmp_path, procs, command=APP, prefork=2, extra="MaxProcesses 3").start()
     assert stat.S_IMODE(os.stat(pm.scoreboard).st_mode) == 0o600
     # The manager records a child's pid in its slot just after the fork: wait for both.
-    wait_for(lambda: set(readBoard(pm.scoreboard)[1]) == set(pm.children()), 10,
+    waitFor(lambda: set(readBoard(pm.scoreboard)[1]) == set(pm.children()), 10,
              message="both children in the scoreboard")
     header, slots = readBoard(pm.scoreboard)
     assert header['magic'] == b'PEAKSB01' and header['version'] == 2
@@ -60,12 +60,12 @@ def test_semaphore_file_mode_and_layout_status_table_and_json(tmp_path, procs):
         pm.request('/')
     # A worker marks itself idle just after its response is out: wait for that, so the
     # busy child found below is the one serving the sleep, not a late '/'.
-    wait_for(lambda: all(s['state'] == 'idle' for s in readBoard(pm.scoreboard)[1].values()),
+    waitFor(lambda: all(s['state'] == 'idle' for s in readBoard(pm.scoreboard)[1].values()),
              10, message="every child idle")
     # Long enough that two 'peak --status' runs finish well inside it on a loaded machine.
     hold = threading.Thread(target=lambda: pm.request('/sleep?8', timeout=30), daemon=True)
     hold.start()
-    busy = wait_for(lambda: [p for p, s in readBoard(pm.scoreboard)[1].items()
+    busy = waitFor(lambda: [p for p, s in readBoard(pm.scoreboard)[1].items()
                              if s['state'] == 'busy'], 10, message="a busy child")[0]
 
     table = peak(pm, '--status', pm.path)
@@ -113,7 +113,7 @@ def test_stop_waits_for_the_manager_to_exit(tmp_path, procs):
     assert r.returncode == 0, r.stderr
     assert f"manager {pm.pid} stopped" in r.stdout
     assert pm.proc.wait(10) == 0
-    assert not any(pid_alive(k) for k in kids) and not os.path.exists(pm.pidfile)
+    assert not any(pidAlive(k) for k in kids) and not os.path.exists(pm.pidfile)
     r = peak(pm, '--stop', pm.path)
     assert r.returncode == 1 and 'no manager is running' in r.stderr
 
@@ -124,7 +124,7 @@ def test_reload_restarts_the_pool_in_the_same_manager(tmp_path, procs):
     r = peak(pm, '--reload', pm.path)
     assert r.returncode == 0, r.stderr
     assert f"manager {pm.pid} reloaded" in r.stdout
-    wait_for(lambda: len(set(pm.children()) - old) == 2, 30, message="two new children")
+    waitFor(lambda: len(set(pm.children()) - old) == 2, 30, message="two new children")
     assert pm.readPid() == pm.pid
     waitState(pm, (set(pm.children()) - old).pop(), 'idle')
     assert pm.request('/').status == 200
@@ -142,7 +142,7 @@ def test_stop_and_reload_signal_only_the_holder_of_the_lock(tmp_path, procs):
         assert r.returncode == 1, r.stdout + r.stderr
         assert str(decoy.pid) in r.stderr and f"held by {pm.pid}" in r.stderr, r.stderr
         assert r.stderr.count('\n') == 1
-        assert pid_alive(decoy.pid) and pm.proc.returncode is None
+        assert pidAlive(decoy.pid) and pm.proc.returncode is None
     with open(pm.pidfile, 'r+') as f:        # it removes its pid file only if it names it
         f.truncate(0)
         f.write(f"{pm.pid}\n")
@@ -162,7 +162,7 @@ def test_reload_of_a_broken_deploy_exits_non_zero_with_the_cause(tmp_path, procs
     r = peak(pm, '--reload', pm.path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"manager {pm.pid} reloaded" in r.stdout
-    new = wait_for(lambda: set(pm.children()) - set(kids), 30, message="a new child")
+    new = waitFor(lambda: set(pm.children()) - set(kids), 30, message="a new child")
     waitState(pm, new.pop(), 'idle')
     pm.stop()
 
@@ -193,14 +193,14 @@ def test_replace_under_steady_load_refuses_no_request(tmp_path, procs, kind):
                 results.append(repr(e))
     client = threading.Thread(target=load, daemon=True)
     client.start()
-    wait_for(lambda: len(results) >= 20, 10, message="steady load")
-    new = procs(peak_argv('procman', '--replace', pm.path), env=pm.env, cwd=str(pm.dir),
+    waitFor(lambda: len(results) >= 20, 10, message="steady load")
+    new = procs(peakArgv('procman', '--replace', pm.path), env=pm.env, cwd=str(pm.dir),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    wait_for(lambda: pm.readPid() == new.pid and len(children_of(new.pid)) == 2, 40,
+    waitFor(lambda: pm.readPid() == new.pid and len(childrenOf(new.pid)) == 2, 40,
              message="the new manager's children")
     assert old.wait(20) == 0
     count = len(results)
-    wait_for(lambda: len(results) >= count + 20, 20, message="requests to the new manager")
+    waitFor(lambda: len(results) >= count + 20, 20, message="requests to the new manager")
     done.set()
     client.join(30)
     assert [r for r in results if r != 200] == [] and len(results) > 40

@@ -13,8 +13,9 @@ import time
 import pytest
 
 from tests.procman.scaling_apps import Load, Sampler, readBoard
+from tests.support.fcgi_client import FastCGIClient, environFor
 from tests.support.procman import Procman
-from tests.support.procs import pid_alive, wait_for
+from tests.support.procs import pidAlive, waitFor
 
 APP = 'CGI tests.procman.core_apps:core'
 CGROUP_V1 = '/sys/fs/cgroup/pids'
@@ -49,14 +50,14 @@ def test_killed_worker_and_sigttin_start_at_once_whatever_start_interval(tmp_pat
     pm.start()
     [first] = pm.children()
     os.kill(first, signal.SIGKILL)      # killed right after it started
-    [second] = wait_for(lambda: [p for p in pm.children() if p != first], 10,
+    [second] = waitFor(lambda: [p for p in pm.children() if p != first], 10,
                         message="the replacement")
     assert pm.request('/').status == 200
     # Once it has served, its death is a repair, not a crash streak: at once again.
-    wait_for(lambda: readBoard(pm.scoreboard)[1].get(second, {}).get('requests'), 10,
+    waitFor(lambda: readBoard(pm.scoreboard)[1].get(second, {}).get('requests'), 10,
              message="the replacement's request counted")
     os.kill(second, signal.SIGKILL)
-    wait_for(lambda: pm.children() and second not in pm.children(), 10,
+    waitFor(lambda: pm.children() and second not in pm.children(), 10,
              message="the second replacement")
     pm.signal(signal.SIGTTIN)           # raising the floor starts its worker at once
     pm.waitChildren(2, timeout=10)
@@ -72,7 +73,7 @@ def test_an_idle_manager_sleeps(tmp_path, procs):
             return sum(int(line.split()[1]) for line in f
                        if line.startswith(('voluntary_ctxt', 'nonvoluntary_ctxt')))
     before, began = switches(), time.monotonic()
-    wait_for(lambda: time.monotonic() - began >= 6, 7, interval=0.2)
+    waitFor(lambda: time.monotonic() - began >= 6, 7, interval=0.2)
     woke = switches() - before
     assert woke <= 2, f"the idle manager woke {woke} times in 6 s"
     pm.stop()
@@ -84,15 +85,15 @@ def test_restart_survives_a_storm_of_usr1_and_hup(tmp_path, procs):
     for i in range(12):
         time.sleep(0.025)               # the storm's pacing, not a wait for a condition
         pm.signal(signal.SIGUSR1 if i % 2 == 0 else signal.SIGHUP)
-    wait_for(lambda: f"manager {pm.pid} restarting" in pm.log()
+    waitFor(lambda: f"manager {pm.pid} restarting" in pm.log()
              or pm.proc.returncode is not None, 30, message="the restart")
-    wait_for(lambda: pm.log().count(f"manager {pm.pid} started") >= 2
+    waitFor(lambda: pm.log().count(f"manager {pm.pid} started") >= 2
              or pm.proc.returncode is not None, 30, message="the new manager")
     assert pm.proc.returncode is None, pm.failure()
     pm.waitChildren(1)
-    wait_for(lambda: pm.request('/').status == 200, 10)
+    waitFor(lambda: pm.request('/').status == 200, 10)
     # Every HUP after the first was coalesced: at most one follow-up reload.
-    wait_for(lambda: "ready:" in pm.log().rsplit(f"manager {pm.pid} started", 1)[1], 30,
+    waitFor(lambda: "ready:" in pm.log().rsplit(f"manager {pm.pid} started", 1)[1], 30,
              message="the pool ready after the last restart")
     assert pm.log().count("checking the config") <= 3, pm.log()
     assert pm.proc.returncode is None, pm.failure()
@@ -126,16 +127,16 @@ def _checkPid(pm):
 def test_hup_during_a_reload_check_is_coalesced_into_one_follow_up(tmp_path, procs):
     pm, mark, flag = _slowCheck(tmp_path, procs)
     pm.signal(signal.SIGHUP)
-    first = wait_for(lambda: _checkPid(pm), 10, message="the first check")
-    wait_for(lambda: mark.read_text().count('\n') == 2, 20, message="the check preloading")
+    first = waitFor(lambda: _checkPid(pm), 10, message="the first check")
+    waitFor(lambda: mark.read_text().count('\n') == 2, 20, message="the check preloading")
     for n in range(1, 4):
         pm.signal(signal.SIGHUP)
-        wait_for(lambda: pm.log().count("reload check is running") == n, 10,
+        waitFor(lambda: pm.log().count("reload check is running") == n, 10,
                  message="each HUP during the check logged")
     flag.unlink()
     os.kill(first, signal.SIGKILL)      # the first check fails: the follow-up still runs
-    wait_for(lambda: _checkPid(pm) not in (None, first), 20, message="one follow-up check")
-    wait_for(lambda: pm.log().count(f"manager {pm.pid} started") == 2, 30,
+    waitFor(lambda: _checkPid(pm) not in (None, first), 20, message="one follow-up check")
+    waitFor(lambda: pm.log().count(f"manager {pm.pid} started") == 2, 30,
              message="the restart after the follow-up check")
     assert pm.log().count("before restarting (pid") == 2, pm.log()
     pm.waitChildren(1)
@@ -146,10 +147,10 @@ def test_a_reload_check_past_its_deadline_is_killed_and_the_restart_refused(tmp_
     pm, mark, flag = _slowCheck(tmp_path, procs, extra="ReloadCheckTimeout 1")
     kids = pm.children()
     pm.signal(signal.SIGHUP)
-    check = wait_for(lambda: _checkPid(pm), 10, message="the check")
+    check = waitFor(lambda: _checkPid(pm), 10, message="the check")
     pm.waitLog("restart refused", timeout=20)
     assert "ReloadCheckTimeout" in pm.log()
-    wait_for(lambda: not pid_alive(check), 10, message="the check killed")
+    waitFor(lambda: not pidAlive(check), 10, message="the check killed")
     assert pm.children() == kids and pm.request('/').status == 200
     pm.stop()
 
@@ -157,9 +158,9 @@ def test_a_reload_check_past_its_deadline_is_killed_and_the_restart_refused(tmp_
 def test_stopping_the_manager_kills_a_running_check(tmp_path, procs):
     pm, mark, flag = _slowCheck(tmp_path, procs)
     pm.signal(signal.SIGHUP)
-    check = wait_for(lambda: _checkPid(pm), 10, message="the check")
+    check = waitFor(lambda: _checkPid(pm), 10, message="the check")
     pm.stop()
-    wait_for(lambda: not pid_alive(check), 10, message="the check killed with the manager")
+    waitFor(lambda: not pidAlive(check), 10, message="the check killed with the manager")
 
 
 def _cgroupV1():
@@ -184,7 +185,7 @@ def test_fork_failure_frees_its_slot_backs_off_and_the_pool_recovers(tmp_path, p
             os.kill(victim, signal.SIGKILL)
         pm.waitLog("fork failed", timeout=10)
         began = time.monotonic()
-        wait_for(lambda: time.monotonic() - began > 1.5, 2, interval=0.1)
+        waitFor(lambda: time.monotonic() - began > 1.5, 2, interval=0.1)
         assert pm.log().count("fork failed") == 1, pm.log()     # once per streak
         assert "scoreboard full" not in pm.log()
         with open(os.path.join(cg, 'pids.max'), 'w') as f:
@@ -201,7 +202,7 @@ def test_fork_failure_frees_its_slot_backs_off_and_the_pool_recovers(tmp_path, p
                     f.write(pid)
             except OSError:
                 pass
-        wait_for(lambda: _rmdir(cg), 10, message=f"removing {cg}")
+        waitFor(lambda: _rmdir(cg), 10, message=f"removing {cg}")
 
 
 def _rmdir(path):
@@ -224,13 +225,12 @@ def test_a_grandchild_holding_the_listener_does_not_outlive_a_stop(tmp_path, pro
     port = _freePort()
     pm = Procman(tmp_path, procs, command=APP, listen=False, extra=f"Listen 127.0.0.1:{port}")
     pm.start()
-    from tests.support.fcgi_client import FastCGIClient, environFor
     with FastCGIClient(('127.0.0.1', port), timeout=10) as c:
         grandchild = int(re.search(r'grandchild=(\d+)', body(
             c.request(environFor('GET', '/spawn'), body=b''))).group(1))
-    assert pid_alive(grandchild)
+    assert pidAlive(grandchild)
     pm.stop()
-    wait_for(lambda: not pid_alive(grandchild), 10, message="the grandchild gone")
+    waitFor(lambda: not pidAlive(grandchild), 10, message="the grandchild gone")
     with socket.socket() as s:          # the address binds again at once
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(('127.0.0.1', port))
@@ -246,17 +246,17 @@ def test_children_never_exceed_the_documented_bound_while_some_stop(tmp_path, pr
     pm.start(children=2)
     with Sampler(pm) as sampler:
         with Load(pm, 3, '/') as load:          # every child recycles after 3 requests
-            wait_for(lambda: pm.log().count("recycled after") >= 6, 60,
+            waitFor(lambda: pm.log().count("recycled after") >= 6, 60,
                      message="6 recycled children")
         assert max(sampler.counts()) <= maxProcesses + 1, sampler.counts()
-        wait_for(lambda: [s['state'] for s in readBoard(pm.scoreboard)[1].values()]
+        waitFor(lambda: [s['state'] for s in readBoard(pm.scoreboard)[1].values()]
                  == ['idle', 'idle'], 10, message="two idle children")
         threading.Thread(target=lambda: _quietly(pm.request, '/hang', timeout=30),
                          daemon=True).start()
         with Load(pm, 2, '/') as load:          # recycling goes on beside the hung child
             pm.waitLog("busy on one request for", timeout=20)
             recycled = pm.log().count("recycled after")
-            wait_for(lambda: pm.log().count("recycled after") >= recycled + 4, 60,
+            waitFor(lambda: pm.log().count("recycled after") >= recycled + 4, 60,
                      message="4 more recycled children")
         assert not [e for e in load.errors() if not isinstance(e, (OSError, EOFError))]
     counts = sampler.counts()
@@ -282,12 +282,12 @@ def test_a_draining_child_ignores_further_hups(tmp_path, procs):
     slow = threading.Thread(target=lambda: _quietly(pm.request, '/sleep', query='0.5'),
                             daemon=True)
     slow.start()
-    wait_for(lambda: readBoard(pm.scoreboard)[1].get(kid, {}).get('state') == 'busy', 10,
+    waitFor(lambda: readBoard(pm.scoreboard)[1].get(kid, {}).get('state') == 'busy', 10,
              message="the child busy")
     pm.signal(signal.SIGTERM)           # the manager sends the child SIGHUP: it drains
-    wait_for(lambda: readBoard(pm.scoreboard)[1].get(kid, {}).get('state') == 'stopping', 10,
+    waitFor(lambda: readBoard(pm.scoreboard)[1].get(kid, {}).get('state') == 'stopping', 10,
              message="the child asked to stop")
-    while pid_alive(kid):               # HUP after HUP, through its whole way out
+    while pidAlive(kid):               # HUP after HUP, through its whole way out
         try:
             os.kill(kid, signal.SIGHUP)
         except ProcessLookupError:

@@ -4,7 +4,7 @@ reach the terminal as well as the StdErr file."""
 import signal
 
 from tests.support.procman import Procman
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 
 def test_hup_and_usr1_during_preload_are_held_then_handled(tmp_path, procs):
@@ -12,16 +12,16 @@ def test_hup_and_usr1_during_preload_are_held_then_handled(tmp_path, procs):
     pm = Procman(tmp_path, procs, command='CGI tests.procman.apps:SlowPreload',
                  env={'PRELOAD_MARK': str(mark)})
     pm.start(wait=False)
-    wait_for(lambda: mark.exists() and mark.read_text().count('\n') == 1, 20,
+    waitFor(lambda: mark.exists() and mark.read_text().count('\n') == 1, 20,
              message="the first preload to begin")
     pm.signal(signal.SIGUSR1)        # their default action would kill the manager
     pm.signal(signal.SIGHUP)
     # The manager lives on, serves, and then acts on the held HUP: a restart,
     # which preloads a second time (the check) and a third (the new manager).
-    wait_for(lambda: mark.read_text().count('\n') >= 3, 30, message="the restart's preloads")
+    waitFor(lambda: mark.read_text().count('\n') >= 3, 30, message="the restart's preloads")
     assert pm.proc.returncode is None, pm.failure()
     pm.waitLog("manager %d started" % pm.pid)
-    wait_for(lambda: pm.log().count(f"manager {pm.pid} started") == 2, 30,
+    waitFor(lambda: pm.log().count(f"manager {pm.pid} started") == 2, 30,
              message="the manager to restart in place")
     pm.waitChildren(1)
     assert pm.request('/').status == 200

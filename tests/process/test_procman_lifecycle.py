@@ -11,8 +11,9 @@ import time
 
 import pytest
 
-from tests.support.procman import Procman, oneLineEach, peak_argv
-from tests.support.procs import children_of, pid_alive, wait_for
+from peak_lite.running.procman.scoreboard import readScoreboard
+from tests.support.procman import Procman, oneLineEach, peakArgv
+from tests.support.procs import childrenOf, pidAlive, waitFor
 
 APP = 'CGI tests.procman.lifecycle_apps:lifecycle'
 
@@ -40,7 +41,7 @@ import zope.publisher.publish
 
 
 def seedConfig(tmp_path):
-    """The seed config of DESIGN §8, verbatim but for the paths and the app."""
+    """The classic example config of PEAK's procman, verbatim but for the paths and the app."""
     path = tmp_path / 'myApp.conf'
     path.write_text(SEED.format(dir=tmp_path))
     return path
@@ -73,7 +74,7 @@ class MaxWatcher:
 
     def _watch(self):
         while not self.done.is_set():
-            self.most = max(self.most, len(children_of(self.pid)))
+            self.most = max(self.most, len(childrenOf(self.pid)))
             time.sleep(0.005)
 
     def stop(self):
@@ -92,7 +93,7 @@ def test_seed_config_verbatim_on_an_inherited_fd0(tmp_path, procs):
     r = pm.request('/')
     assert r.status == 200 and int(r.body.split(b'=')[1]) in kids
     os.kill(kids[0], signal.SIGKILL)
-    wait_for(lambda: kids[0] not in pm.children() and len(pm.children()) == 3, 10,
+    waitFor(lambda: kids[0] not in pm.children() and len(pm.children()) == 3, 10,
              message="the SIGKILLed child to be replaced")
     # Load that keeps every child busy for a while: the pool may grow, never past 5.
     results = []
@@ -110,7 +111,7 @@ def test_seed_config_verbatim_on_an_inherited_fd0(tmp_path, procs):
 
 def test_seed_config_without_a_socket_is_a_one_line_config_error(tmp_path, procs):
     path = seedConfig(tmp_path)
-    p = procs(peak_argv('procman', str(path)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p = procs(peakArgv('procman', str(path)), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert p.wait(10) == 2
     # One line where procman was started, and the same one in its StdErr file.
     for line in oneLineEach(p.popen.stderr.read().decode(), (tmp_path / 'error_log').read_text()):
@@ -125,19 +126,18 @@ def test_sigterm_lets_a_slow_request_finish(tmp_path, procs):
     t = threading.Thread(target=lambda: result.append(pm.request('/sleep', query='1.5')))
     t.start()
     # The request is accepted once some child is busy on it (its slot says so).
-    wait_for(lambda: anyBusy(pm), 10, message="a busy child")
+    waitFor(lambda: anyBusy(pm), 10, message="a busy child")
     pm.signal(signal.SIGTERM)
     assert pm.proc.wait(20) == 0, pm.failure()
     t.join(20)
     assert result and result[0].status == 200 and b'pid=' in result[0].body
-    wait_for(lambda: not any(pid_alive(k) for k in kids), 5, message="the children to exit")
+    waitFor(lambda: not any(pidAlive(k) for k in kids), 5, message="the children to exit")
     assert not os.path.exists(pm.pidfile)
     assert not os.path.exists(pm.socket)
 
 
 def anyBusy(pm):
     """True when some child's scoreboard slot says busy (it has taken a request)."""
-    from peak_lite.running.procman.scoreboard import readScoreboard
     return any(slot['state'] == 'busy' for slot in readScoreboard(pm.scoreboard)[1])
 
 
@@ -168,12 +168,12 @@ def test_stop_escalates_to_term_then_kill(tmp_path, procs, command):
                  listen=False, prefork=1, env={'ESCALATION_LOG': str(log)})
     setTimeouts(pm, stop=1, kill=1)
     pm.start()
-    wait_for(lambda: 'READY' in _escalationLog(log), 10, message="the child to be ready")
+    waitFor(lambda: 'READY' in _escalationLog(log), 10, message="the child to be ready")
     kid = pm.children()[0]
     sent = time.monotonic()
     sentWall = time.time()
     pm.signal(signal.SIGTERM)
-    wait_for(lambda: not pid_alive(kid), 10, message="the stubborn child to go")
+    waitFor(lambda: not pidAlive(kid), 10, message="the stubborn child to go")
     gone = time.monotonic() - sent
     assert pm.proc.wait(10) == 0, pm.failure()
     events = _escalationLog(log)
@@ -191,7 +191,7 @@ def test_stop_escalates_to_term_then_kill(tmp_path, procs, command):
 
 def test_second_manager_is_refused_naming_the_first(tmp_path, procs):
     pm = Procman(tmp_path, procs, command=APP).start()
-    second = procs(peak_argv('procman', pm.path), stdout=subprocess.PIPE,
+    second = procs(peakArgv('procman', pm.path), stdout=subprocess.PIPE,
                    stderr=subprocess.PIPE, env=pm.env)
     assert second.wait(30) == 1
     err = second.popen.stderr.read().decode()
@@ -207,7 +207,7 @@ def test_replace_takes_over_gracefully(tmp_path, procs):
     slow = []
     t = threading.Thread(target=lambda: slow.append(first.request('/sleep', query='1')))
     t.start()
-    wait_for(lambda: anyBusy(first), 10, message="a busy child")
+    waitFor(lambda: anyBusy(first), 10, message="a busy child")
     second = Procman(tmp_path, procs, command=APP, prefork=2)
     second.start('--replace', children=2)
     assert first.proc.wait(20) == 0, first.failure()
@@ -224,7 +224,7 @@ def test_stale_pid_file_of_a_killed_manager_does_not_block(tmp_path, procs):
     kids = first.children()
     first.signal(signal.SIGKILL)
     first.proc.wait(10)
-    wait_for(lambda: not any(pid_alive(k) for k in kids), 5, message="orphaned children")
+    waitFor(lambda: not any(pidAlive(k) for k in kids), 5, message="orphaned children")
     assert first.readPid() == first.pid             # the stale file is still there
     second = Procman(tmp_path, procs, command=APP).start()
     assert second.readPid() == second.pid
@@ -245,7 +245,7 @@ def test_stderr_goes_to_the_file_and_is_reopened_on_usr1(tmp_path, procs):
     os.rename(pm.stderr, rotated)
     pm.signal(signal.SIGUSR1)
     everyone = [pm.pid] + pm.children()
-    wait_for(lambda: all(_fd2(p) == pm.stderr for p in everyone), 10,
+    waitFor(lambda: all(_fd2(p) == pm.stderr for p in everyone), 10,
              message="manager and children to reopen StdErr")
     # Lines written now land in the new file, from every child and the manager.
     seen = set()
@@ -253,7 +253,7 @@ def test_stderr_goes_to_the_file_and_is_reopened_on_usr1(tmp_path, procs):
     def allChildrenLogged():
         seen.add(int(pm.request('/log', query='after-rotation').body.split(b'=')[1]))
         return seen >= set(pm.children())
-    wait_for(allChildrenLogged, 20, message="a line from every child")
+    waitFor(allChildrenLogged, 20, message="a line from every child")
     victim = pm.children()[0]
     os.kill(victim, signal.SIGKILL)
     pm.waitLog(f"child {victim} killed by SIGKILL")
@@ -271,7 +271,7 @@ def test_children_die_with_a_sigkilled_manager(tmp_path, procs):
     kids = pm.children()
     pm.signal(signal.SIGKILL)
     killed = time.monotonic()
-    wait_for(lambda: not any(pid_alive(k) for k in kids), 1.0,
+    waitFor(lambda: not any(pidAlive(k) for k in kids), 1.0,
              message="every child to exit within a second of the manager's death")
     assert time.monotonic() - killed < 1.0
 
@@ -280,9 +280,9 @@ def test_crash_loop_backs_off(tmp_path, procs):
     pm = Procman(tmp_path, procs, command='tests.procman.lifecycle_apps:crash', listen=False,
                  prefork=3)
     pm.start(wait=False)
-    wait_for(lambda: pm.readPid() == pm.pid, 20, message="the manager's pid file")
+    waitFor(lambda: pm.readPid() == pm.pid, 20, message="the manager's pid file")
     start = time.monotonic()
-    wait_for(lambda: time.monotonic() - start >= 10, 11, interval=0.2)
+    waitFor(lambda: time.monotonic() - start >= 10, 11, interval=0.2)
     log = pm.log()
     starts = log.count('started child')
     # StartInterval 0.05 doubling from the first quick death: about 8 starts in 10 s;
@@ -308,30 +308,30 @@ def test_as_pid_1_reaps_orphans_and_stops_gracefully_on_sigterm(tmp_path, procs)
         pytest.fail("this test needs root for unshare --pid; CI runs the tests as root")
     pm = Procman(tmp_path, procs, command=APP, prefork=2)
     pm.proc = procs(['unshare', '--pid', '--fork', '--mount-proc',
-                     *peak_argv('procman', pm.path)], env=pm.env, stdout=subprocess.PIPE,
+                     *peakArgv('procman', pm.path)], env=pm.env, stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE, cwd=str(tmp_path))
     unshare = pm.proc.pid
-    manager = wait_for(lambda: children_of(unshare), 20, message="the manager in the namespace")[0]
-    wait_for(lambda: os.path.exists(pm.pidfile), 20, message="the pid file")
+    manager = waitFor(lambda: childrenOf(unshare), 20, message="the manager in the namespace")[0]
+    waitFor(lambda: os.path.exists(pm.pidfile), 20, message="the pid file")
     assert pm.readPid() == 1                      # as the namespace sees it
     pm.pid = manager
     pm.waitChildren(2)
     name = f'orph{os.getpid() % 100000}'
     assert pm.request('/orphan', query=f'{name}').status == 200
-    orphan = wait_for(lambda: _byComm(name), 5, message="the orphan")
+    orphan = waitFor(lambda: _byComm(name), 5, message="the orphan")
     assert _parentOf(orphan) == manager           # reparented to PID 1, the manager
-    wait_for(lambda: not os.path.exists(f'/proc/{orphan}'), 5,
+    waitFor(lambda: not os.path.exists(f'/proc/{orphan}'), 5,
              message="the orphan to be reaped (not left a zombie)")
     kids = pm.children()
     slow = []
     t = threading.Thread(target=lambda: slow.append(pm.request('/sleep', query='1')))
     t.start()
-    wait_for(lambda: anyBusy(pm), 10, message="a busy child")
+    waitFor(lambda: anyBusy(pm), 10, message="a busy child")
     os.kill(manager, signal.SIGTERM)
     assert pm.proc.wait(20) == 0, pm.failure()
     t.join(20)
     assert slow and slow[0].status == 200
-    assert not any(pid_alive(k) for k in kids)
+    assert not any(pidAlive(k) for k in kids)
     assert not os.path.exists(pm.pidfile)
 
 
@@ -368,11 +368,11 @@ def test_child_config_sets_the_childrens_signal_handler(tmp_path, procs):
                  extra=f"ChildConfig {ini}").start()
     kids = pm.children()
     # Each child's loop has pushed the handler once the process catches SIGUSR2.
-    wait_for(lambda: all(_catches(kid, signal.SIGUSR2) for kid in kids), 10,
+    waitFor(lambda: all(_catches(kid, signal.SIGUSR2) for kid in kids), 10,
              message="the children's main loops to install MarkingHandler")
     for kid in kids:
         os.kill(kid, signal.SIGUSR2)               # the default handler has no SIGUSR2: death
-    wait_for(lambda: marks.exists() and
+    waitFor(lambda: marks.exists() and
              sorted(marks.read_text().split()[1::2]) == sorted(map(str, kids)), 10,
              message="every child's MarkingHandler.SIGUSR2")
     assert sorted(pm.children()) == sorted(kids)   # nobody died of it

@@ -7,7 +7,7 @@ import subprocess
 import psycopg
 
 from tests.support.procman import Procman, oneLineEach
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 
 def wordsDb(tmp_path, *words):
@@ -37,12 +37,12 @@ def test_assembly_hook_runs_once_in_the_manager_in_a_transaction_before_any_fork
     pm.stop()
 
 
-def test_postgres_preload_connection_is_closed_and_not_inherited(tmp_path, procs, pg_db):
-    with psycopg.connect(pg_db, autocommit=True) as conn:
+def test_postgres_preload_connection_is_closed_and_not_inherited(tmp_path, procs, pgDb):
+    with psycopg.connect(pgDb, autocommit=True) as conn:
         conn.execute("CREATE TABLE greetings (greeting TEXT)")
         conn.execute("INSERT INTO greetings VALUES ('hello')")
     pm = Procman(tmp_path, procs, command='CGI tests.procman.lifecycle_apps:PgPreloaded',
-                 prefork=2, env={'PG_URL': pg_db}).start()
+                 prefork=2, env={'PG_URL': pgDb}).start()
     kids = set(pm.children())
     backends, preloads = {}, set()
     for _ in range(6):
@@ -56,12 +56,12 @@ def test_postgres_preload_connection_is_closed_and_not_inherited(tmp_path, procs
     assert len(preloads) == 1 and not preloads & set(backends.values())
 
     def others():
-        with psycopg.connect(pg_db, autocommit=True) as conn:
+        with psycopg.connect(pgDb, autocommit=True) as conn:
             return {row[0] for row in conn.execute(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                 "AND pid <> pg_backend_pid()")}
     # Only the children's own backends: the preload one is gone (closeASAP at commit).
-    wait_for(lambda: others() == set(backends.values()), 10,
+    waitFor(lambda: others() == set(backends.values()), 10,
              message="pg_stat_activity to list only the children's backends")
     pm.stop()
 

@@ -9,7 +9,7 @@ import stat
 import pytest
 
 from tests.support.procman import Procman
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 pytestmark = pytest.mark.skipif(os.getuid() != 0, reason="dropping privileges needs root")
 
@@ -27,7 +27,7 @@ def test_children_run_as_user_and_group_the_socket_has_its_mode(tmp_path, procs)
     assert r.body == f"uid={user.pw_uid} gid={group.gr_gid}\n".encode()
     for kid in pm.children():
         # A child drops its privileges right after the fork: wait for that, then look.
-        ids = wait_for(lambda: (lambda i: i if i['Uid'][0] != '0' else None)(_ids(kid)), 10,
+        ids = waitFor(lambda: (lambda i: i if i['Uid'][0] != '0' else None)(_ids(kid)), 10,
                        message=f"child {kid} to drop privileges")
         assert ids['Uid'][0] == str(user.pw_uid) and ids['Gid'][0] == str(group.gr_gid)
         # initgroups: nobody's own groups, none of root's

@@ -13,7 +13,7 @@ from pathlib import Path
 from tests.process.test_procman_lifecycle import listeningUnixSocket, seedProcman
 from tests.support.nginx import Nginx
 from tests.support.procman import ROOT, Procman
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 APP_SOURCE = """\
 import os
@@ -76,7 +76,7 @@ def newPool(pm, old, n):
     def ready():
         kids = set(pm.children())
         return kids if len(kids) == n and not kids & old else None
-    return wait_for(ready, 30, message=f"{n} new children replacing {sorted(old)}")
+    return waitFor(ready, 30, message=f"{n} new children replacing {sorted(old)}")
 
 
 def writeApp(directory, version):
@@ -94,19 +94,19 @@ def test_sighup_under_load_through_nginx(tmp_path, procs):
     with Nginx(tmp_path, fastcgi_pass=f'unix:{pm.socket}') as nginx:
         clients = ClientLoop(nginx.url + '/')
         try:
-            wait_for(lambda: clients.count() >= 20, 20, message="requests flowing")
+            waitFor(lambda: clients.count() >= 20, 20, message="requests flowing")
             first = set(pm.children())
 
             pm.signal(signal.SIGHUP)                      # restart 1: same code
             second = newPool(pm, first, 2)
             pm.waitLog('restarting: exec')
             count = clients.count()
-            wait_for(lambda: clients.count() >= count + 20, 20, message="requests after 1")
+            waitFor(lambda: clients.count() >= count + 20, 20, message="requests after 1")
 
             writeApp(code, 'v2')                          # restart 2: new code
             pm.signal(signal.SIGHUP)
             third = newPool(pm, first | second, 2)
-            wait_for(lambda: clients.served('v2 pid='), 20, message="the new code served")
+            waitFor(lambda: clients.served('v2 pid='), 20, message="the new code served")
 
             pm.write(config + "MaxProcesses banana\n")     # a broken config is refused
             pm.signal(signal.SIGHUP)
@@ -115,11 +115,11 @@ def test_sighup_under_load_through_nginx(tmp_path, procs):
             pm.write(config)
             (code / 'hupapp.py').write_text("def app(:\n")    # nor code that does not load
             pm.signal(signal.SIGHUP)
-            wait_for(lambda: pm.log().count('restart refused') == 2, 30,
+            waitFor(lambda: pm.log().count('restart refused') == 2, 30,
                      message="the second refusal")
             assert 'SyntaxError' in pm.log().split('restart refused')[-1].splitlines()[0]
             count = clients.count()
-            wait_for(lambda: clients.count() >= count + 20, 20, message="requests after refusal")
+            waitFor(lambda: clients.count() >= count + 20, 20, message="requests after refusal")
             assert third <= set(pm.children())            # the old pool kept serving
         finally:
             failures = clients.stop()

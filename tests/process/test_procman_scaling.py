@@ -11,7 +11,7 @@ import pytest
 
 from tests.procman.scaling_apps import Load, Sampler, pidOf, readBoard, waitState
 from tests.support.procman import Procman
-from tests.support.procs import pid_alive, wait_for
+from tests.support.procs import pidAlive, waitFor
 
 APP = 'CGI tests.procman.scaling_apps:app'
 START_INTERVAL = 0.05        # what tests.support.procman writes
@@ -38,15 +38,15 @@ def test_scale_up_to_max_on_pending_connections_then_down_one_at_a_time(tmp_path
         with Load(pm, 8, '/sleep?0.5') as load:
             # RunEvery is 30 s: only the pending-connection path can be this quick.
             deadline = 3 * START_INTERVAL + 3 * BOOT
-            wait_for(lambda: len(pm.children()) == 4, deadline,
+            waitFor(lambda: len(pm.children()) == 4, deadline,
                      message="the pool to reach MaxProcesses 4")
             reached = time.monotonic() - began
-            wait_for(lambda: len(load.results) >= 24, 30, message="24 requests served")
+            waitFor(lambda: len(load.results) >= 24, 30, message="24 requests served")
             stopped = time.monotonic()
         assert not load.errors()
-        wait_for(lambda: len(pm.children()) == 1, idle + 4 * 1.0 + 5,
+        waitFor(lambda: len(pm.children()) == 1, idle + 4 * 1.0 + 5,
                  message="the pool back at MinProcesses 1")
-        wait_for(lambda: sampler.samples[-1][1] == 1, 5, message="a sample of the last step")
+        waitFor(lambda: sampler.samples[-1][1] == 1, 5, message="a sample of the last step")
     counts = sampler.counts()
     assert max(counts) == 4, counts
     assert reached < 30 / 10
@@ -58,7 +58,7 @@ def test_scale_up_to_max_on_pending_connections_then_down_one_at_a_time(tmp_path
     firstDrop = next(t for t, n in after if n < 4)
     assert firstDrop - stopped >= idle - 0.05
     assert len(re.findall(r"idle for .* stopping it", pm.log())) == 3
-    wait_for(lambda: set(readBoard(pm.scoreboard)[1]) == set(pm.children()), 5,
+    waitFor(lambda: set(readBoard(pm.scoreboard)[1]) == set(pm.children()), 5,
              message="the scoreboard to hold just the remaining child")
     pm.stop()
 
@@ -79,15 +79,15 @@ def test_no_start_then_kill_a_new_child_serves_before_it_can_be_reaped(tmp_path,
     slow.start()
     waitState(pm, old, 'busy')
     pm.signal(signal.SIGTTIN)
-    new = wait_for(lambda: (set(pm.children()) - {old}) or None, 10,
+    new = waitFor(lambda: (set(pm.children()) - {old}) or None, 10,
                    message="the child SIGTTIN starts").pop()
     waitState(pm, new, 'idle')
     readyAt = time.monotonic()
     pm.signal(signal.SIGTTOU)
     pm.waitLog("floor 2 -> 1")
     assert pidOf(pm.request('/')) == new
-    wait_for(lambda: time.monotonic() - readyAt > idle - 0.2 or not pid_alive(new), idle + 1)
-    assert pid_alive(new) and readBoard(pm.scoreboard)[1][new]['state'] != 'stopping'
+    waitFor(lambda: time.monotonic() - readyAt > idle - 0.2 or not pidAlive(new), idle + 1)
+    assert pidAlive(new) and readBoard(pm.scoreboard)[1][new]['state'] != 'stopping'
     slow.join(30)
     assert f"child {new} exited" not in pm.log().split("floor 2 -> 1")[1].split("idle for")[0]
     pm.stop()
@@ -104,14 +104,14 @@ def test_a_busy_child_is_never_reaped_even_the_oldest(tmp_path, procs):
     slow.start()
     waitState(pm, oldest, 'busy')
     pm.signal(signal.SIGTTIN)
-    young = wait_for(lambda: (set(pm.children()) - {oldest}) or None, 10).pop()
+    young = waitFor(lambda: (set(pm.children()) - {oldest}) or None, 10).pop()
     waitState(pm, young, 'idle')
     pm.signal(signal.SIGTTOU)        # above the floor again: one of the two must go
     pm.waitLog(f"child {young} idle for", timeout=10)
-    wait_for(lambda: not pid_alive(young), 10, message="the idle child to exit")
+    waitFor(lambda: not pidAlive(young), 10, message="the idle child to exit")
     slow.join(30)
     assert [pidOf(a) for a in answers] == [oldest]
-    assert pid_alive(oldest)
+    assert pidAlive(oldest)
     assert f"child {oldest} idle for" not in pm.log()
     pm.stop()
 
@@ -121,16 +121,16 @@ def test_sigkill_of_a_busy_child_leaves_the_busy_count_right(tmp_path, procs):
     pm.start(children=2)
     threading.Thread(target=lambda: _quietly(pm.request, '/sleep?30', timeout=30),
                      daemon=True).start()
-    busy = wait_for(lambda: [p for p, s in readBoard(pm.scoreboard)[1].items()
+    busy = waitFor(lambda: [p for p, s in readBoard(pm.scoreboard)[1].items()
                              if s['state'] == 'busy'], 10, message="a busy child")
     assert len(busy) == 1
     os.kill(busy[0], signal.SIGKILL)
-    wait_for(lambda: busy[0] not in pm.children() and len(pm.children()) == 2, 10)
-    slots = wait_for(lambda: (lambda b: b if len(b) == 2 else None)(readBoard(pm.scoreboard)[1]),
+    waitFor(lambda: busy[0] not in pm.children() and len(pm.children()) == 2, 10)
+    slots = waitFor(lambda: (lambda b: b if len(b) == 2 else None)(readBoard(pm.scoreboard)[1]),
                      10, message="two slots")
     assert busy[0] not in slots
     assert [s['state'] for s in slots.values()].count('busy') == 0
-    wait_for(lambda: all(s['state'] == 'idle' for s in readBoard(pm.scoreboard)[1].values()),
+    waitFor(lambda: all(s['state'] == 'idle' for s in readBoard(pm.scoreboard)[1].values()),
              10, message="both children idle")
     pm.stop()
 
@@ -144,7 +144,7 @@ def test_max_requests_with_jitter_recycles_staggered_and_keeps_the_floor(tmp_pat
     assert all(20 <= v <= 40 for v in limits.values()), limits
     with Sampler(pm) as sampler:
         with Load(pm, 3, '/') as load:
-            wait_for(lambda: pm.log().count("recycled after") >= 8, 60,
+            waitFor(lambda: pm.log().count("recycled after") >= 8, 60,
                      message="8 recycled children")
         assert not load.errors()
     counts = sampler.counts()
@@ -168,10 +168,10 @@ def test_request_timeout_kills_and_replaces_a_hung_child_others_still_served(tmp
     started = time.monotonic()
     threading.Thread(target=lambda: _quietly(pm.request, '/hang', timeout=30),
                      daemon=True).start()
-    hung = wait_for(lambda: [p for p, s in readBoard(pm.scoreboard)[1].items()
+    hung = waitFor(lambda: [p for p, s in readBoard(pm.scoreboard)[1].items()
                              if s['state'] == 'busy'], 10, message="the hung child")[0]
     served, broken = 0, []
-    while pid_alive(hung):           # the others keep serving (the replacement may too)
+    while pidAlive(hung):           # the others keep serving (the replacement may too)
         try:
             assert pm.request('/').status == 200
             served += 1
@@ -184,7 +184,7 @@ def test_request_timeout_kills_and_replaces_a_hung_child_others_still_served(tmp
     age = float(re.search(rf"child {hung} has been busy on one request for ([\d.]+)s",
                           pm.log()).group(1))
     assert 1.5 < age < 4
-    wait_for(lambda: len(pm.children()) == 2 and hung not in pm.children(), 10,
+    waitFor(lambda: len(pm.children()) == 2 and hung not in pm.children(), 10,
              message="the hung child replaced")
     pids = {pidOf(pm.request('/')) for _ in range(10)}
     assert hung not in pids

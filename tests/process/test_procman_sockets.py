@@ -17,9 +17,9 @@ import urllib.request
 import pytest
 
 from peak_lite.running.sockets import Listener, parseAddress
-from tests.support.nginx import Nginx, free_port
-from tests.support.procman import Procman, peak_argv
-from tests.support.procs import children_of, wait_for
+from tests.support.nginx import Nginx, freePort
+from tests.support.procman import Procman, peakArgv
+from tests.support.procs import childrenOf, waitFor
 
 root = pytest.mark.skipif(os.getuid() != 0, reason="needs root: other users' files and sockets")
 
@@ -54,7 +54,7 @@ def edit(pm, old, new):
 
 def restarted(pm, times=1):
     """Wait until the manager has started ``times`` more times than once."""
-    wait_for(lambda: pm.log().count(f'manager {pm.pid} started:') > times, 30,
+    waitFor(lambda: pm.log().count(f'manager {pm.pid} started:') > times, 30,
              message=f"manager {pm.pid} to restart")
     pm.waitChildren(pm.prefork or 1, 20)
 
@@ -70,7 +70,7 @@ def sharedDir():
 
 @pytest.mark.parametrize('new', ['127.0.0.2', '::1'])
 def test_sighup_moves_a_listener_whose_address_changed(tmp_path, procs, new):
-    port = free_port()
+    port = freePort()
     pm = Procman(tmp_path, procs, listen=False, extra=f"Listen 127.0.0.1:{port}")
     pm.start()
     assert httpStatus('127.0.0.1', port) == 200
@@ -85,7 +85,7 @@ def test_sighup_moves_a_listener_whose_address_changed(tmp_path, procs, new):
 
 
 def test_sighup_keeps_the_socket_of_an_address_written_another_way(tmp_path, procs):
-    port = free_port()
+    port = freePort()
     pm = Procman(tmp_path, procs, listen=False, extra=f"Listen localhost:{port}")
     pm.start()
     before = listeningInode(port)
@@ -131,7 +131,7 @@ def test_sighup_never_changes_a_file_planted_at_the_socket_path(tmp_path, procs,
     pm.signal(signal.SIGHUP)
     # The reload's check finds the path is no socket of ours and refuses the
     # restart: the running manager keeps its own socket and touches nothing.
-    wait_for(lambda: 'restart refused' in pm.log(), 30, message='the restart to be refused')
+    waitFor(lambda: 'restart refused' in pm.log(), 30, message='the restart to be refused')
     assert 'is not a socket' in pm.log()
     st = os.stat(secret)
     assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, 0, 0)
@@ -174,11 +174,11 @@ def test_listen_owner_lets_nginx_as_www_data_in_through_a_0660_socket(
     assert os.listdir(sharedDir) == ['app.sock']        # no private directory left behind
     with WwwDataNginx(tmp_path, fastcgi_pass=f'unix:{sock}') as nginx:
         www = pwd.getpwnam('www-data').pw_uid
-        wait_for(lambda: [p for p in nginx.workerPids() if _uid(p) == www], 10,
+        waitFor(lambda: [p for p in nginx.workerPids() if _uid(p) == www], 10,
                  message="nginx's workers running as www-data")
         assert urlStatus(nginx.url + '/') == status
         if status == 502:
-            assert 'Permission denied' in nginx.error_log_text()
+            assert 'Permission denied' in nginx.errorLogText()
     pm.stop()
     assert not os.path.exists(sock)
 
@@ -192,7 +192,7 @@ def test_an_owner_the_manager_cannot_give_is_a_one_line_error(procs, sharedDir):
         f.write(f"Command CGI tests.procman.apps:hello\n"
                 f"Listen unix:{sharedDir}/app.sock:0660\nListenOwner root:www-data\n")
     proc = procs(['setpriv', f'--reuid={nobody.pw_uid}', f'--regid={nobody.pw_gid}',
-                  '--clear-groups', *peak_argv('procman', conf)], stderr=-1)
+                  '--clear-groups', *peakArgv('procman', conf)], stderr=-1)
     assert proc.wait(30) == 2
     err = proc.popen.stderr.read().decode()
     assert len(err.strip().splitlines()) == 1, err
@@ -202,7 +202,7 @@ def test_an_owner_the_manager_cannot_give_is_a_one_line_error(procs, sharedDir):
 
 def test_unknown_listen_owner_is_a_file_line_error(tmp_path, procs):
     pm = Procman(tmp_path, procs, listen=False, extra="ListenOwner no-such-user:www-data")
-    proc = procs(peak_argv('procman', '--check', pm.path), env=pm.env,
+    proc = procs(peakArgv('procman', '--check', pm.path), env=pm.env,
                  stdout=-1, stderr=-1)
     out, err = proc.popen.communicate(timeout=30)
     assert proc.returncode == 2
@@ -214,7 +214,7 @@ def test_unknown_listen_owner_is_a_file_line_error(tmp_path, procs):
 
 
 def test_the_address_binds_again_at_once_after_a_stop(tmp_path, procs):
-    port = free_port()
+    port = freePort()
     pm = Procman(tmp_path, procs, listen=False, extra=f"Listen 127.0.0.1:{port}", prefork=2)
     pm.start()
     for _ in range(20):     # connections the server closes: TIME_WAIT on its side
@@ -226,7 +226,7 @@ def test_the_address_binds_again_at_once_after_a_stop(tmp_path, procs):
 
 
 def test_processes_the_app_starts_inherit_no_listening_socket(tmp_path, procs):
-    port = free_port()
+    port = freePort()
     pm = Procman(tmp_path, procs, command='CGI tests.process.sockets_apps:spawnSleeper',
                  listen=False, extra=f"Listen 127.0.0.1:{port}")
     pm.start()
@@ -250,7 +250,7 @@ class WwwDataNginx(Nginx):
         return super().config().replace('user root;', 'user www-data;')
 
     def workerPids(self):
-        return children_of(self.proc.pid)
+        return childrenOf(self.proc.pid)
 
 
 def _uid(pid):

@@ -10,8 +10,8 @@ import pytest
 
 from tests.procman.scaling_apps import pidOf
 from tests.support.fcgi_client import FastCGIClient, environFor
-from tests.support.procman import Procman, peak_argv
-from tests.support.procs import wait_for
+from tests.support.procman import Procman, peakArgv
+from tests.support.procs import waitFor
 
 APP = 'CGI tests.procman.scaling_apps:app'
 
@@ -37,7 +37,7 @@ class NotifySocket:
         def seen():
             return next((i for i, m in enumerate(self.poll()) if i >= after
                          and key in m.split('\n')), None)
-        found = wait_for(lambda: seen() is not None, timeout, message=f"{key} notified")
+        found = waitFor(lambda: seen() is not None, timeout, message=f"{key} notified")
         return seen() if found else None
 
     def close(self):
@@ -89,12 +89,12 @@ def test_socket_activation_with_listen_fds(tmp_path, procs):
     listener.bind(path)
     listener.listen(64)
     pm = Procman(tmp_path, procs, command=APP, listen=False, prefork=2, extra="MaxProcesses 2")
-    argv = [sys.executable, '-c', WRAPPER, str(listener.fileno())] + peak_argv(
+    argv = [sys.executable, '-c', WRAPPER, str(listener.fileno())] + peakArgv(
         'procman', pm.path)[1:]
     pm.proc = procs(argv, env=pm.env, pass_fds=(listener.fileno(),), cwd=str(tmp_path))
     pm.pid = pm.proc.pid
     listener.close()                 # the manager holds it now
-    wait_for(lambda: pm.readPid() == pm.pid or pm.proc.returncode is not None, 20)
+    waitFor(lambda: pm.readPid() == pm.pid or pm.proc.returncode is not None, 20)
     assert pm.proc.returncode is None, pm.log()
     pm.waitChildren(2)
     pids = set()
@@ -124,7 +124,7 @@ def test_an_idle_manager_wakes_at_most_about_once_a_second(tmp_path, procs):
         pm.request('/')              # children serve now and then; the manager is not told
     window = 10.0
     before, began = _switches(pm.pid), time.monotonic()
-    wait_for(lambda: time.monotonic() - began >= window, window + 5, interval=0.5)
+    waitFor(lambda: time.monotonic() - began >= window, window + 5, interval=0.5)
     wakeups = _switches(pm.pid) - before
     assert wakeups <= window * 1.2 + 2, f"{wakeups} wakeups in {window}s"
     pm.stop()

@@ -16,7 +16,7 @@ import pytest
 from tests.process.test_procman_control import peak
 from tests.procman.scaling_apps import readBoard
 from tests.support.procman import Procman
-from tests.support.procs import pid_alive, wait_for
+from tests.support.procs import pidAlive, waitFor
 
 APP = 'CGI tests.procman.trust_apps:app'
 FAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1'
@@ -134,7 +134,7 @@ def test_a_uid_without_passwd_entry_never_runs_with_group_root(tmp_path, procs):
         if 'has no passwd entry' in pm.log():
             return 'refused'
         return None
-    how = wait_for(settled, 20, interval=0.005, message="the manager to refuse the User")
+    how = waitFor(settled, 20, interval=0.005, message="the manager to refuse the User")
     assert not [s for s in seen if s[0] == '0' or '0' in s[1]], seen
     if how == 'exited':
         assert pm.proc.returncode == 2 and 'Group' in pm.proc.popen.stderr.read().decode()
@@ -152,7 +152,7 @@ def test_log_rotation_reaches_children_running_as_user(opendir, tmp_path, procs)
     os.rename(log, log + '.1')
     pm.signal(signal.SIGUSR1)
     # Each child's fd 2 must move to the new file (before the fix it stayed on the old one).
-    wait_for(lambda: all(os.readlink(f'/proc/{kid}/fd/2') == log for kid in kids), 10,
+    waitFor(lambda: all(os.readlink(f'/proc/{kid}/fd/2') == log for kid in kids), 10,
              message="both children's stderr on the new log file")
     r = pm.request('/log', QUERY_STRING='after-rotation')
     with open(log) as f:
@@ -184,7 +184,7 @@ def test_a_wall_clock_step_does_not_time_out_busy_children(tmp_path, procs):
     result = {}
     hold = threading.Thread(target=lambda: result.update(r=pm.request('/hold', QUERY_STRING='4', timeout=30)))
     hold.start()
-    wait_for(lambda: any(s['state'] == 'busy' for s in readBoard(pm.scoreboard)[1].values()),
+    waitFor(lambda: any(s['state'] == 'busy' for s in readBoard(pm.scoreboard)[1].values()),
              10, message="a busy child")
     clock.write_text('+3600\n')          # NTP steps the wall clock an hour ahead
     hold.join(30)
@@ -196,7 +196,7 @@ def test_a_wall_clock_step_does_not_time_out_busy_children(tmp_path, procs):
 def test_a_corrupt_scoreboard_byte_shows_as_unknown(tmp_path, procs):
     pm = Procman(tmp_path, procs, command=APP, prefork=2,
                  extra="MinProcesses 2\nMaxProcesses 4").start()
-    wait_for(lambda: all(v['state'] == 'idle' for v in readBoard(pm.scoreboard)[1].values()),
+    waitFor(lambda: all(v['state'] == 'idle' for v in readBoard(pm.scoreboard)[1].values()),
              10, message="idle children")
     with open(pm.scoreboard, 'rb') as f:
         data = f.read()
@@ -217,6 +217,6 @@ def test_a_corrupt_scoreboard_byte_shows_as_unknown(tmp_path, procs):
     assert row[2] == 'unknown' and row[4] == '-'
     doc = peak(pm, '--status', '--json', pm.path)
     assert doc.returncode == 0 and '"unknown"' in doc.stdout and 'NaN' not in doc.stdout
-    wait_for(lambda: pm.log().count('\n') > before + 1, 10, message="more log lines")
+    waitFor(lambda: pm.log().count('\n') > before + 1, 10, message="more log lines")
     assert 'Traceback' not in pm.log() and 'Error' not in pm.log()
     pm.stop()

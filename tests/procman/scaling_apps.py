@@ -5,7 +5,7 @@ import struct
 import threading
 import time
 
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 HEADER = struct.Struct('<8sIIIiIId24x')     # the documented layout, written out again here
 SLOT = struct.Struct('<iB3xQdII')
@@ -44,7 +44,7 @@ def readBoard(path):
 
 
 def waitState(pm, pid, state, timeout=10.0):
-    return wait_for(lambda: readBoard(pm.scoreboard)[1].get(pid, {}).get('state') == state,
+    return waitFor(lambda: readBoard(pm.scoreboard)[1].get(pid, {}).get('state') == state,
                     timeout, message=f"child {pid} {state} in the scoreboard")
 
 

@@ -24,7 +24,7 @@ from tests.support.procs import Proc
 BAD_CONFIGS = pathlib.Path(__file__).parent / 'bad_configs'
 DOCS = pathlib.Path(__file__).parent.parent.parent / 'docs' / 'procman.md'
 
-# DESIGN §8, character for character.
+# The classic example config of PEAK's procman, character for character.
 SEED = """\
 #!invoke peak procman
 
@@ -421,7 +421,7 @@ def _loadUnprivileged(path):
 
 
 @pytest.fixture
-def public_dir():
+def publicDir():
     """A directory an unprivileged user can read; removed afterwards."""
     with tempfile.TemporaryDirectory(prefix='procman-cfg-') as d:
         os.chmod(d, 0o755)
@@ -431,29 +431,29 @@ def public_dir():
                 sub.chmod(0o755)
 
 
-def test_unwritable_pid_file_directory(public_dir):
-    (public_dir / 'ro').mkdir(mode=0o555)
-    (public_dir / 'ro').chmod(0o555)
-    conf = public_dir / 'app.conf'
+def test_unwritable_pid_file_directory(publicDir):
+    (publicDir / 'ro').mkdir(mode=0o555)
+    (publicDir / 'ro').chmod(0o555)
+    conf = publicDir / 'app.conf'
     conf.write_text('Command x\n\nPidFile ro/app.pid  # not ours\n')
     conf.chmod(0o644)
     assert _loadUnprivileged(str(conf)) == (
-        f'{conf}:3: PidFile: cannot create {public_dir}/ro/app.pid: directory '
-        f'{public_dir}/ro is not writable by this user; fix its permissions')
+        f'{conf}:3: PidFile: cannot create {publicDir}/ro/app.pid: directory '
+        f'{publicDir}/ro is not writable by this user; fix its permissions')
 
 
-def test_unreadable_config_and_child_config(public_dir):
-    conf = public_dir / 'app.conf'
+def test_unreadable_config_and_child_config(publicDir):
+    conf = publicDir / 'app.conf'
     conf.write_text('Command x\n')
     conf.chmod(0o600)
     assert _loadUnprivileged(str(conf)).startswith(
         f'{conf}:1: cannot read the config file: Permission denied;')
-    (public_dir / 'child.ini').write_text('[x]\n')
-    (public_dir / 'child.ini').chmod(0o600)
+    (publicDir / 'child.ini').write_text('[x]\n')
+    (publicDir / 'child.ini').chmod(0o600)
     conf.write_text('Command x\nChildConfig child.ini\n')
     conf.chmod(0o644)
     assert _loadUnprivileged(str(conf)) == (
-        f'{conf}:2: ChildConfig: {public_dir}/child.ini is not readable by this user;'
+        f'{conf}:2: ChildConfig: {publicDir}/child.ini is not readable by this user;'
         f' fix its permissions')
 
 

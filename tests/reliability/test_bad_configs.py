@@ -10,14 +10,15 @@ directory (those two as an unprivileged user when the tests run as root).
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import tempfile
 
 import pytest
 
-from tests.support.nginx import free_port
-from tests.support.procman import Procman, peak_argv
-from tests.support.procs import Proc, wait_for
+from tests.support.nginx import freePort
+from tests.support.procman import Procman, peakArgv
+from tests.support.procs import Proc, waitFor
 
 BAD_CONFIGS = pathlib.Path(__file__).parent.parent / 'procman' / 'bad_configs'
 CORPUS = sorted(BAD_CONFIGS.glob('*.conf'))
@@ -34,7 +35,7 @@ def runProcman(path, *args, user=None, cwd=None, limits=()):
 
     ``limits`` are prlimit(1) options (``'--nproc=16'``) set before the user switch.
     """
-    argv = peak_argv('procman', *args, str(path))
+    argv = peakArgv('procman', *args, str(path))
     if user is not None:
         argv = ['setpriv', f'--reuid={user}', f'--regid={user}', '--clear-groups'] + argv
     if limits:
@@ -81,7 +82,7 @@ def test_directory_instead_of_file(tmp_path):
 
 
 @pytest.fixture
-def public_dir():
+def publicDir():
     """A directory an unprivileged user can enter; removed afterwards."""
     with tempfile.TemporaryDirectory(prefix='procman-rel-') as d:
         os.chmod(d, 0o755)
@@ -95,8 +96,8 @@ def _unprivileged():
     return 65534 if os.geteuid() == 0 else None
 
 
-def test_unreadable_file(public_dir):
-    conf = public_dir / 'app.conf'
+def test_unreadable_file(publicDir):
+    conf = publicDir / 'app.conf'
     conf.write_text('Command CGI tests.reliability.apps:sleepy\n')
     conf.chmod(0o000)
     if _unprivileged() is None and os.access(conf, os.R_OK):
@@ -105,18 +106,18 @@ def test_unreadable_file(public_dir):
     assertOneLine(status, err, conf, 1, 'Permission denied')
 
 
-def test_unwritable_pid_file_directory(public_dir):
-    (public_dir / 'ro').mkdir(mode=0o555)
-    (public_dir / 'ro').chmod(0o555)
-    conf = public_dir / 'app.conf'
+def test_unwritable_pid_file_directory(publicDir):
+    (publicDir / 'ro').mkdir(mode=0o555)
+    (publicDir / 'ro').chmod(0o555)
+    conf = publicDir / 'app.conf'
     conf.write_text('Command CGI tests.reliability.apps:sleepy\nPidFile ro/app.pid\n')
     conf.chmod(0o644)
     status, _, err = runProcman(conf, user=_unprivileged())
     assertOneLine(status, err, conf, 2, 'not writable')
 
 
-def test_max_processes_above_the_process_limit(public_dir):
-    conf = public_dir / 'app.conf'
+def test_max_processes_above_the_process_limit(publicDir):
+    conf = publicDir / 'app.conf'
     conf.write_text('Command CGI tests.reliability.apps:sleepy\nListen 127.0.0.1:0\n'
                     'MaxProcesses 64\n')
     conf.chmod(0o644)
@@ -146,7 +147,6 @@ def _probeCase(case, tmp_path, busy):
         lines[1] = f'Listen unix:{target}'
         return lines, 2, 'is not a socket'
     if case == 'unix-served-by-another':
-        import socket
         path = str(tmp_path / 'other.sock')
         other = socket.socket(socket.AF_UNIX)
         other.bind(path)
@@ -163,7 +163,6 @@ class _Busy:
     """A TCP port (and maybe a unix socket) some other server listens on."""
 
     def __init__(self):
-        import socket
         self.sock = socket.socket()
         self.sock.bind(('127.0.0.1', 0))
         self.sock.listen()
@@ -212,7 +211,7 @@ def test_check_refuses_a_fifo_without_hanging(tmp_path, key):
 
 def test_check_passes_beside_the_manager_running_the_config(tmp_path, procs):
     """Its pid file is locked and its addresses are busy: by the manager that hands them on."""
-    port = free_port()
+    port = freePort()
     pm = Procman(tmp_path, procs, extra=f'Listen 127.0.0.1:{port}').start()
     try:
         status, out, err = runProcman(pm.path, '--check')
@@ -223,17 +222,17 @@ def test_check_passes_beside_the_manager_running_the_config(tmp_path, procs):
 
 def test_reload_without_pid_file_passes_its_check(tmp_path, procs):
     """The reload's check recognises its addresses as the manager's (its parent's)."""
-    port = free_port()
+    port = freePort()
     pm = Procman(tmp_path, procs)
     pm.write(f'Command CGI tests.procman.apps:hello\nStdErr {pm.stderr}\n'
              f'Listen 127.0.0.1:{port}\nListen unix:{pm.socket}\nStopTimeout 5\n')
     pm.start(wait=False)
     first = pm.waitChildren(1)
     pm.signal(signal.SIGHUP)
-    wait_for(lambda: 'restarting: exec' in pm.log() or 'restart refused' in pm.log(), 30,
+    waitFor(lambda: 'restarting: exec' in pm.log() or 'restart refused' in pm.log(), 30,
              message='the outcome of the reload')
     assert 'restart refused' not in pm.log(), pm.log()
-    wait_for(lambda: (set(pm.children()) - set(first)) or None, 30,
+    waitFor(lambda: (set(pm.children()) - set(first)) or None, 30,
              message='a child of the new generation')
     pm.signal(signal.SIGTERM)
     assert pm.proc.wait(20) == 0, pm.failure()

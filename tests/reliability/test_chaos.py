@@ -7,7 +7,7 @@ import pytest
 from tests.reliability.support import Killer, Load, openFds, zombies
 from tests.support.nginx import Nginx
 from tests.support.procman import Procman
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 pytestmark = [pytest.mark.slow, pytest.mark.nginx]
 
@@ -36,12 +36,12 @@ def test_sigkill_a_child_every_200ms_for_30s(tmp_path, procs):
     nginx = Nginx(tmp_path, fastcgi_pass=f'unix:{pm.socket}', keep_conn=True, workers=2)
     nginx.start()
     try:
-        wait_for(lambda: _settled(pm, FLOOR), 20, message="the pool to settle")
+        waitFor(lambda: _settled(pm, FLOOR), 20, message="the pool to settle")
         fdsBefore = openFds(pm.pid)
         load = Load(nginx.url, clients=8, path='/?ms=20').start()
-        wait_for(lambda: load.count() > 50, 20, message="the load to get going")
+        waitFor(lambda: load.count() > 50, 20, message="the load to get going")
         killer = Killer(pm, every=0.2).start()
-        wait_for(lambda: len(killer.killed) >= CHAOS_SECONDS / 0.2,
+        waitFor(lambda: len(killer.killed) >= CHAOS_SECONDS / 0.2,
                  CHAOS_SECONDS + 30, interval=0.2, message="30 s of kills")
         kills = killer.stop()
         results = load.stop()
@@ -55,16 +55,16 @@ def test_sigkill_a_child_every_200ms_for_30s(tmp_path, procs):
 
         # At once: never below the floor for long.  Then, with IdleTimeout 2,
         # the extra children started while every child was busy go away.
-        wait_for(lambda: len(pm.children()) >= FLOOR, 10,
+        waitFor(lambda: len(pm.children()) >= FLOOR, 10,
                  message=f"at least {FLOOR} children after the chaos")
         try:
-            wait_for(lambda: _settled(pm, FLOOR), 20,
+            waitFor(lambda: _settled(pm, FLOOR), 20,
                      message=f"the pool back to its floor of {FLOOR}, no zombies")
         except AssertionError as e:
             raise AssertionError(f"{e}: children {pm.children()}, zombies {zombies(pm.pid)}; "
                                  f"log tail:\n{pm.log()[-3000:]}") from None
         assert not zombies(pm.pid)
-        wait_for(lambda: openFds(pm.pid).keys() == fdsBefore.keys(), 10,
+        waitFor(lambda: openFds(pm.pid).keys() == fdsBefore.keys(), 10,
                  message=f"the manager's descriptors to be {fdsBefore}")
         assert len(openFds(pm.pid)) == len(fdsBefore)
         assert pm.proc.returncode is None

@@ -4,7 +4,7 @@ import os
 import signal
 
 from tests.support.procman import Procman
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 
 def test_young_child_that_served_is_not_a_quick_death(tmp_path, procs):
@@ -20,7 +20,7 @@ def test_young_child_that_served_is_not_a_quick_death(tmp_path, procs):
     for _ in range(3):
         assert pm.request('/').body.startswith(f"pid={victim} ".encode())
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: f"child {victim} killed by SIGKILL" in pm.log(), 10,
+    waitFor(lambda: f"child {victim} killed by SIGKILL" in pm.log(), 10,
              message="the manager to reap the child")
     line = next(l for l in pm.log().splitlines() if f"child {victim} killed" in l)
     assert "quick deaths" not in line and "unexpectedly" in line, pm.log()

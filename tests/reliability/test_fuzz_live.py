@@ -16,7 +16,7 @@ import pytest
 from tests.reliability.support import zombies
 from tests.support import fcgi_client as fc
 from tests.support.procman import Procman
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +133,7 @@ def _fuzz(pm, makeCase, seed):
 
 def _afterwards(pm, valid):
     assert pm.proc.returncode is None, pm.failure()
-    wait_for(lambda: len(pm.children()) >= FLOOR and not zombies(pm.pid), 20,
+    waitFor(lambda: len(pm.children()) >= FLOOR and not zombies(pm.pid), 20,
              message="the pool back to its floor, no zombies")
     valid()
     log = pm.log()

@@ -20,7 +20,7 @@ from tests.reliability.support import Killer, Load
 from tests.support.fcgi_client import FastCGIClient, environFor
 from tests.support.nginx import Nginx
 from tests.support.procman import Procman
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 pytestmark = [pytest.mark.slow, pytest.mark.nginx]
 
@@ -45,7 +45,7 @@ def _stack(tmp_path, procs, command, fastcgi, clients):
         nginx = Nginx(tmp_path, proxy_pass=f'unix:{pm.socket}')
     nginx.start()
     warm = Load(nginx.url, clients=clients, path='/?ms=50').start()
-    wait_for(lambda: warm.count() >= 4 * clients, 20, message="nginx to open its connections")
+    waitFor(lambda: warm.count() >= 4 * clients, 20, message="nginx to open its connections")
     assert all(o == 200 for _, o in warm.stop())
     pm.signal(signal.SIGTTIN)
     pm.waitChildren(WORKERS)
@@ -55,7 +55,7 @@ def _stack(tmp_path, procs, command, fastcgi, clients):
 def _run(load, seconds):
     load.start()
     started = time.monotonic()
-    wait_for(lambda: time.monotonic() - started >= seconds, seconds + 10, interval=0.1,
+    waitFor(lambda: time.monotonic() - started >= seconds, seconds + 10, interval=0.1,
              message=f"{seconds} s of load")
     return load.stop()
 
@@ -98,9 +98,9 @@ def test_a_killed_worker_loses_at_most_its_own_request(tmp_path, procs):
     pm, nginx = _stack(tmp_path, procs, 'CGI tests.reliability.apps:sleepy', True, clients=6)
     try:
         load = Load(nginx.url, clients=6, path='/?ms=100').start()
-        wait_for(lambda: load.count() > 20, 20, message="the load to get going")
+        waitFor(lambda: load.count() > 20, 20, message="the load to get going")
         killer = Killer(pm, every=1.0).start()
-        wait_for(lambda: len(killer.killed) >= SECONDS, SECONDS + 20, interval=0.1,
+        waitFor(lambda: len(killer.killed) >= SECONDS, SECONDS + 20, interval=0.1,
                  message=f"{SECONDS:.0f} kills")
         kills = killer.stop()
         results = load.stop()
@@ -132,10 +132,10 @@ def test_a_request_waiting_behind_a_busy_worker_is_served_by_its_idle_sibling_an
         pm.signal(signal.SIGTTIN)
         pm.waitChildren(WORKERS)
         slow.sendRequest(environFor('GET', '/', query='ms=2000&id=slow'), keepConn=True)
-        wait_for(lambda: _state(pm, busy) == 'busy', 10, message="worker A to be busy")
+        waitFor(lambda: _state(pm, busy) == 'busy', 10, message="worker A to be busy")
         began = time.monotonic()
         waiting.sendRequest(environFor('GET', '/', query='ms=0&id=waiting'), keepConn=True)
-        wait_for(lambda: _readable(waiting.sock), 1.5, message="an answer while A is busy")
+        waitFor(lambda: _readable(waiting.sock), 1.5, message="an answer while A is busy")
         os.kill(busy, signal.SIGKILL)
         answer = waiting.readResponse()
         assert answer.status == 200

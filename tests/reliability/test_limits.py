@@ -5,16 +5,18 @@ what happened in one clear line.
 """
 
 import resource
+import select
 import socket
 import struct
 import threading
 
 import pytest
 
+from tests.procman.scaling_apps import readBoard
 from tests.reliability.support import openFds, zombies
 from tests.support import fcgi_client as fc
 from tests.support.procman import Procman
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 MB = 1024 * 1024
 
@@ -103,7 +105,7 @@ def test_thousand_idle_connections(tmp_path, procs, manyFds):
                  extra="MinProcesses 2\nMaxProcesses 4").start()
     workers = pm.children()
     # Identical workers hold the same descriptors once they have set up.
-    fdsBefore = wait_for(lambda: (lambda n: n if len(set(n.values())) == 1 else None)(
+    fdsBefore = waitFor(lambda: (lambda n: n if len(set(n.values())) == 1 else None)(
         {w: len(openFds(w)) for w in workers}), 10, message="the workers to set up")
     idle = []
     try:
@@ -122,7 +124,7 @@ def test_thousand_idle_connections(tmp_path, procs, manyFds):
             s.close()
     # Every connection the workers held is given back.
     for w in workers:
-        wait_for(lambda: len(openFds(w)) == fdsBefore[w], 20,
+        waitFor(lambda: len(openFds(w)) == fdsBefore[w], 20,
                  message=f"worker {w} to close the idle connections")
     assert pm.children() == workers and not zombies(pm.pid)
     pm.stop()
@@ -177,13 +179,13 @@ def test_slow_clients_do_not_stop_the_pool(tmp_path, procs):
     for c in slow:
         c.start()
     try:
-        wait_for(lambda: all(c.sent >= 2 for c in slow), 10, message="slow clients going")
+        waitFor(lambda: all(c.sent >= 2 for c in slow), 10, message="slow clients going")
         for _ in range(10):
             r = pm.request('/', timeout=8)
             assert r.status == 200
         assert all(c.is_alive() for c in slow), "a slow client was cut off while it still sent"
         before = [c.sent for c in slow]
-        wait_for(lambda: all(c.sent > b for c, b in zip(slow, before)), 10,
+        waitFor(lambda: all(c.sent > b for c, b in zip(slow, before)), 10,
                  message="the slow clients to keep sending")
         assert all(c.is_alive() for c in slow)
     finally:
@@ -224,7 +226,6 @@ class BodyTrickler(threading.Thread):
         self.sock.connect(path)
 
     def run(self):
-        import select
         try:
             self.sock.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n')
             while not self.stop.is_set():
@@ -253,14 +254,13 @@ def test_an_unread_trickled_body_holds_a_busy_worker_only_briefly(tmp_path, proc
     it drains, and gives up after a bounded time and closes the connection,
     so a plain request is answered meanwhile.
     """
-    from tests.procman.scaling_apps import readBoard
     pm = Procman(tmp_path, procs, prefork=2, command='HTTP tests.gateways.apps:hello',
                  extra="MinProcesses 2\nMaxProcesses 2").start()
     tricklers = [BodyTrickler(pm.socket, every=0.2) for _ in range(4)]
     for t in tricklers:
         t.start()
     try:
-        wait_for(lambda: any(s['state'] == 'busy'
+        waitFor(lambda: any(s['state'] == 'busy'
                              for s in readBoard(pm.scoreboard)[1].values()), 10,
                  message="a worker busy draining a trickled body")
         for t in tricklers:

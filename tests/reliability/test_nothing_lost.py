@@ -11,7 +11,7 @@ from tests.reliability.apps import DB_ENV
 from tests.reliability.support import Killer, Load, zombies
 from tests.support.nginx import Nginx
 from tests.support.procman import Procman
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 pytestmark = [pytest.mark.slow, pytest.mark.nginx, pytest.mark.postgres]
 
@@ -28,7 +28,7 @@ def _restarts(pm):
     return pm.log().count(f"manager {pm.pid} started:") - 1
 
 
-def test_every_200_has_its_row_and_no_row_lacks_one(tmp_path, procs, pg_db):
+def test_every_200_has_its_row_and_no_row_lacks_one(tmp_path, procs, pgDb):
     """Each POST /?id=N inserts row N in its request's transaction.
 
     - Every request answered 200 has its row: TransactionMiddleware commits
@@ -47,11 +47,11 @@ def test_every_200_has_its_row_and_no_row_lacks_one(tmp_path, procs, pg_db):
       there can be no more of them than kills.  The reverse, a 200 without
       its row, would be a lost write and is never allowed.
     """
-    with psycopg.connect(pg_db, autocommit=True) as conn:
+    with psycopg.connect(pgDb, autocommit=True) as conn:
         conn.execute("CREATE TABLE ledger (id bigint PRIMARY KEY, pid integer NOT NULL)")
     pm = Procman(tmp_path, procs, command='CGI tests.reliability.apps:ledger', prefork=FLOOR,
                  extra=f"MinProcesses {FLOOR}\nMaxProcesses 5\nIdleTimeout 2",
-                 env={DB_ENV: pg_db}).start()
+                 env={DB_ENV: pgDb}).start()
     # One connection per request: a child holds at most the request it is
     # serving, so each kill may fail one request and a restart none (the
     # backlog holds new connections across the exec).  Kept-alive FastCGI
@@ -60,16 +60,16 @@ def test_every_200_has_its_row_and_no_row_lacks_one(tmp_path, procs, pg_db):
     nginx.start()
     try:
         load = Load(nginx.url, clients=6, path='/?ms=20', method='POST').start()
-        wait_for(lambda: load.count() > 30, 20, message="the load to get going")
+        waitFor(lambda: load.count() > 30, 20, message="the load to get going")
         killer = Killer(pm, every=0.2).start()
         started = time.monotonic()
         for restart in (1, 2):
-            wait_for(lambda: time.monotonic() - started > restart * CHAOS_SECONDS / 3, 30,
+            waitFor(lambda: time.monotonic() - started > restart * CHAOS_SECONDS / 3, 30,
                      interval=0.1, message="the time for a restart")
             pm.signal(signal.SIGHUP)
-            wait_for(lambda: _restarts(pm) >= restart, 30,
+            waitFor(lambda: _restarts(pm) >= restart, 30,
                      message=f"restart {restart} of the manager")
-        wait_for(lambda: time.monotonic() - started > CHAOS_SECONDS, 30, interval=0.1,
+        waitFor(lambda: time.monotonic() - started > CHAOS_SECONDS, 30, interval=0.1,
                  message="the end of the chaos")
         kills = killer.stop()
         results = load.stop()
@@ -77,7 +77,7 @@ def test_every_200_has_its_row_and_no_row_lacks_one(tmp_path, procs, pg_db):
 
         answered = {i for i, o in results if o == 200}
         failed = {i: o for i, o in results if o != 200}
-        rows = _rows(pg_db)
+        rows = _rows(pgDb)
         lost = sorted(answered - rows)
         unanswered = sorted(rows - answered)
         kinds = collections.Counter(failed.values())
@@ -92,14 +92,14 @@ def test_every_200_has_its_row_and_no_row_lacks_one(tmp_path, procs, pg_db):
         assert len(unanswered) <= len(kills), summary
         print(f"\nnothing lost: {summary}")
 
-        wait_for(lambda: len(pm.children()) == FLOOR and not zombies(pm.pid), 30,
+        waitFor(lambda: len(pm.children()) == FLOOR and not zombies(pm.pid), 30,
                  message=f"the pool back to {FLOOR} children, no zombies")
         pm.stop()
     finally:
         nginx.stop()
 
 
-def test_restart_keep_alive(tmp_path, procs, pg_db):
+def test_restart_keep_alive(tmp_path, procs, pgDb):
     """Two SIGHUP restarts under POST load over kept-alive FastCGI connections lose nothing.
 
     A stopping child serves what arrives on its open connections until they
@@ -112,25 +112,25 @@ def test_restart_keep_alive(tmp_path, procs, pg_db):
     is lost, and the ledger's primary key shows nothing ran twice (a second
     insert of one id would fail the request).
     """
-    with psycopg.connect(pg_db, autocommit=True) as conn:
+    with psycopg.connect(pgDb, autocommit=True) as conn:
         conn.execute("CREATE TABLE ledger (id bigint PRIMARY KEY, pid integer NOT NULL)")
     pm = Procman(tmp_path, procs, command='CGI tests.reliability.apps:ledger', prefork=FLOOR,
-                 extra=f"MinProcesses {FLOOR}\nMaxProcesses 5", env={DB_ENV: pg_db}).start()
+                 extra=f"MinProcesses {FLOOR}\nMaxProcesses 5", env={DB_ENV: pgDb}).start()
     nginx = Nginx(tmp_path, fastcgi_pass=f'unix:{pm.socket}', keep_conn=True, workers=2,
                   extra_location='fastcgi_next_upstream error timeout non_idempotent;')
     nginx.start()
     try:
         load = Load(nginx.url, clients=6, path='/?ms=20', method='POST').start()
         for restart in (1, 2, 3):
-            wait_for(lambda: load.count() > restart * 200, 30, message="requests served")
+            waitFor(lambda: load.count() > restart * 200, 30, message="requests served")
             pm.signal(signal.SIGHUP)
-            wait_for(lambda: _restarts(pm) >= restart, 30,
+            waitFor(lambda: _restarts(pm) >= restart, 30,
                      message=f"restart {restart} of the manager")
             pm.waitChildren(FLOOR)
         results = load.stop()
         failed = [(i, o) for i, o in results if o != 200]
         answered = {i for i, o in results if o == 200}
-        assert answered <= _rows(pg_db)
+        assert answered <= _rows(pgDb)
         assert not failed, (f"{len(failed)} of {len(results)} requests failed across 3 restarts: "
                             f"{failed[:5]}")
         pm.stop()

@@ -34,12 +34,12 @@ def fooIni(tmp_path):
     return str(path)
 
 
-def io_kw(**environ):
+def ioKw(**environ):
     return dict(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO(), environ=environ)
 
 
-def run_peak(*args, **environ):
-    kw = io_kw(**environ)
+def runPeak(*args, **environ):
+    kw = ioKw(**environ)
     code = main(['peak', *args], **kw)
     return code, kw['stdout'].getvalue(), kw['stderr'].getvalue()
 
@@ -72,7 +72,7 @@ def test_option_errors(root, argv, message):
 
 
 def test_help_prints_usage_to_the_given_stdout(root):
-    kw = io_kw()
+    kw = ioKw()
     foo = sample.Foo(root, argv=['foo', '--help'], **kw)
     assert foo.run() == 0
     out = kw['stdout'].getvalue()
@@ -82,7 +82,7 @@ def test_help_prints_usage_to_the_given_stdout(root):
 
 
 def test_io_is_injected_and_inherited_by_subcommands(root):
-    kw = io_kw(FOO_EXIT='4')
+    kw = ioKw(FOO_EXIT='4')
     parent = sample.Foo(root, argv=['parent', 'child', 'a'], **kw)
     child = parent.getSubcommand(sample.Foo)
     assert child.argv == ['child', 'a'] and child.getParentComponent() is parent
@@ -96,7 +96,7 @@ def test_io_is_injected_and_inherited_by_subcommands(root):
 
 
 def test_bootstrap_runIni_returns_the_app_itself_already_assembled(root, fooIni):
-    kw = io_kw()
+    kw = ioKw()
     foo = Bootstrap(root, argv=['peak', 'runIni', fooIni, 'a', 'b'], **kw)
     assert isinstance(foo, sample.Foo)
     assert foo.isAssembled() and foo.events == ['cache built', 'assembled']
@@ -107,18 +107,18 @@ def test_bootstrap_runIni_returns_the_app_itself_already_assembled(root, fooIni)
 
 
 def test_ini_interpreter_called_directly_is_eager(root, fooIni):
-    foo = IniInterpreter(root, argv=['runIni', fooIni], **io_kw())
+    foo = IniInterpreter(root, argv=['runIni', fooIni], **ioKw())
     assert isinstance(foo, sample.Foo) and foo.isAssembled()
 
 
 def test_zconfig_is_eager(root, tmp_path):
     conf = tmp_path / 'app.conf'
     conf.write_text(f"#!/usr/bin/env -S peak ZConfig {SCHEMA}\ngreeting howdy\n")
-    foo = Bootstrap(root, argv=['peak', 'ZConfig', SCHEMA, str(conf), 'x'], **io_kw())
+    foo = Bootstrap(root, argv=['peak', 'ZConfig', SCHEMA, str(conf), 'x'], **ioKw())
     assert isinstance(foo, sample.Foo) and foo.events == ['cache built', 'assembled']
     assert foo.greeting == 'howdy' and foo.argv == [str(conf), 'x']
     foo = ZConfigInterpreter(root, argv=['ZConfig', 'tests.running:sample_schema.xml',
-                                         str(conf)], **io_kw())
+                                         str(conf)], **ioKw())
     assert foo.greeting == 'howdy'
 
 
@@ -134,7 +134,7 @@ def test_zconfig_errors_name_file_and_line(root, tmp_path):
 def test_alias_is_eager(root, fooIni, monkeypatch):
     monkeypatch.setattr(sample, 'fooAlias', Alias(command=['runIni', fooIni, 'from-alias']))
     foo = Bootstrap(root, argv=['peak', 'import:tests.running.sample:fooAlias', 'more'],
-                    **io_kw())
+                    **ioKw())
     assert isinstance(foo, sample.Foo) and foo.isAssembled()
     assert foo.argv == [fooIni, 'from-alias', 'more']
 
@@ -144,14 +144,14 @@ def test_shortcut_from_configuration_property(tmp_path, fooIni):
     ini.write_text(f"[peak.running.shortcuts]\nfoo = commands.Alias(command=['runIni', {fooIni!r}])\n"
                    "[Import on Demand]\ncommands = 'peak_lite.running.commands'\n")
     root = config.makeRoot(iniFiles=[str(ini)], environ={})
-    foo = Bootstrap(root, argv=['peak', 'foo', 'z'], **io_kw())
+    foo = Bootstrap(root, argv=['peak', 'foo', 'z'], **ioKw())
     assert isinstance(foo, sample.Foo) and foo.argv == [fooIni, 'z']
 
 
 def test_pkg_spec_and_callable(root):
-    foo = Bootstrap(root, argv=['peak', 'tests.running.sample:Foo', '--loud', 'q'], **io_kw())
+    foo = Bootstrap(root, argv=['peak', 'tests.running.sample:Foo', '--loud', 'q'], **ioKw())
     assert isinstance(foo, sample.Foo) and foo.loud and foo.args == ['q']
-    cmd = Bootstrap(root, argv=['peak', 'tests.running.sample:returnsFactory'], **io_kw())
+    cmd = Bootstrap(root, argv=['peak', 'tests.running.sample:returnsFactory'], **ioKw())
     assert cmd.run() == 5
 
 
@@ -161,23 +161,23 @@ def test_executable_file_given_to_peak_uses_its_shebang(tmp_path):
         path = tmp_path / 'app.ini'
         path.write_text(f"{line}\n[peak.running]\napp = importString('tests.running.sample:Foo')\n")
         assert commands.shebangWords(str(path)) == ['runIni']
-        assert run_peak(str(path), 'x', 'y') == (0, "hello x y\n", "")
+        assert runPeak(str(path), 'x', 'y') == (0, "hello x y\n", "")
 
 
 def test_file_without_peak_shebang(tmp_path):
     path = tmp_path / 'plain.ini'
     path.write_text("[peak.running]\napp = 1\n")
-    code, out, err = run_peak(str(path))
+    code, out, err = runPeak(str(path))
     assert code == 2 and err.count('\n') == 1
     assert "must start with a '#!... peak COMMAND' line" in err
 
 
 def test_peak_help_lists_shortcuts():
-    code, out, err = run_peak('--help')
+    code, out, err = runPeak('--help')
     assert code == 0 and err == ''
     for name in ('runIni', 'ZConfig', 'EventDriven', 'help'):
         assert f"\n  {name} " in out
-    code, out, err = run_peak('help', 'runIni')
+    code, out, err = runPeak('help', 'runIni')
     assert code == 0 and 'Usage: peak runIni CONFIG_FILE' in out
 
 
@@ -192,7 +192,7 @@ def test_peak_help_lists_shortcuts():
      " import 'nosuch.module:thing': no module named 'nosuch'"),
 ])
 def test_error_paths_give_one_line(args, code, fragment):
-    got, out, err = run_peak(*args)
+    got, out, err = runPeak(*args)
     assert got == code
     assert err.startswith(fragment) and err.count('\n') == 1, err
     assert 'Traceback' not in err
@@ -201,30 +201,30 @@ def test_error_paths_give_one_line(args, code, fragment):
 def test_bad_app_expression(tmp_path):
     path = tmp_path / 'bad.ini'
     path.write_text("[peak.running]\napp = importString('tests.running.sample:Foo'\n")
-    code, out, err = run_peak('runIni', str(path))
+    code, out, err = runPeak('runIni', str(path))
     assert code == 2 and err.count('\n') == 1 and f"{path}:2:" in err
     path.write_text("[peak.running]\napp = 1 / 0\n")
-    code, out, err = run_peak('runIni', str(path))
+    code, out, err = runPeak('runIni', str(path))
     assert code == 2 and err.count('\n') == 1 and "ZeroDivisionError" in err
     path.write_text("[peak.running]\napp = 42\n")
-    code, out, err = run_peak('runIni', str(path))
+    code, out, err = runPeak('runIni', str(path))
     assert code == 2 and "42 is not executable" in err and err.count('\n') == 1
     path.write_text("[other]\nx = 1\n")
-    code, out, err = run_peak('runIni', str(path))
+    code, out, err = runPeak('runIni', str(path))
     assert code == 2 and "no '[peak.running] app = ...' setting" in err
 
 
 def test_app_failing_to_build_is_exit_3(tmp_path):
     path = tmp_path / 'fail.ini'
     path.write_text("[peak.running]\napp = importString('tests.running.sample:Foo')\n")
-    code, out, err = run_peak('runIni', str(path), '--greeting')
+    code, out, err = runPeak('runIni', str(path), '--greeting')
     assert code == 2 and "option --greeting needs a value" in err
-    code, out, err = run_peak('tests.running.sample:NoSuchThing')
+    code, out, err = runPeak('tests.running.sample:NoSuchThing')
     assert code == 3 and "has no attribute 'NoSuchThing'" in err and err.count('\n') == 1
 
 
 def test_peak_debug_shows_the_traceback():
-    code, out, err = run_peak('nosuch', PEAK_DEBUG='1')
+    code, out, err = runPeak('nosuch', PEAK_DEBUG='1')
     assert code == 2 and 'Traceback (most recent call last)' in err
     assert err.splitlines()[-1].startswith("peak: unknown command 'nosuch'")
 
@@ -246,13 +246,13 @@ def test_runMain_trampoline_uses_a_fresh_root_per_factory():
             seen.append(self.getParentComponent())
             return Second
 
-    kw = io_kw()
+    kw = ioKw()
     assert runMain(First, ['first'], makeRoot=makeRoot, **kw) == 7
     assert seen == roots and roots[0] is not roots[1]
 
 
 def test_runMain_runs_a_returned_command_and_maps_results(root):
-    kw = io_kw()
+    kw = ioKw()
     built = sample.Foo(root, argv=['foo', 'z'], **kw)
 
     class First(AbstractCommand):
@@ -280,7 +280,7 @@ def test_event_driven_builds_components_and_runs_the_loop(tmp_path):
     ini.write_text("[peak.running]\nstopAfter = 0.1\n"
                    "components = ['tests.running.test_commands:Recorder']\n")
     root = config.makeRoot(iniFiles=[str(ini)], environ={})
-    ed = EventDriven(root, argv=['EventDriven', '--idle-timeout', '5'], **io_kw())
+    ed = EventDriven(root, argv=['EventDriven', '--idle-timeout', '5'], **ioKw())
     assert ed.stopAfter == 0.1 and ed.idleTimeout == 5.0 and ed.runAtLeast == 0
     recorder, = ed.components
     assert recorder.isAssembled() and recorder.mainLoop is ed.mainLoop

@@ -2,23 +2,25 @@
 
 import asyncio
 import os
+import select
 import signal
 import socket
 import threading
 import time
 
 import pytest
+import transaction
 from zope.interface.verify import verifyClass, verifyObject
 
 from peak_lite.running.interfaces import IMainLoop, IMainLoopExtras, ISignalHandler, RunningError
-from peak_lite.running.mainloop import MainLoop, StopOnStandardSignals
+from peak_lite.running.mainloop import Interrupted, MainLoop, StopOnStandardSignals
 from peak_lite.util import signal_stack
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 SAFETY = 30     # stopAfter for tests that expect something else to stop the loop
 
 
-def open_fds():
+def openFds():
     return set(os.listdir('/proc/self/fd'))
 
 
@@ -136,7 +138,7 @@ def test_tasks_are_cancelled_and_loop_closed_after_run():
 
 
 def test_no_descriptor_or_handler_leaks():
-    before_fds = open_fds()
+    before_fds = openFds()
     before = {s: signal.getsignal(s) for s in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM)}
     depth = signal_stack.depth()
     ml = MainLoop()
@@ -145,7 +147,7 @@ def test_no_descriptor_or_handler_leaks():
     assert {s: signal.getsignal(s) for s in before} == before
     assert signal_stack.depth() == depth
     assert signal.set_wakeup_fd(-1) == -1
-    assert open_fds() == before_fds
+    assert openFds() == before_fds
 
 
 def test_sigterm_while_idle_stops_promptly_even_from_another_thread():
@@ -154,7 +156,7 @@ def test_sigterm_while_idle_stops_promptly_even_from_another_thread():
     sent = []
 
     def sender():
-        wait_for(lambda: ml.lastActivity is not None, 10)
+        waitFor(lambda: ml.lastActivity is not None, 10)
         sent.append(time.monotonic())
         os.kill(os.getpid(), signal.SIGTERM)
 
@@ -281,7 +283,6 @@ def test_run_outside_the_main_thread_handles_no_signals():
 
 
 def _readable(sock, timeout=5):
-    import select
     return select.select([sock], [], [], timeout)[0]
 
 
@@ -391,8 +392,6 @@ def test_an_event_loop_made_before_a_fork_is_never_run_in_the_child():
 
 
 def test_a_signal_during_two_phase_commit_never_raises_there():
-    import transaction
-    from peak_lite.running.mainloop import Interrupted
     events = []
 
     class DataManager:

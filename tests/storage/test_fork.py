@@ -15,8 +15,8 @@ def backendPid(conn):
 
 
 @pytest.mark.postgres
-def test_child_reconnects_and_parent_session_survives(pg_db, tm, postgres_server):
-    conn = PostgreSQLConnection(pg_db, transactionManager=tm)
+def test_child_reconnects_and_parent_session_survives(pgDb, tm, postgresServer):
+    conn = PostgreSQLConnection(pgDb, transactionManager=tm)
     with tm:
         parentPid = backendPid(conn)
     assert conn.isOpen()
@@ -36,15 +36,15 @@ def test_child_reconnects_and_parent_session_survives(pg_db, tm, postgres_server
     with tm:
         assert backendPid(conn) == parentPid
         assert conn.query("SELECT 41 + 1") == [(42,)]
-    with psycopg.connect(postgres_server.dsn) as admin:
+    with psycopg.connect(postgresServer.dsn) as admin:
         alive = admin.execute("SELECT pid FROM pg_stat_activity WHERE pid = %s",
                               (parentPid,)).fetchall()
     assert alive == [(parentPid,)]
 
 
 @pytest.mark.postgres
-def test_child_detaches_even_mid_transaction(pg_db, tm):
-    conn = PostgreSQLConnection(pg_db, transactionManager=tm)
+def test_child_detaches_even_mid_transaction(pgDb, tm):
+    conn = PostgreSQLConnection(pgDb, transactionManager=tm)
     tm.begin()
     conn.execute("CREATE TABLE t (x integer)")
     conn.execute("INSERT INTO t VALUES (1)")
@@ -67,8 +67,8 @@ def test_child_detaches_even_mid_transaction(pg_db, tm):
 
 
 @pytest.mark.postgres
-def test_closeASAP_before_fork_leaves_nothing_open(pg_db, tm):
-    conn = PostgreSQLConnection(pg_db, transactionManager=tm)
+def test_closeASAP_before_fork_leaves_nothing_open(pgDb, tm):
+    conn = PostgreSQLConnection(pgDb, transactionManager=tm)
     with tm:                          # the preload transaction
         parentPid = backendPid(conn)
         conn.closeASAP()

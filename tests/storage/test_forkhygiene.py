@@ -39,12 +39,12 @@ def test_files_and_pipes_are_not_sockets(tmp_path):
 
 
 @pytest.mark.postgres
-def test_an_open_database_connection_shows_up(pg_db, tm, postgres_server):
-    conn = PostgreSQLConnection(pg_db, transactionManager=tm)
+def test_an_open_database_connection_shows_up(pgDb, tm, postgresServer):
+    conn = PostgreSQLConnection(pgDb, transactionManager=tm)
     with tm:
         conn.query("SELECT 1")
         fd = conn.connection.fileno()
     found = dict(inheritedSockets())
-    assert postgres_server.socketDir in found[fd]
+    assert postgresServer.socketDir in found[fd]
     conn.close()
     assert fd not in fds(inheritedSockets())

@@ -52,8 +52,8 @@ def test_memory_database_is_private_to_each_connection(tm):
 
 
 @pytest.mark.postgres
-def test_postgresql_url_lookup(root, pg_db, tm):
-    conn = binding.lookupComponent(root, pg_db)
+def test_postgresql_url_lookup(root, pgDb, tm):
+    conn = binding.lookupComponent(root, pgDb)
     assert isinstance(conn, PostgreSQLConnection)
     assert conn.parentComponent is root
     conn.transaction_manager = tm

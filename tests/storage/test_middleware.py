@@ -161,12 +161,12 @@ def test_sqlite_acknowledged_write_is_durable(procs, sqliteURL):
 
 
 @pytest.mark.postgres
-def test_postgresql_acknowledged_write_is_durable(procs, pg_db):
-    with psycopg.connect(pg_db, autocommit=True) as raw:
+def test_postgresql_acknowledged_write_is_durable(procs, pgDb):
+    with psycopg.connect(pgDb, autocommit=True) as raw:
         raw.execute("CREATE TABLE t (x integer PRIMARY KEY)")
 
     def rows(url):
         with psycopg.connect(url) as raw:
             return [x for (x,) in raw.execute("SELECT x FROM t ORDER BY x")]
 
-    acknowledgedWritesSurviveSIGKILL(procs, pg_db, rows)
+    acknowledgedWritesSurviveSIGKILL(procs, pgDb, rows)

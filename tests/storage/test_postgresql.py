@@ -15,10 +15,10 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def table(pg_db):
-    with psycopg.connect(pg_db, autocommit=True) as raw:
+def table(pgDb):
+    with psycopg.connect(pgDb, autocommit=True) as raw:
         raw.execute("CREATE TABLE t (x integer PRIMARY KEY)")
-    return pg_db
+    return pgDb
 
 
 def rows(url):
@@ -30,8 +30,8 @@ def backendPid(conn):
     return conn.query("SELECT pg_backend_pid()")[0][0]
 
 
-def test_interfaces(pg_db, tm):
-    conn = PostgreSQLConnection.fromURL(None, pg_db)
+def test_interfaces(pgDb, tm):
+    conn = PostgreSQLConnection.fromURL(None, pgDb)
     assert verifyObject(IDataManager, conn)
     assert verifyObject(IManagedConnection, conn)
     assert verifyClass(IManagedConnection, PostgreSQLConnection)
@@ -87,11 +87,11 @@ def test_driver_error_gives_a_fresh_connection(table, tm):
     assert rows(table) == [1]
 
 
-def test_server_side_disconnect_is_recovered(table, tm, postgres_server, caplog):
+def test_server_side_disconnect_is_recovered(table, tm, postgresServer, caplog):
     conn = PostgreSQLConnection(table, transactionManager=tm)
     tm.begin()
     victim = backendPid(conn)
-    with psycopg.connect(postgres_server.dsn, autocommit=True) as admin:
+    with psycopg.connect(postgresServer.dsn, autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (victim,))
     with pytest.raises(psycopg.OperationalError):
         conn.query("SELECT 1")
@@ -102,8 +102,8 @@ def test_server_side_disconnect_is_recovered(table, tm, postgres_server, caplog)
         assert backendPid(conn) != victim
 
 
-def test_connect_failure_is_one_clear_line(postgres_server, tm):
-    conn = PostgreSQLConnection(postgres_server.urlFor('no_such_db'), transactionManager=tm)
+def test_connect_failure_is_one_clear_line(postgresServer, tm):
+    conn = PostgreSQLConnection(postgresServer.urlFor('no_such_db'), transactionManager=tm)
     with pytest.raises(StorageError, match=r'cannot open database connection .*no_such_db') as info:
         conn.query("SELECT 1")
     assert '\n' not in str(info.value)

@@ -3,7 +3,7 @@
     nginx = Nginx(tmp_path, fastcgi_pass='unix:/tmp/x/app.sock', keep_conn=True)
     nginx.start()                      # waits until the port answers
     urllib.request.urlopen(nginx.url + '/path')
-    nginx.error_log_text()             # FastCGI stderr lands here
+    nginx.errorLogText()             # FastCGI stderr lands here
     nginx.stop()                       # kills its process group, checks nothing is left
 
 ``fastcgi_pass`` and ``proxy_pass`` take ``unix:/path`` or ``host:port``
@@ -15,7 +15,7 @@ import os
 import shutil
 import socket
 
-from tests.support.procs import Proc, wait_for
+from tests.support.procs import Proc, waitFor
 
 NGINX = shutil.which('nginx') or '/usr/sbin/nginx'
 
@@ -39,7 +39,7 @@ FASTCGI_PARAMS = """
 """
 
 
-def free_port():
+def freePort():
     """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -68,12 +68,12 @@ class Nginx:
         return f'http://127.0.0.1:{self.port}'
 
     @property
-    def error_log(self):
+    def errorLog(self):
         return os.path.join(self.dir, 'error.log')
 
-    def error_log_text(self):
+    def errorLogText(self):
         try:
-            with open(self.error_log, encoding='utf-8', errors='replace') as f:
+            with open(self.errorLog, encoding='utf-8', errors='replace') as f:
                 return f.read()
         except FileNotFoundError:
             return ''
@@ -128,23 +128,23 @@ http {{
     def start(self, timeout=10.0):
         os.makedirs(self.dir, exist_ok=True)
         for attempt in range(5):
-            self.port = free_port()
+            self.port = freePort()
             with open(os.path.join(self.dir, 'nginx.conf'), 'w') as f:
                 f.write(self.config())
-            self.proc = Proc([NGINX, '-p', self.dir, '-e', self.error_log,
+            self.proc = Proc([NGINX, '-p', self.dir, '-e', self.errorLog,
                               '-c', os.path.join(self.dir, 'nginx.conf'), '-g', 'daemon off;'])
             try:
-                wait_for(lambda: self._answers() or self.proc.returncode is not None,
+                waitFor(lambda: self._answers() or self.proc.returncode is not None,
                          timeout, message=f"nginx to listen on port {self.port}")
             except AssertionError:
                 self.stop()
-                raise AssertionError(f"nginx did not start:\n{self.error_log_text()}") from None
+                raise AssertionError(f"nginx did not start:\n{self.errorLogText()}") from None
             if self.proc.returncode is None:
                 return self
             self.proc.stop()
-            if 'Address already in use' not in self.error_log_text():
+            if 'Address already in use' not in self.errorLogText():
                 break
-        raise AssertionError(f"nginx exited at start:\n{self.error_log_text()}")
+        raise AssertionError(f"nginx exited at start:\n{self.errorLogText()}")
 
     def _answers(self):
         try:

@@ -1,11 +1,11 @@
 """A real PostgreSQL server for the test session, in a temporary directory.
 
-``postgres_server`` (session scope) runs initdb and postgres (as the
+``postgresServer`` (session scope) runs initdb and postgres (as the
 ``postgres`` system user when the tests run as root, since initdb refuses
 root), listening only on a unix socket inside the temporary directory.  It
 fails, never skips, when the server binaries are missing: CI installs them.
 
-``pg_db`` (function scope) creates a fresh database for one test and
+``pgDb`` (function scope) creates a fresh database for one test and
 returns its URL; it is dropped afterwards.
 """
 
@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from tests.support.procs import pid_alive, wait_for
+from tests.support.procs import groupPids, pidAlive, waitFor
 
 SUPERUSER = 'postgres'
 PORT = 5432   # only names the socket file: nothing listens on TCP
@@ -100,7 +100,7 @@ class PostgresServer:
                  '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off',
                  '-c', 'max_prepared_transactions=20', '-c', 'max_connections=100'],
                 stdout=logFile, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(self._ready, timeout, interval=0.05,
+        waitFor(self._ready, timeout, interval=0.05,
                  message=f"PostgreSQL in {self.dataDir} to accept connections "
                          f"(log: {self.logPath})")
 
@@ -170,12 +170,11 @@ class PostgresServer:
 
 
 def _sessionMembers(pgid):
-    from tests.support.procs import group_pids
-    return [p for p in group_pids(pgid) if pid_alive(p)]
+    return [p for p in groupPids(pgid) if pidAlive(p)]
 
 
 @pytest.fixture(scope='session')
-def postgres_server():
+def postgresServer():
     """A running PostgreSQL server for the whole test session (see module doc)."""
     binDir = findBinDir()
     if binDir is None:
@@ -190,9 +189,9 @@ def postgres_server():
 
 
 @pytest.fixture
-def pg_db(postgres_server):
+def pgDb(postgresServer):
     """URL of a fresh, empty database, dropped after the test."""
     name = f"test_{os.getpid()}_{next(_dbNumbers)}"
-    url = postgres_server.createDatabase(name)
+    url = postgresServer.createDatabase(name)
     yield url
-    postgres_server.dropDatabase(name)
+    postgresServer.dropDatabase(name)

@@ -19,12 +19,12 @@ import sys
 import textwrap
 
 from tests.support.fcgi_client import FastCGIClient, environFor
-from tests.support.procs import VENV_BIN, children_of, pid_alive, wait_for
+from tests.support.procs import VENV_BIN, childrenOf, pidAlive, waitFor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def peak_argv(*args):
+def peakArgv(*args):
     """argv that runs the ``peak`` script of this interpreter's environment."""
     script = os.path.join(VENV_BIN, 'peak')
     if os.path.exists(script):
@@ -77,12 +77,12 @@ class Procman:
 
     def start(self, *args, children=None, stdin=subprocess.DEVNULL, pass_fds=(), wait=True,
               timeout=20.0):
-        self.proc = self.procs(peak_argv('procman', *args, self.path), env=self.env,
+        self.proc = self.procs(peakArgv('procman', *args, self.path), env=self.env,
                                stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                cwd=str(self.dir), pass_fds=pass_fds)
         self.pid = self.proc.pid
         if wait:
-            wait_for(lambda: self.readPid() == self.pid or self.proc.returncode is not None,
+            waitFor(lambda: self.readPid() == self.pid or self.proc.returncode is not None,
                      timeout, message="the manager's pid file")
             assert self.proc.returncode is None, self.failure()
             want = children if children is not None else (self.prefork or 1)
@@ -102,13 +102,13 @@ class Procman:
             return None
 
     def children(self):
-        return children_of(self.pid)
+        return childrenOf(self.pid)
 
     def waitChildren(self, n, timeout=20.0, exact=True):
         def ready():
             kids = self.children()
             return kids if (len(kids) == n if exact else len(kids) >= n) else None
-        return wait_for(ready, timeout, message=f"{n} children of manager {self.pid}")
+        return waitFor(ready, timeout, message=f"{n} children of manager {self.pid}")
 
     def log(self):
         try:
@@ -118,7 +118,7 @@ class Procman:
             return ''
 
     def waitLog(self, text, timeout=20.0):
-        return wait_for(lambda: text in self.log(), timeout, message=f"{text!r} in the log")
+        return waitFor(lambda: text in self.log(), timeout, message=f"{text!r} in the log")
 
     def request(self, path='/', method='GET', body=b'', timeout=10.0, **extra):
         with FastCGIClient(self.socket, timeout=timeout) as c:
@@ -132,6 +132,6 @@ class Procman:
         kids = self.children()
         self.signal(signal.SIGTERM)
         assert self.proc.wait(timeout) == 0, self.failure()
-        wait_for(lambda: not any(pid_alive(k) for k in kids), timeout,
+        waitFor(lambda: not any(pidAlive(k) for k in kids), timeout,
                  message="the children to exit")
         assert not os.path.exists(self.pidfile)

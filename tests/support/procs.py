@@ -9,7 +9,7 @@ import time
 VENV_BIN = os.path.dirname(sys.executable)
 
 
-def wait_for(condition, timeout=10.0, interval=0.01, message=None):
+def waitFor(condition, timeout=10.0, interval=0.01, message=None):
     """Poll ``condition()`` until it returns a true value; return that value.
 
     Raises AssertionError after ``timeout`` seconds, naming ``message`` or the
@@ -26,7 +26,7 @@ def wait_for(condition, timeout=10.0, interval=0.01, message=None):
         time.sleep(interval)
 
 
-def pid_alive(pid):
+def pidAlive(pid):
     """True if ``pid`` exists and is not a zombie."""
     try:
         with open(f'/proc/{pid}/stat') as f:
@@ -36,7 +36,7 @@ def pid_alive(pid):
     return state not in ('Z', 'X')
 
 
-def group_pids(pgid):
+def groupPids(pgid):
     """Pids of live (non-zombie) processes whose process group is ``pgid``."""
     found = []
     for name in os.listdir('/proc'):
@@ -52,11 +52,11 @@ def group_pids(pgid):
     return found
 
 
-def children_of(pid):
+def childrenOf(pid):
     """Pids of the live direct children of ``pid``."""
     try:
         with open(f'/proc/{pid}/task/{pid}/children') as f:
-            return [int(p) for p in f.read().split() if pid_alive(int(p))]
+            return [int(p) for p in f.read().split() if pidAlive(int(p))]
     except FileNotFoundError:
         return []
 
@@ -108,7 +108,7 @@ class Proc:
         for stream in (self.popen.stdin, self.popen.stdout, self.popen.stderr):
             if stream is not None:
                 stream.close()
-        wait_for(lambda: not group_pids(self.pgid), timeout,
+        waitFor(lambda: not groupPids(self.pgid), timeout,
                  message=f"process group {self.pgid} ({self.argv[:3]}) to be gone")
 
     def __enter__(self):

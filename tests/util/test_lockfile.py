@@ -11,7 +11,7 @@ from zope.interface.verify import verifyObject
 
 from peak_lite.util.interfaces import AlreadyLocked, ILock, IPidFile, LockError
 from peak_lite.util.lockfile import FlockFile, PidFile, pidFileHolder, readPidFile
-from tests.support.procs import pid_alive, wait_for
+from tests.support.procs import pidAlive, waitFor
 
 HOLDER = textwrap.dedent("""
     import os, sys, time
@@ -72,7 +72,7 @@ def test_stale_file_from_killed_process_does_not_block(procs, tmp_path):
     p, pid = hold(procs, path)
     p.signal(signal.SIGKILL)
     p.wait()
-    wait_for(lambda: not pid_alive(pid))
+    waitFor(lambda: not pidAlive(pid))
     assert path.exists() and readPidFile(path) is None     # stale: nobody holds it
     pf = PidFile(path).create()
     assert path.read_text() == f"{os.getpid()}\n"

@@ -1,8 +1,8 @@
-"""CGI, FastCGI and HTTP gateways for WSGI applications (DESIGN §9)."""
+"""CGI, FastCGI and HTTP gateways for WSGI applications."""
 
 from peak_lite.running.gateways.appspec import resolveApp  # noqa: F401
 from peak_lite.running.gateways.fcgi_server import FastCGIConnection  # noqa: F401
-from peak_lite.running.gateways.gateway import GatewayCommand  # noqa: F401
+from peak_lite.running.gateways.command import GatewayCommand  # noqa: F401
 from peak_lite.running.gateways.http_server import HTTPConnection  # noqa: F401
 from peak_lite.running.gateways.interfaces import (  # noqa: F401
     ClientTimeout, ConnectionClosed, GatewayError, IConnection, IConnectionFactory,

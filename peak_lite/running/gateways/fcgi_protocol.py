@@ -115,6 +115,13 @@ def encodeNameValues(pairs):
     return b''.join(out)
 
 
+def _longLength(data, pos, end):
+    """The 4-byte length that starts at ``pos`` (its high bit set)."""
+    if pos + 4 > end:
+        raise ProtocolError(f"FastCGI name-value length truncated at byte {pos} of {end}")
+    return int.from_bytes(data[pos:pos + 4], 'big') & 0x7FFFFFFF
+
+
 def _splitNameValues(data, text, maxPairs):
     """Names and values of ``data`` as a flat list of slices of ``text``.
 
@@ -129,9 +136,7 @@ def _splitNameValues(data, text, maxPairs):
     while pos < end:
         nlen = data[pos]
         if nlen & 0x80:
-            if pos + 4 > end:
-                raise ProtocolError(f"FastCGI name-value length truncated at byte {pos} of {end}")
-            nlen = int.from_bytes(data[pos:pos + 4], 'big') & 0x7FFFFFFF
+            nlen = _longLength(data, pos, end)
             pos += 4
         else:
             pos += 1
@@ -139,9 +144,7 @@ def _splitNameValues(data, text, maxPairs):
             raise ProtocolError(f"FastCGI name-value pair truncated at byte {pos} of {end}")
         vlen = data[pos]
         if vlen & 0x80:
-            if pos + 4 > end:
-                raise ProtocolError(f"FastCGI name-value length truncated at byte {pos} of {end}")
-            vlen = int.from_bytes(data[pos:pos + 4], 'big') & 0x7FFFFFFF
+            vlen = _longLength(data, pos, end)
             pos += 4
         else:
             pos += 1

@@ -153,6 +153,12 @@ class RequestReader:
             if inHead.size + self._trickled > self.maxHead:
                 self._refuse(Refusal(431, f"request head exceeds {self.maxHead} bytes"))
 
+    @property
+    def pending(self):
+        """Nonzero while bytes read are held for a request: a head not yet whole
+        (the parser buffers it), or parsed items not yet taken off ``queue``."""
+        return len(self.queue) + (self._request is not None)
+
     def _refuse(self, refusal):
         self.finished = True
         self._request = None

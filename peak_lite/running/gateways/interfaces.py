@@ -1,4 +1,4 @@
-"""Contracts and exceptions of the WSGI gateways (DESIGN §9)."""
+"""Contracts and exceptions of the WSGI gateways."""
 
 from zope.interface import Attribute, Interface
 

@@ -14,12 +14,10 @@ Options may come before or after the socket and the app, so that words
 appended to a procman ``Command`` (``CGI pkg.mod:app --debug``) are options.
 """
 
-from zope.interface import provider
-
 from peak_lite.running.abstract import AbstractInterpreter, _UsageCommand
 from peak_lite.running.gateways.appspec import resolveApp
-from peak_lite.running.gateways.gateway import CGI, FASTCGI, HTTP, GatewayCommand
-from peak_lite.running.interfaces import ICmdLineAppFactory, InvocationError
+from peak_lite.running.gateways.command import CGI, FASTCGI, HTTP, GatewayCommand
+from peak_lite.running.interfaces import InvocationError
 from peak_lite.running.options import Option, optionsOf, parseOptions
 
 __all__ = ['CGIInterpreter', 'WSGIInterpreter', 'FastCGIInterpreter', 'HTTPInterpreter']
@@ -32,7 +30,6 @@ def seconds(text):
     return value
 
 
-@provider(ICmdLineAppFactory)
 class _GatewayInterpreter(AbstractInterpreter):
     """Base of the gateway shortcuts: ``[options] [SOCKET] APP`` to a GatewayCommand."""
 
@@ -86,7 +83,6 @@ class _GatewayInterpreter(AbstractInterpreter):
         return positional
 
 
-@provider(ICmdLineAppFactory)
 class CGIInterpreter(_GatewayInterpreter):
     """Serve a WSGI app: FastCGI if fd 0 is a listening socket, else one plain CGI request."""
 
@@ -100,14 +96,12 @@ root and adapted to IWSGIApplication.
 """
 
 
-@provider(ICmdLineAppFactory)
 class WSGIInterpreter(CGIInterpreter):
     """The same as CGI: FastCGI on a listening fd 0, else one plain CGI request."""
 
     usage = CGIInterpreter.usage.replace('peak CGI', 'peak WSGI', 1)
 
 
-@provider(ICmdLineAppFactory)
 class FastCGIInterpreter(_GatewayInterpreter):
     """Serve a WSGI app over FastCGI on SOCKET (unix:/path, host:port or [v6]:port)."""
 
@@ -121,7 +115,6 @@ socket file (nobody accepts on it) is replaced; a live server's is refused.  Put
 """
 
 
-@provider(ICmdLineAppFactory)
 class HTTPInterpreter(_GatewayInterpreter):
     """Serve a WSGI app over HTTP/1.1 on SOCKET, or on fd 0 if it is a listening socket."""
 

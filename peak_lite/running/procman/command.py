@@ -14,7 +14,7 @@ from peak_lite.running.procman.config import loadConfig, probeResources
 from peak_lite.running.procman.handover import Handover
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
 from peak_lite.running.procman.manager import HELD_SIGNALS, Manager
-from peak_lite.running.procman.output import StdErr, setupLogging
+from peak_lite.running.procman.logs import StdErr, setupLogging
 from peak_lite.running.procman.preload import checkApp, preload
 from peak_lite.running.procman.scoreboard import checkSemaphore
 from peak_lite.running.sockets import Listeners, SocketError

@@ -120,21 +120,21 @@ class IScalingPolicy(Interface):
     """The manager's scaling decisions as a pure computation (scaling.Policy).
 
     Inputs are explicit: the live (not stopping) children's records, each with
-    ``pid``, ``state`` (a scoreboard state number), ``lastChange`` (wall time
-    of the slot's last change), ``startedAt`` (monotonic), ``requests``,
-    ``limit`` and ``replacing``; the floor; the clock (``now`` monotonic,
-    ``wallNow``); and the config given at construction.  Nothing here touches
+    ``pid``, ``state`` (a scoreboard state number), ``lastChange`` (when the
+    slot last changed), ``startedAt``, ``requests``, ``limit`` and
+    ``replacing``; the floor; the clock, ``now``; and the config given at
+    construction.  Every time is CLOCK_MONOTONIC, the scoreboard's clock.  Nothing here touches
     a process, a timer or the scoreboard: the manager acts on the answers.
     """
 
-    def housekeeping(live, floor, now, wallNow, idleStopping=False, draining=()):
+    def housekeeping(live, floor, now, idleStopping=False, draining=()):
         """A list of ``Decision(action, child, reason)``: TIMEOUT (stop quickly and
         replace), RECYCLE (stop gracefully and replace), REPLACE_FIRST (start the
         replacement, then stop it) or IDLE (stop gracefully).  At most one IDLE,
         and none while ``idleStopping``.  ``draining`` children (asked to stop
         gracefully) only ever get TIMEOUT, when a request outlives RequestTimeout."""
 
-    def nextCheck(live, floor, now, wallNow):
+    def nextCheck(live, floor, now):
         """The monotonic time by which ``housekeeping`` must be asked again, or None
         when nothing can become due without another event (a signal, a child's exit
         or its wakeup)."""

@@ -33,7 +33,7 @@ def protected(child, idleTimeout, now):
     return not child.requests and now - child.startedAt <= idleTimeout
 
 
-def idleVictim(children, floor, idleTimeout, now, wallNow):
+def idleVictim(children, floor, idleTimeout, now):
     """The child to stop for idleness, or None.
 
     Only an idle child (never a starting or busy one) that has been idle
@@ -48,7 +48,7 @@ def idleVictim(children, floor, idleTimeout, now, wallNow):
     if len(live) <= floor:
         return None
     candidates = [c for c in live
-                  if c.state == IDLE and wallNow - c.lastChange > idleTimeout
+                  if c.state == IDLE and now - c.lastChange > idleTimeout
                   and now - c.startedAt > idleTimeout]
     if not candidates:
         return None
@@ -83,6 +83,6 @@ def recycleDue(child):
     return child.limit > 0 and child.requests >= child.limit and child.state != STOPPING
 
 
-def overdue(child, timeout, wallNow):
+def overdue(child, timeout, now):
     """A child busy on one request longer than ``timeout`` (boot time never counts)."""
-    return timeout > 0 and child.state == BUSY and wallNow - child.lastChange > timeout
+    return timeout > 0 and child.state == BUSY and now - child.lastChange > timeout

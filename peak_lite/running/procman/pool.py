@@ -204,16 +204,16 @@ class Pool:
         if self.shutdown:
             return
         self.refresh()
-        now = wallNow = time.monotonic()     # the scoreboard's clock too (see scoreboard.py)
+        now = time.monotonic()     # the scoreboard's clock too (see scoreboard.py)
         live = self.liveChildren()
         idleStopping = any(c.stopReason == 'idle' for c in self.children.values())
         draining = [c for c in self.children.values() if c.stopStage == 'HUP']
-        for decision in self.policy.housekeeping(live, self.floor, now, wallNow, idleStopping,
+        for decision in self.policy.housekeeping(live, self.floor, now, idleStopping,
                                                  draining):
             child = decision.child
             if decision.action == scaling.TIMEOUT:
                 log.error("child %d has been busy on one request for %.2fs (RequestTimeout "
-                          "%.1fs); killing it", child.pid, wallNow - child.lastChange,
+                          "%.1fs); killing it", child.pid, now - child.lastChange,
                           self.cfg.RequestTimeout)
                 if child.stopStage == 'HUP':         # draining: its replacement is arranged
                     self._signalChild(child, 'TERM')
@@ -229,12 +229,12 @@ class Pool:
             else:
                 log.info("child %d idle for %.1fs (IdleTimeout %.1fs), %d running above "
                          "the floor of %d: stopping it", child.pid,
-                         wallNow - child.lastChange, self.cfg.IdleTimeout, len(live),
+                         now - child.lastChange, self.cfg.IdleTimeout, len(live),
                          self.floor)
                 self.stopChild(child, 'idle')
         if self.checkTimer is not None:
             self.checkTimer.cancel()
-        due = self.policy.nextCheck(self.liveChildren(), self.floor, now, wallNow)
+        due = self.policy.nextCheck(self.liveChildren(), self.floor, now)
         self.checkTimer = self.loop.callAt(due, self.housekeeping) if due else None
         self.notifier.status(self.statusText())
 

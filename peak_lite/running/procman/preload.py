@@ -4,10 +4,11 @@ import gc
 import logging
 import threading
 
-from peak_lite import config
+from peak_lite import config, storage
 from peak_lite.binding import getRootComponent
 from peak_lite.config import checkIniValues, checkTree, componentsOf
 from peak_lite.running.assembly import buildCommitted, describeFailure
+from peak_lite.running.bootstrap import Bootstrap
 from peak_lite.running.interfaces import LoadError, RunningError
 from peak_lite.util.imports import importString
 
@@ -25,8 +26,6 @@ def preload(cfg, io, listenerFds=()):
     gets.  Returns the subject.  Raises LoadError (exit 3) when the app does
     not load, after the transaction has been aborted.
     """
-    from peak_lite import storage
-    from peak_lite.running.commands import Bootstrap
     for spec in cfg.imports:
         try:
             importString(spec)

@@ -40,7 +40,7 @@ class Policy:
     def __init__(self, cfg):
         self.cfg = cfg
 
-    def housekeeping(self, live, floor, now, wallNow, idleStopping=False, draining=()):
+    def housekeeping(self, live, floor, now, idleStopping=False, draining=()):
         """Decisions for the live (not stopping) children, in the order to act on them.
 
         ``idleStopping``: a child stopped for idleness has not exited yet, so no
@@ -51,7 +51,7 @@ class Policy:
         cfg, decisions, chosen = self.cfg, [], set()
         for child in list(draining) + list(live):
             if policy.overdue(child, cfg.RequestTimeout and cfg.RequestTimeout + TIMEOUT_SLACK,
-                              wallNow):
+                              now):
                 decisions.append(Decision(TIMEOUT, child, 'request timeout'))
                 chosen.add(child.pid)
         replacing = sum(1 for c in live if getattr(c, 'replacing', None))
@@ -68,12 +68,12 @@ class Policy:
                 chosen.add(child.pid)
         if not idleStopping:
             victim = policy.idleVictim([c for c in live if c.pid not in chosen], floor,
-                                       cfg.IdleTimeout, now, wallNow)
+                                       cfg.IdleTimeout, now)
             if victim is not None:
                 decisions.append(Decision(IDLE, victim, 'idle'))
         return decisions
 
-    def nextCheck(self, live, floor, now, wallNow):
+    def nextCheck(self, live, floor, now):
         """The monotonic time by which housekeeping must run again, or None for never.
 
         Idle reaping: the earliest time an idle child above the floor passes
@@ -86,7 +86,7 @@ class Policy:
         if cfg.IdleTimeout > 0 and len(live) > floor:
             for child in live:
                 if child.state == scoreboard.IDLE:
-                    idleFor = wallNow - child.lastChange
+                    idleFor = now - child.lastChange
                     wait = max(cfg.IdleTimeout - idleFor,
                                cfg.IdleTimeout - (now - child.startedAt))
                     due.append(now + max(wait, 0.0) + 0.001)
@@ -97,7 +97,7 @@ class Policy:
             due.append(now + poll)
             for child in live:
                 if child.state == scoreboard.BUSY:
-                    left = child.lastChange + cfg.RequestTimeout - wallNow
+                    left = child.lastChange + cfg.RequestTimeout - now
                     due.append(now + max(left, 0.0) + TIMEOUT_SLACK)
         return min(due) if due else None
 

@@ -302,12 +302,6 @@ class SlotStatus:
         except (BlockingIOError, BrokenPipeError):
             pass
 
-    def markStopping(self):
-        self.stopping = True
-        pid, state, requests, changed, number = SLOT.unpack_from(self.map, self.offset)
-        if state != BUSY:
-            SLOT.pack_into(self.map, self.offset, pid, STOPPING, requests, clock(), number)
-
 
 def readScoreboard(path):
     """Read a scoreboard file: (header dict, list of slot dicts for occupied slots)."""

@@ -7,6 +7,7 @@ import wsgiref.handlers
 
 from zope.interface import implementer
 
+from peak_lite.binding import lookupComponent
 from peak_lite.running.gateways.fcgi_server import FastCGIConnection
 from peak_lite.running.gateways.handoff import HandoffPool
 from peak_lite.running.gateways.http_server import HTTPConnection
@@ -15,7 +16,10 @@ from peak_lite.running.gateways.sniff import SniffingConnection
 from peak_lite.running.gateways.worker import Worker
 from peak_lite.running.interfaces import (
     EXIT_OK, ICmdLineApp, IMainLoop, IRerunnableCGI, IWorkerStatus, InvocationError)
+from peak_lite.running.mainloop import MainLoop
 from peak_lite.running.sockets import inheritedListeners, listenOn
+from peak_lite.running.workerstatus import getWorkerStatus
+from peak_lite.util.signal_stack import signalNumber
 
 log = logging.getLogger('peak_lite.running.gateways')
 
@@ -32,7 +36,6 @@ def _stoppedGracefully(mainLoop):
     if signum is None:
         return True
     urgent = getattr(getattr(mainLoop, 'signalHandler', None), 'interruptSignals', ())
-    from peak_lite.util.signal_stack import signalNumber
     return signum not in {signalNumber(name) for name in urgent}
 
 
@@ -132,7 +135,6 @@ class GatewayCommand:
 
     def _mainLoop(self):
         if self.mainLoop is None:
-            from peak_lite.running.mainloop import MainLoop
             found = self._lookup(IMainLoop)
             self.mainLoop = found if found is not None else MainLoop(self.parentComponent)
         return self.mainLoop
@@ -143,7 +145,6 @@ class GatewayCommand:
         if self.status is None:
             found = self._lookup(IWorkerStatus)
             if found is None:
-                from peak_lite.running.workerstatus import getWorkerStatus
                 found = getWorkerStatus()
             self.status = found
         return self.status
@@ -151,5 +152,4 @@ class GatewayCommand:
     def _lookup(self, iface):
         if self.parentComponent is None:
             return None
-        from peak_lite.binding import lookupComponent
         return lookupComponent(self.parentComponent, iface, default=None)

@@ -1,4 +1,4 @@
-"""Where the manager's and children's stderr goes, and logging to it."""
+"""Logging and stderr: where the manager's and children's fd 2 goes, and logging to it."""
 
 import logging
 import os
