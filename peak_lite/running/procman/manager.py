@@ -170,9 +170,10 @@ class Manager(Pool):
         self.numbers += 1
         limit = policy.requestLimit(self.cfg)
         slot = self.board.allocate(-1, self.numbers, limit)
-        if slot is None:
-            log.warning("scoreboard full: no child started")
-            self.owed = self.grow = 0
+        if slot is None:             # every slot held by children still stopping
+            log.warning("scoreboard full: no child started; trying again in 1s")
+            self.grow = 0
+            self.notBefore = time.monotonic() + 1.0
             return None
         self._spawningSlot = slot
         try:
