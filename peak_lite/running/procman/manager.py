@@ -60,6 +60,7 @@ class Child:
         self.startedAt = proxy.startedAt
         self.stopStage = None        # None, 'HUP', 'TERM' or 'KILL'
         self.stopReason = None
+        self.stopAskedAt = None      # monotonic time of the request to stop
         self.replacing = None        # recycle reason, while its replacement is on its way
         self.state = STATES.index('starting')
         self.requests = 0

@@ -153,6 +153,7 @@ class Pool:
         if child.stopStage is not None:
             return
         child.stopReason = reason
+        child.stopAskedAt = time.monotonic()
         self.board.markStopping(child.slot)
         self._signalChild(child, 'TERM' if quick else 'HUP')
 
