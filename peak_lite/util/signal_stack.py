@@ -35,6 +35,7 @@ class _Frame:
 
 
 _stack = []
+_pushes = 0     # pushes ever made in this process (see pushCount)
 
 
 def signalNumber(sig):
@@ -99,7 +100,9 @@ def pushSignals(ob):
             raise SignalStackError(
                 f"could not install {ob!r}'s handler for signal {signum}: {e}") from e
         raise
+    global _pushes
     _stack.append(_Frame(ob, previous))
+    _pushes += 1
 
 
 def popSignals():
@@ -122,6 +125,12 @@ def _restore(previous):
 def depth():
     """How many frames are pushed (for tests and the child bootstrap)."""
     return len(_stack)
+
+
+def pushCount():
+    """How many pushes this process has made so far: a frame that sees the count
+    grow while it stayed below knows another frame was pushed (and popped) above it."""
+    return _pushes
 
 
 def resetAfterFork():

@@ -141,6 +141,10 @@ def test_policy_growth_counts_stopping_children_toward_max_processes():
 
 def test_policy_request_timeout_reaches_a_draining_child():
     cfg = types.SimpleNamespace(**dict(vars(POLICY_CFG), RequestTimeout=8.0))
-    draining = record(7, state=BUSY, idleFor=9)
-    [d] = scaling.Policy(cfg).housekeeping([record(1)], 1, 1000.0, draining=[draining])
+    draining = record(7, state=STOPPING, idleFor=9)
+    draining.stopAskedAt = 991.0
+    p = scaling.Policy(cfg)
+    [d] = p.housekeeping([record(1)], 1, 1000.0, draining=[draining])
     assert (d.action, d.child.pid) == (scaling.TIMEOUT, 7)
+    draining.stopAskedAt = 995.0           # asked to stop only 5 s ago: not yet
+    assert p.housekeeping([record(1)], 1, 1000.0, draining=[draining]) == []

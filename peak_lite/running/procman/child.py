@@ -6,7 +6,7 @@ from zope.interface import implementer
 
 from peak_lite.running.interfaces import ICmdLineApp
 from peak_lite.running.process import setTitle
-from peak_lite.running.procman.scoreboard import STATE, STATE_OFFSET, STOPPING, SlotStatus
+from peak_lite.running.procman.scoreboard import SlotStatus
 from peak_lite.running.workerstatus import setWorkerStatus
 from peak_lite.util import signal_stack
 
@@ -30,7 +30,7 @@ class ChildCommand:
         setWorkerStatus(status)
         setTitle(f"{self.title}: worker {self.number}")
         # Beneath the worker's own handlers (its main loop pushes and pops above).
-        signal_stack.pushSignals(_HupWhileDraining(status))
+        signal_stack.pushSignals(_HupAfterTheLoop())
         try:
             return self.subject.run()
         finally:
@@ -41,18 +41,20 @@ class ChildCommand:
             setWorkerStatus(None)
 
 
-class _HupWhileDraining:
-    """SIGHUP while no handler of the worker's is in place (before its main loop
-    runs, or after it stopped): ignored once the manager has asked this child
-    to stop (a further HUP to a draining child changes nothing); otherwise the
-    default action, as before the worker took over."""
+class _HupAfterTheLoop:
+    """SIGHUP while no handler of the worker's is in place.
 
-    def __init__(self, status):
-        self.status = status
+    After the worker's main loop has run (its frame was pushed above this one
+    and popped), the worker is on its way out: a further HUP is ignored, so a
+    draining child still exits 0.  Before it ran, SIGHUP keeps its default
+    action, as it had before the worker took over.
+    """
+
+    def __init__(self):
+        self.pushes = signal_stack.pushCount() + 1     # counting our own push
 
     def SIGHUP(self, signum, frame):
-        state = STATE.unpack_from(self.status.map, self.status.offset + STATE_OFFSET)[0]
-        if state == STOPPING:
+        if signal_stack.pushCount() > self.pushes:
             return
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
         signal.raise_signal(signal.SIGHUP)

@@ -62,6 +62,7 @@ class Child:
         self.startedAt = proxy.startedAt
         self.stopStage = None        # None, 'HUP', 'TERM' or 'KILL'
         self.stopReason = None
+        self.stopAskedAt = None      # monotonic time of the request to stop
         self.replacing = None        # recycle reason, while its replacement is on its way
         self.state = STATES.index('starting')
         self.requests = 0
@@ -174,9 +175,10 @@ class Manager(Pool):
         self.numbers += 1
         limit = policy.requestLimit(self.cfg)
         slot = self.board.allocate(-1, self.numbers, limit)
-        if slot is None:
-            log.warning("scoreboard full: no child started")
-            self.owed = self.grow = 0
+        if slot is None:             # every slot held by children still stopping
+            log.warning("scoreboard full: no child started; trying again in 1s")
+            self.grow = 0
+            self.notBefore = time.monotonic() + 1.0
             return None
         self._spawningSlot = slot
         try:

@@ -140,9 +140,10 @@ class Pool:
             self.loop.callLater(READY_POLL, self._readyCheck)
             return
         self.readySent = True
-        # Growth is paced from here: a pool just filled (at startup, after a
-        # restart) first works off the backlog that built up meanwhile.
-        self.lastGrowth = time.monotonic()
+        if self._connectionPending():
+            # Connections queued while the pool was down (a restart's gap) are
+            # worked off for StartInterval before that backlog can grow the pool.
+            self.lastGrowth = time.monotonic()
         self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
         log.info("ready: %d children", len(self.liveChildren()))
         self.notifier.send('READY=1', f'MAINPID={self.pid}', f'STATUS={self.statusText()}')
@@ -152,6 +153,7 @@ class Pool:
         if child.stopStage is not None:
             return
         child.stopReason = reason
+        child.stopAskedAt = time.monotonic()
         self.board.markStopping(child.slot)
         self._signalChild(child, 'TERM' if quick else 'HUP')
 

@@ -49,9 +49,16 @@ class Policy:
         gets a TIMEOUT decision too (its replacement is already arranged).
         """
         cfg, decisions, chosen = self.cfg, [], set()
-        for child in list(draining) + list(live):
-            if policy.overdue(child, cfg.RequestTimeout and cfg.RequestTimeout + TIMEOUT_SLACK,
-                              now):
+        timeout = cfg.RequestTimeout and cfg.RequestTimeout + TIMEOUT_SLACK
+        for child in draining:
+            # Its slot says 'stopping' even while it serves (the manager wrote
+            # that byte): stuck is alive past the timeout since both its last
+            # state change and the request to stop.
+            if (timeout and now - child.lastChange > timeout
+                    and now - child.stopAskedAt > timeout):
+                decisions.append(Decision(TIMEOUT, child, 'request timeout'))
+        for child in live:
+            if policy.overdue(child, timeout, now):
                 decisions.append(Decision(TIMEOUT, child, 'request timeout'))
                 chosen.add(child.pid)
         replacing = sum(1 for c in live if getattr(c, 'replacing', None))
