@@ -92,7 +92,8 @@ KEYS = (
     _count('MaxProcesses', 4, 'The ceiling: never more children than this. At least'
            ' `MinProcesses`; below the `RLIMIT_NPROC` limit (`ulimit -u`) of a manager not'
            ' running as root.', low=1, high=MAX_PROCESSES),
-    _duration('StartInterval', 0.5, 'Minimum time between two child starts.'),
+    _duration('StartInterval', 0.5, 'Minimum time between two starts that grow the pool'
+              ' above its floor; repairs, the floor and SIGTTIN start at once.'),
     _duration('IdleTimeout', 60, 'A child idle this long, while more than `MinProcesses`'
               ' run, is stopped gracefully. 0 keeps idle children.'),
     _count('MaxRequests', 0, 'Recycle a child after this many requests; 0 never. With'
