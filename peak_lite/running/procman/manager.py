@@ -39,6 +39,7 @@ from peak_lite.running.procman.pool import Pool
 from peak_lite.running.procman.privileges import dropPrivileges
 from peak_lite.running.procman.reloadstatus import ReloadStatus
 from peak_lite.running.procman.scoreboard import STATES, openScoreboard
+from peak_lite.running.procman.status import Tally, openStatus
 
 log = logging.getLogger('peak_lite.procman')
 
@@ -96,6 +97,9 @@ class Manager(Pool):
         self.template = ProcessTemplate(self.makeChildCommand, childSetup=self.childSetup)
         self._spawningSlot = None
         Pool.__init__(self)
+        self.tally = Tally()         # what the status listener reports beyond the scoreboard
+        self.draining = self.drained = False     # DrainDelay, after SIGTERM
+        self.statusService = openStatus(self)
 
     # -- running ---------------------------------------------------------
 
@@ -136,6 +140,8 @@ class Manager(Pool):
         # From here through exec or exit, a held signal stays pending: with the
         # handlers popped, its default action would kill us.
         signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+        if self.statusService is not None:
+            self.statusService.close()
         self.loop.close()
         return self.finish()
 
@@ -188,6 +194,7 @@ class Manager(Pool):
         if stub is not None:
             return stub
         self.board.setPid(slot, proxy.pid)
+        self.tally.spawned()
         self.started(Child(proxy, slot, self.numbers, limit))
         return None
 
@@ -195,6 +202,8 @@ class Manager(Pool):
         """Runs in a new child right after fork, with every signal blocked."""
         self.board.setPid(self._spawningSlot, os.getpid())   # whichever of us runs first
         self.loop.abandonInChild()
+        if self.statusService is not None:
+            self.statusService.closeInChild()
         self.notifier.close()        # the socket object's own close: no stale number later
         fds = [self.wakeR, self.pidfile.fd if self.pidfile is not None else None]
         childBootstrap(self.pid, closeFds=[fd for fd in fds if fd is not None],
@@ -224,6 +233,7 @@ class Manager(Pool):
         # Its own count, not the last look's copy: a child that served before
         # it was killed, however young, did not crash at startup.
         child.requests = self.board.read(child.slot)[2]
+        self.tally.exited(child, self.board)     # its counts outlive its slot
         self.board.clear(child.slot)
         self.childGone(child, proxy)
         if self.shutdown:
@@ -234,6 +244,8 @@ class Manager(Pool):
     # -- shutdown and restart --------------------------------------------
 
     def beginShutdown(self, mode):
+        if self._drainFirst(mode):
+            return
         if self.shutdown == 'restart' and mode in ('stop', 'quit'):
             log.info("restart abandoned: stopping instead")
         elif self.shutdown is not None and not (mode == 'quit' and self.shutdown == 'stop'):
@@ -253,6 +265,22 @@ class Manager(Pool):
             self.stopChild(child, mode, quick=(mode == 'quit'))
         self.checkShutdownDone()
 
+    def _drainFirst(self, mode):
+        """DrainDelay: a graceful stop first only turns /readyz to 503, for that long."""
+        if mode != 'stop' or self.shutdown is not None or not self.cfg.DrainDelay \
+                or self.drained:
+            return False
+        if not self.draining:
+            self.draining = True
+            log.info("graceful stop: still serving for %gs (DrainDelay), not ready",
+                     self.cfg.DrainDelay)
+            self.loop.callLater(self.cfg.DrainDelay, self._drainOver)
+        return True
+
+    def _drainOver(self):
+        self.drained = True
+        self.beginShutdown('stop')
+
     def checkShutdownDone(self):
         if self.shutdown and not self.children and not self.check.running:
             self.stopped = True
@@ -268,6 +296,7 @@ class Manager(Pool):
 
     def _checkDone(self, ok, reason):
         self.reloads.done(ok, reason)
+        self.tally.reloaded(ok)
         if self.shutdown:
             return
         if ok:
