@@ -17,7 +17,10 @@ def nothing():
 
 def requestLine(environ):
     """``METHOD target`` of a request, for status pages (the scoreboard keeps 64 bytes)."""
-    target = environ.get('REQUEST_URI') or environ.get('PATH_INFO', '')
+    target = environ.get('REQUEST_URI')
+    if not target:
+        query = environ.get('QUERY_STRING')
+        target = environ.get('PATH_INFO', '') + ('?' + query if query else '')
     return f"{environ.get('REQUEST_METHOD', '-')} {target[:56]}"
 
 
