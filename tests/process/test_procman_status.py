@@ -152,7 +152,8 @@ def test_healthz_and_metrics_answer_while_every_worker_is_busy(tmp_path, procs):
 
 def test_readyz_turns_503_at_sigterm_while_a_slow_request_completes(tmp_path, procs):
     pm = start(tmp_path, procs, prefork=1)
-    assert get(pm.status, '/readyz')[0] == 200
+    # Ready once the child has left 'starting' (it may still be booting now).
+    wait_for(lambda: get(pm.status, '/readyz')[0] == 200, 10, message="/readyz 200")
     thread, got = in_background(pm, 2)
     busy(pm, 1)
     pm.signal(signal.SIGTERM)
