@@ -35,10 +35,11 @@ class StatusServer:
     ``headers`` is a dict of lower-cased names; ``body`` is bytes.
     """
 
-    def __init__(self, sock, loop, respond):
+    def __init__(self, sock, loop, respond, timeout=CLIENT_TIMEOUT):
         self.sock = sock
         self.loop = loop
         self.respond = respond
+        self.timeout = timeout
         self.clients = {}
         sock.setblocking(False)
         loop.addReader(sock.fileno(), self._accept)
@@ -90,7 +91,7 @@ class _Client:
         sock.setblocking(False)
         server.clients[self.fd] = self
         server.loop.addReader(self.fd, self._readable)
-        self.timer = server.loop.callLater(CLIENT_TIMEOUT, self._expire)
+        self.timer = server.loop.callLater(server.timeout, self._expire)
 
     def _expire(self):
         if not self.inbox and not self.outbox:
@@ -98,6 +99,7 @@ class _Client:
             return
         if not self.writing:
             self._answer(408, 'text/plain', b'request timeout\n', keep=False)
+            self._flush()
         else:
             self.close()        # the peer is not reading its answer
 
@@ -198,7 +200,7 @@ class _Client:
     def _restartTimer(self):
         self.timer.cancel()
         self.since = time.monotonic()
-        self.timer = self.server.loop.callLater(CLIENT_TIMEOUT, self._expire)
+        self.timer = self.server.loop.callLater(self.server.timeout, self._expire)
 
     def close(self):
         if self.server.clients.pop(self.fd, None) is None:
