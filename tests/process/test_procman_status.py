@@ -196,3 +196,42 @@ def test_openmetrics_when_asked_and_a_unix_status_socket(tmp_path, procs):
     assert '# TYPE peak_manager info' in text
     pm.stop()
     assert not os.path.exists(path)
+
+
+def test_sigquit_cuts_the_drain_delay_short(tmp_path, procs):
+    pm = start(tmp_path, procs, prefork=1, extra="DrainDelay 60")
+    pm.signal(signal.SIGTERM)
+    pm.waitLog("(DrainDelay), not ready")
+    assert get(pm.status, '/readyz')[0] == 503
+    pm.signal(signal.SIGQUIT)
+    assert pm.proc.wait(20) == 0       # far sooner than the 60 s delay
+
+
+def test_totals_survive_a_reload_and_the_listener_answers_after_it(tmp_path, procs):
+    pm = start(tmp_path, procs)
+    for path in ('/', '/', '/code/404'):
+        pm.request(path)
+    counted(pm, 3)
+    first = set(pm.children())
+    refused = pm.log().count('restart refused')
+    pm.signal(signal.SIGHUP)
+    pm.waitLog('restarting: exec')
+    wait_for(lambda: len(set(pm.children()) - first) == 2, 30, message="the new pool")
+    assert pm.log().count('restart refused') == refused
+
+    def reloaded():
+        try:
+            samples = metrics(pm)
+        except OSError:
+            return None         # bound again once the new manager runs
+        return samples if value(samples, 'peak_reloads_total', result='accepted') == 1 \
+            else None
+    samples = wait_for(reloaded, 30, message="the reload counted after the exec")
+    assert value(samples, 'peak_requests_total') == 3
+    assert value(samples, 'peak_responses_total', code='4xx') == 1
+    assert value(samples, 'peak_worker_exits_total', reason='reload') == 2
+    assert value(samples, 'peak_worker_spawns_total') == 4
+    assert pm.readPid() == pm.pid
+    pm.request('/')
+    counted(pm, 4)
+    pm.stop()

@@ -182,3 +182,18 @@ def test_exit_reasons_from_the_managers_stop_reasons():
              ('HUP', 'memory'): 'memory', ('HUP', 'reload'): 'reload'}
     for (stage, reason), expected in cases.items():
         assert exitReason(_Child(stage, reason)) == expected, (stage, reason)
+
+
+def test_the_tally_crosses_an_exec_and_refuses_what_it_did_not_write():
+    tally = Tally()
+    tally.spawned()
+    tally.reloaded(True)
+    tally.exits['reload'] += 2
+    environ = {}
+    tally.carryAcrossExec(environ)
+    again = Tally.fromEnvironment(environ)
+    assert not environ                       # taken out: the children never see it
+    assert (again.spawns, again.reloads, again.exits['reload']) == (1, {'accepted': 1,
+                                                                        'refused': 0}, 2)
+    for junk in ('nonsense', '{}', '{"requests": "x"}', '[1, 2]'):
+        assert Tally.fromEnvironment({'PEAK_PROCMAN_TALLY': junk}).spawns == 0

@@ -97,7 +97,7 @@ class Manager(Pool):
         self.template = ProcessTemplate(self.makeChildCommand, childSetup=self.childSetup)
         self._spawningSlot = None
         Pool.__init__(self)
-        self.tally = Tally()         # what the status listener reports beyond the scoreboard
+        self.tally = Tally.fromEnvironment(environ)   # what the scoreboard forgets
         self.draining = self.drained = False     # DrainDelay, after SIGTERM
         self.statusService = openStatus(self)
 
@@ -154,6 +154,7 @@ class Manager(Pool):
         os.close(self.wakeW)
         self.parentPipe.close()
         if self.shutdown == 'restart':
+            self.tally.carryAcrossExec(self.environ)
             restart.reexec(self.environ, self.listeners, self.pidfile, self.pid)
             self.shutdown = 'stop'   # exec failed
         if not self.stoppingSent:

@@ -6,13 +6,21 @@ in the same loop callback, so the totals a scrape sees (this plus the live
 slots) never go backwards.
 """
 
+import json
+import logging
+
 from zope.interface import implementer
 
 from peak_lite.running.procman.scoreboard import BUCKETS, CODE_CLASSES
 from peak_lite.running.procman.status.interfaces import ITally
 from peak_lite.running.procman.status.metrics import EXIT_REASONS
 
-__all__ = ['Tally', 'exitReason']
+__all__ = ['Tally', 'exitReason', 'CARRY_ENV']
+
+log = logging.getLogger('peak_lite.procman')
+
+CARRY_ENV = 'PEAK_PROCMAN_TALLY'     # the totals, across a restart's exec
+_CARRIED = ('requests', 'durationSum', 'codes', 'buckets', 'spawns', 'exits', 'reloads')
 
 
 def exitReason(child):
@@ -47,6 +55,34 @@ class Tally:
         self.spawns = 0
         self.exits = dict.fromkeys(EXIT_REASONS, 0)
         self.reloads = {'accepted': 0, 'refused': 0}
+
+    @classmethod
+    def fromEnvironment(cls, environ):
+        """A Tally that goes on from the totals our previous self carried across exec."""
+        tally = cls()
+        value = environ.pop(CARRY_ENV, None)
+        if not value:
+            return tally
+        try:
+            carried = json.loads(value)
+            fresh = {name: getattr(tally, name) for name in _CARRIED}
+            for name in _CARRIED:
+                kept = carried[name]
+                if type(kept) is not type(fresh[name]) and not (
+                        isinstance(fresh[name], float) and isinstance(kept, int)):
+                    raise TypeError(name)
+                if isinstance(kept, list) and len(kept) != len(fresh[name]):
+                    raise ValueError(name)
+                if isinstance(kept, dict):
+                    kept = {k: int(kept.get(k, 0)) for k in fresh[name]}
+                setattr(tally, name, kept)
+        except (ValueError, TypeError, KeyError):
+            log.warning("%s is not a tally this version carries; counting from zero", CARRY_ENV)
+            return cls()
+        return tally
+
+    def carryAcrossExec(self, environ):
+        environ[CARRY_ENV] = json.dumps({name: getattr(self, name) for name in _CARRIED})
 
     def spawned(self):
         self.spawns += 1
