@@ -22,6 +22,7 @@ __all__ = ['StatusServer', 'MAX_HEAD', 'MAX_CLIENTS', 'CLIENT_TIMEOUT']
 
 MAX_HEAD = 8192          # bytes of request line and headers
 MAX_CLIENTS = 32
+MAX_UNSENT = 1 << 20     # bytes of answers queued for one client
 CLIENT_TIMEOUT = 10.0    # seconds a client may take to send a request (or stay idle)
 ACCEPT_BATCH = 16
 REASONS = {200: 'OK', 400: 'Bad Request', 404: 'Not Found', 405: 'Method Not Allowed',
@@ -120,10 +121,14 @@ class _Client:
         self._process()
 
     def _process(self):
-        while not self.closing and b'\r\n\r\n' in self.inbox:
+        # Pipelined requests wait while much is unsent: a client that never reads
+        # cannot make us build answers without end.
+        while (not self.closing and len(self.outbox) < MAX_UNSENT
+               and b'\r\n\r\n' in self.inbox):
             head, _, self.inbox = self.inbox.partition(b'\r\n\r\n')
             self._request(head)
-        if len(self.inbox) > MAX_HEAD and not self.closing:
+        if (len(self.inbox) > MAX_HEAD and not self.closing
+                and b'\r\n\r\n' not in self.inbox[:MAX_HEAD + 4]):
             self._answer(431, 'text/plain', b'request head too large\n', keep=False)
         if not self.closing:
             self._restartTimer()
@@ -162,15 +167,15 @@ class _Client:
                      length=len(body))
 
     def _answer(self, code, contentType, body, keep, extra='', length=None):
+        length = len(body) if length is None else length
         head = (f"HTTP/1.1 {code} {REASONS.get(code, 'Error')}\r\n"
-                f"Content-Type: {contentType}\r\nContent-Length: "
-                f"{len(body) if length is None else length}\r\n"
-                f"Cache-Control: no-store\r\n{extra}"
-                f"{'' if keep else 'Connection: close' + chr(13) + chr(10)}\r\n")
-        self.outbox += head.encode('latin-1') + body
+                f"Content-Type: {contentType}\r\nContent-Length: {length}\r\n"
+                f"Cache-Control: no-store\r\n{extra}")
         if not keep:
+            head += 'Connection: close\r\n'
             self.closing = True
             self.inbox = b''
+        self.outbox += head.encode('latin-1') + b'\r\n' + body
 
     def _flush(self):
         while self.outbox:
