@@ -196,11 +196,12 @@ class _Client:
             return
         if self.closing:
             self.close()
-        elif self.writing:
+            return
+        if self.writing:
             self.writing = False
             self.server.loop.selector.modify(self.fd, selectors.EVENT_READ, self._readable)
-            if b'\r\n\r\n' in self.inbox:
-                self._process()
+        if b'\r\n\r\n' in self.inbox:
+            self._process()         # requests held back while answers were queued
 
     def _restartTimer(self):
         self.timer.cancel()
