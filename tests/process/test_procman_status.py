@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import threading
 
 from tests.support.procman import Procman
@@ -235,3 +236,21 @@ def test_totals_survive_a_reload_and_the_listener_answers_after_it(tmp_path, pro
     pm.request('/')
     counted(pm, 4)
     pm.stop()
+
+
+def test_a_status_address_in_use_is_one_line_naming_its_line(tmp_path, procs):
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        pm = Procman(tmp_path, procs, command=APP, extra=f"StatusListen 127.0.0.1:{port}")
+        line = f"StatusListen 127.0.0.1:{port}"
+        with open(pm.path) as f:
+            lineno = f.read().splitlines().index(line) + 1
+        for args in (('--check',), ()):
+            pm.start(*args, wait=False)
+            assert pm.proc.wait(30) == 2
+            err = pm.proc.popen.stderr.read().decode()
+            assert err.count('\n') == 1 and 'Traceback' not in err, err
+            assert f"app.conf:{lineno}: {line}: cannot listen: Address already in use" in err
+            assert pm.children() == [] and not os.path.exists(pm.pidfile)
