@@ -92,12 +92,13 @@ class StatusService:
     def notReady(self):
         """Why the pool is not ready, or '' when it is."""
         m = self.manager
-        if m.shutdown or getattr(m, 'draining', False):
+        if m.shutdown in ('stop', 'quit') or m.draining:
             return 'stopping'
+        # A reload is not a stop: ready while a child of either generation accepts.
         for child in m.children.values():
             if child.stopStage is None and m.board.read(child.slot)[1] in (IDLE, BUSY):
                 return ''
-        return 'no child accepts yet'
+        return 'no child accepts'
 
     def ready(self):
         return not self.notReady()
