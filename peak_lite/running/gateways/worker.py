@@ -66,6 +66,7 @@ class Worker:
         self.idleTimeout = idleTimeout
         self.pool = pool
         self.connections = {}
+        self._view = memoryview(bytearray(RECV_SIZE))
         self.serving = None         # the connection whose request is running
         self.draining = False
         self.requestsServed = 0
@@ -289,7 +290,10 @@ class Worker:
 
     def _receive(self, conn):
         try:
-            data = conn.sock.recv(RECV_SIZE)
+            # Into one buffer kept for the worker's life: a fresh 256 KB per
+            # read costs malloc an mmap/mremap/munmap per request whenever its
+            # dynamic threshold sits below that size.
+            data = bytes(self._view[:conn.sock.recv_into(self._view)])
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:
