@@ -8,10 +8,11 @@ import socket
 import time
 
 import pytest
-from zope.interface.verify import verifyObject
+from zope.interface.verify import verifyClass, verifyObject
 
 from peak_lite.running.procman.loop import ManagerLoop
-from peak_lite.running.procman.status import ITally, Tally, exitReason
+from peak_lite.running.procman.status import (
+    IStatusService, ITally, StatusService, Tally, exitReason)
 from peak_lite.running.procman.status.server import MAX_CLIENTS, MAX_HEAD, StatusServer
 
 
@@ -174,7 +175,7 @@ class _Child:
 
 
 def test_exit_reasons_from_the_managers_stop_reasons():
-    assert verifyObject(ITally, Tally())
+    assert verifyObject(ITally, Tally()) and verifyClass(IStatusService, StatusService)
     cases = {(None, None): 'crash', ('TERM', 'request timeout'): 'timeout',
              ('HUP', 'recycled after 4 requests (limit 4)'): 'max_requests',
              ('HUP', 'idle'): 'idle', ('HUP', 'floor lowered'): 'idle',
