@@ -206,8 +206,20 @@ class IWorkerStatus(Interface):
 
     stopping = Attribute("True once the worker has been asked to stop gracefully")
 
-    def busy():
-        """Return a context manager marking this worker busy for one request, idle after."""
+    def busy(line=None):
+        """Return a context manager marking this worker busy for one request, idle after.
+
+        ``line`` (str or bytes), when given, says what the request is (``GET
+        /path``), for status pages.  When the context ends, the request is
+        counted with its duration and with the code ``responded()`` recorded.
+        """
+
+    def responded(code):
+        """Record the HTTP status code (an int) of the request in progress.
+
+        Counted by class (2xx to 5xx) when ``busy()``'s context ends; a request
+        without a code is counted only in the totals.  A plain store.
+        """
 
 
 class IProcessProxy(Interface):

@@ -21,8 +21,11 @@ class NullStatus:
 
     stopping = False
 
-    def busy(self):
+    def busy(self, line=None):
         return contextlib.nullcontext()
+
+    def responded(self, code):
+        pass
 
 
 _status = NullStatus()

@@ -91,12 +91,15 @@ class CountingStatus:
         self.events = []
 
     @contextlib.contextmanager
-    def busy(self):
+    def busy(self, line=None):
         self.events.append('busy')
         try:
             yield
         finally:
             self.events.append('idle')
+
+    def responded(self, code):
+        self.events.append(code)
 
 
 class CountingLoop(MainLoop):
@@ -153,7 +156,7 @@ def test_each_request_is_busy_then_idle_and_counts_as_activity():
             for i in range(1, 4):
                 assert c.request(environFor(), reqId=i, keepConn=True).body == b'hi'
     _, loop, worker = serveInProcess(FastCGIConnection, hello, status, client)
-    assert status.events == ['busy', 'idle'] * 3
+    assert status.events == ['busy', 200, 'idle'] * 3
     assert loop.activity == 3 and worker.requestsServed == 3
 
 

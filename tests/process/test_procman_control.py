@@ -51,9 +51,9 @@ def test_semaphore_file_mode_and_layout_status_table_and_json(tmp_path, procs):
     waitFor(lambda: set(readBoard(pm.scoreboard)[1]) == set(pm.children()), 10,
              message="both children in the scoreboard")
     header, slots = readBoard(pm.scoreboard)
-    assert header['magic'] == b'PEAKSB01' and header['version'] == 2
-    assert header['slotSize'] == 32 and header['manager'] == pm.pid
-    assert os.path.getsize(pm.scoreboard) == HEADER.size + 32 * header['slots']
+    assert header['magic'] == b'PEAKSB01' and header['version'] == 3
+    assert header['slotSize'] == 256 and header['manager'] == pm.pid
+    assert os.path.getsize(pm.scoreboard) == HEADER.size + 256 * header['slots']
     assert set(slots) == set(pm.children())
     assert sorted(s['number'] for s in slots.values()) == [1, 2]
     for _ in range(3):

@@ -200,9 +200,9 @@ def test_a_corrupt_scoreboard_byte_shows_as_unknown(tmp_path, procs):
              10, message="idle children")
     with open(pm.scoreboard, 'rb') as f:
         data = f.read()
-    index, pid = next((i, struct.unpack_from('<i', data, 64 + 32 * i)[0]) for i in range(64)
-                      if struct.unpack_from('<i', data, 64 + 32 * i)[0] > 0)
-    offset = 64 + 32 * index
+    index, pid = next((i, struct.unpack_from('<i', data, 64 + 256 * i)[0]) for i in range(64)
+                      if struct.unpack_from('<i', data, 64 + 256 * i)[0] > 0)
+    offset = 64 + 256 * index
     with open(pm.scoreboard, 'r+b') as f:     # as a buggy worker would, through the mapping
         f.seek(offset + 4)
         f.write(bytes([200]))

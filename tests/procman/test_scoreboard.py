@@ -13,7 +13,8 @@ from zope.interface.verify import verifyClass, verifyObject
 from peak_lite.running.interfaces import IWorkerStatus
 from peak_lite.running.procman.interfaces import ProcmanError
 from peak_lite.running.procman.scoreboard import (
-    BUSY, IDLE, STARTING, STOPPING, UNKNOWN, Scoreboard, SlotStatus, readScoreboard)
+    BUSY, IDLE, STARTING, STOPPING, UNKNOWN, Scoreboard, readScoreboard)
+from peak_lite.running.procman.slotstatus import SlotStatus
 
 HEADER = struct.Struct('<8sIIIiIId24x')
 SLOT = struct.Struct('<iB3xQdII')
@@ -35,11 +36,11 @@ def test_file_layout_mode_and_busy_bookkeeping(tmp_path):
     status = SlotStatus(board, slot)
     raw = pathlib.Path(path).read_bytes()
     magic, version, slots, size, manager, *_ = HEADER.unpack_from(raw)
-    assert (magic, version, slots, size, manager) == (b'PEAKSB01', 2, 3, 32, os.getpid())
-    assert len(raw) == 64 + 3 * 32
+    assert (magic, version, slots, size, manager) == (b'PEAKSB01', 3, 3, 256, os.getpid())
+    assert len(raw) == 64 + 3 * 256
     with status.busy():
         pid, state, requests, changed, number, limit = SLOT.unpack_from(
-            pathlib.Path(path).read_bytes(), 64 + 32 * slot)
+            pathlib.Path(path).read_bytes(), 64 + 256 * slot)
         assert (pid, state, requests, number, limit) == (os.getpid(), BUSY, 0, 7, 2)
         assert board.counts()['busy'] == 1
     assert board.read(slot)[1:3] == (IDLE, 1)
@@ -138,4 +139,39 @@ def test_a_corrupt_state_byte_and_time_read_as_unknown(tmp_path):
     assert board.counts()['unknown'] == 1
     found = readScoreboard(path)[1]
     assert [(s['state'], s['lastChange']) for s in found] == [('unknown', None)]
+    board.close()
+
+
+def test_each_request_is_counted_by_duration_bucket_and_status_class():
+    board = Scoreboard(2)
+    slot = board.allocate(-1, 1)
+    status = SlotStatus(board, slot)
+    for code in (200, 204, 302, 404, 500, 503):
+        with status.busy(f'GET /{code}'):
+            status.responded(code)
+    with status.busy('POST /' + 'x' * 100):
+        pass                         # no code: counted in the totals only
+    total, codes, buckets = board.counters(slot)
+    assert codes == (2, 1, 1, 2)
+    assert sum(buckets) == 7 == board.read(slot)[2]
+    assert buckets[0] == 7 and 0 <= total < 0.005 * 7   # each took microseconds
+    assert board.requestLine(slot) == 'POST /' + 'x' * 58
+    assert board.occupied()[0]['request'] == 'POST /' + 'x' * 58
+    board.clear(slot)
+    assert board.counters(slot) == (0.0, (0, 0, 0, 0), (0,) * 15)
+    board.close()
+
+
+def test_a_slow_request_lands_in_its_bucket_and_nonsense_sums_read_as_zero():
+    board = Scoreboard(1)
+    slot = board.allocate(-1, 1)
+    status = SlotStatus(board, slot)
+    with status.busy():
+        deadline = time.monotonic() + 0.03
+        while time.monotonic() < deadline:
+            pass
+    total, _, buckets = board.counters(slot)
+    assert total >= 0.03 and buckets.index(1) == 3      # (0.025, 0.05]
+    struct.pack_into('<d', board.map, board.offset(slot) + 32, math.nan)
+    assert board.counters(slot)[0] == 0.0
     board.close()

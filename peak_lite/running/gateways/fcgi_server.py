@@ -317,7 +317,7 @@ class FastCGIConnection:
         baseEnviron(environ, stdin, errors)
         response = FastCGIResponse(self.worker.app, environ, self, req.id, errors)
         try:
-            with self.worker.requestStarted():
+            with self.worker.requestStarted(response):
                 response.serve()
         finally:
             self.request = None

@@ -302,7 +302,7 @@ class HTTPConnection:
         body = HTTPInput(self, request)
         baseEnviron(environ, body, sys.stderr)
         response = HTTPResponse(self.worker.app, environ, self, request, body)
-        with self.worker.requestStarted():
+        with self.worker.requestStarted(response):
             try:
                 response.serve()
             except ProtocolError as e:

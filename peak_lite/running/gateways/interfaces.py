@@ -86,8 +86,12 @@ class IWorker(Interface):
     def drain():
         """On a graceful stop: close idle connections, serve requests already waiting."""
 
-    def requestStarted():
-        """Called by a connection as it begins serving a request; returns the busy() context."""
+    def requestStarted(response=None):
+        """Called by a connection as it begins serving a request; returns the busy() context.
+
+        ``response``, the request's WSGIRequest, names the request to the worker
+        status and gives it the status code sent, as the context ends.
+        """
 
     serving = Attribute("The connection whose data is being handled now, or None")
     pool = Attribute("The IHandoffPool shared with sibling workers, or None")

@@ -11,16 +11,15 @@ While a request runs, the worker's pool (handoff.py) passes its other
 connections that have a request waiting to an idle sibling.
 """
 
-import contextlib
 import errno
 import logging
 import select
-import sys
 import time
 
 from zope.interface import implementer
 
 from peak_lite.running.gateways.interfaces import IWorker
+from peak_lite.running.gateways.requestscope import During, nothing, requestLine
 from peak_lite.running.mainloop import Interrupted
 from peak_lite.running.workerstatus import NullStatus
 
@@ -28,9 +27,6 @@ log = logging.getLogger('peak_lite.running.gateways')
 
 __all__ = ['Worker', 'NullStatus']
 
-
-def _nothing():
-    return contextlib.nullcontext()
 
 RECV_SIZE = 262144
 DRAIN_QUIET = 0.2      # seconds without a request that end a graceful drain
@@ -46,45 +42,6 @@ ROUTINE = frozenset((errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.ENETDO
 BACKOFF_FIRST = 0.01   # the first pause after an exhausted accept(), doubled up to
 BACKOFF_MAX = 1.0
 LOG_EVERY = 10.0       # at most one line per this many seconds about exhausted accepts
-
-
-class _During:
-    """``with busy, interruptible:`` as one context manager (a plain class: cheaper).
-
-    It also tells the pool when the request starts and ends (see handoff.py).
-    """
-
-    __slots__ = ('busy', 'interruptible', 'worker')
-
-    def __init__(self, busy, interruptible, worker):
-        self.busy = busy
-        self.interruptible = interruptible
-        self.worker = worker
-
-    def __enter__(self):
-        self.busy.__enter__()
-        try:
-            self.interruptible.__enter__()
-        except BaseException:
-            self.busy.__exit__(*sys.exc_info())
-            raise
-        pool = self.worker.pool
-        if pool is not None:
-            pool.requestStarted(self.worker)
-
-    def __exit__(self, excType, exc, tb):
-        pool = self.worker.pool
-        if pool is not None:
-            pool.requestEnded()
-        try:
-            suppressed = self.interruptible.__exit__(excType, exc, tb)
-        except BaseException:
-            if not self.busy.__exit__(*sys.exc_info()):
-                raise
-            return True
-        if suppressed:
-            excType = exc = tb = None
-        return self.busy.__exit__(excType, exc, tb) or suppressed
 
 
 @implementer(IWorker)
@@ -109,6 +66,7 @@ class Worker:
         self.idleTimeout = idleTimeout
         self.pool = pool
         self.connections = {}
+        self._view = memoryview(bytearray(RECV_SIZE))
         self.serving = None         # the connection whose request is running
         self.draining = False
         self.requestsServed = 0
@@ -204,8 +162,11 @@ class Worker:
             return None
         return loop.call_later(delay, func)
 
-    def requestStarted(self):
+    def requestStarted(self, response=None):
         """See IWorker: note activity and return the status's busy() context.
+
+        ``response`` (a WSGIRequest) names the request for status pages, and
+        its status code is counted when the request ends.
 
         While the request runs, SIGTERM and SIGINT interrupt it (the main
         loop's ``interruptible()``): the app's transaction aborts and the
@@ -213,12 +174,13 @@ class Worker:
         """
         self.requestsServed += 1
         self.mainLoop.activityOccurred()
+        busy = self.status.busy(None if response is None else requestLine(response.environ))
         interruptible = getattr(self.mainLoop, 'interruptible', None)
         if interruptible is None:
-            if self.pool is None:
-                return self.status.busy()
-            interruptible = _nothing
-        return _During(self.status.busy(), interruptible(), self)
+            if self.pool is None and response is None:
+                return busy
+            interruptible = nothing
+        return During(busy, interruptible(), self, response)
 
     def adopt(self, sock):
         """Serve ``sock``, a kept-alive connection a sibling handed over (see handoff.py)."""
@@ -328,7 +290,10 @@ class Worker:
 
     def _receive(self, conn):
         try:
-            data = conn.sock.recv(RECV_SIZE)
+            # Into one buffer kept for the worker's life: a fresh 256 KB per
+            # read costs malloc an mmap/mremap/munmap per request whenever its
+            # dynamic threshold sits below that size.
+            data = bytes(self._view[:conn.sock.recv_into(self._view)])
         except (BlockingIOError, InterruptedError):
             return
         except OSError as e:

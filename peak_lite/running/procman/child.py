@@ -6,7 +6,7 @@ from zope.interface import implementer
 
 from peak_lite.running.interfaces import ICmdLineApp
 from peak_lite.running.process import setTitle
-from peak_lite.running.procman.scoreboard import SlotStatus
+from peak_lite.running.procman.slotstatus import SlotStatus
 from peak_lite.running.workerstatus import setWorkerStatus
 from peak_lite.util import signal_stack
 

@@ -169,17 +169,22 @@ def listenAddresses(checker, key, addresses, lines):
         if address.kind == 'unix':
             path = checker.absolute(address.path)
             if len(os.fsencode(path)) > UNIX_PATH_MAX:
-                raise ConfigError(f'Listen: socket path {path} is longer than'
+                raise ConfigError(f'{key}: socket path {path} is longer than'
                                   f' {UNIX_PATH_MAX} bytes; use a shorter path',
                                   checker.filename, lineno)
             if checker.checkFiles and not os.path.isdir(os.path.dirname(path)):
-                raise ConfigError(f'Listen: directory {os.path.dirname(path)} does'
+                raise ConfigError(f'{key}: directory {os.path.dirname(path)} does'
                                   f' not exist; create it', checker.filename, lineno)
             address = dataclasses.replace(address, path=path)
         address = dataclasses.replace(address, lineno=lineno)
         if address in seen:
-            raise ConfigError(f'Listen: {address} is already given on line'
+            raise ConfigError(f'{key}: {address} is already given on line'
                               f' {seen[address]}; remove one', checker.filename, lineno)
         seen[address] = lineno
         result.append(address)
     return result
+
+
+def statusAddress(checker, key, address, lines):
+    """StatusListen: one address, checked as a Listen address is."""
+    return listenAddresses(checker, key, [address], lines)[0]

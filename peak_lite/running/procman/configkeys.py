@@ -118,6 +118,14 @@ KEYS = (
         'Owner and group given to the unix sockets procman creates (the mode is on the'
         ' `Listen` line); a part not given is left as created (the manager\'s). Names'
         ' must exist; numbers are used as they are. Needs a `Listen unix:` line.'),
+    Key('StatusListen', 'address', types.listenAddress, None, 'none (off)',
+        'Where the manager itself serves its status over HTTP: `/metrics` (Prometheus),'
+        ' `/healthz`, `/readyz`, `/status` (JSON) and `/` (a page); `HOST:PORT`,'
+        ' `[V6]:PORT` or `unix:PATH[:MODE]`. See "Status listener".',
+        check=check.statusAddress, probe=probe.probeStatusListen),
+    _duration('DrainDelay', 0, 'After SIGTERM, keep serving and accepting this long, with'
+              ' `/readyz` answering 503, before the children are stopped; for load'
+              ' balancers to stop sending first.'),
     Key('ChildConfig', 'path', types.pathValue, None, 'none',
         '`.ini` file loaded into the configuration root under which the child command is'
         ' built. Must be an existing, readable file.', check=check.readableFile),

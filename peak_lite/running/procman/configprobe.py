@@ -23,7 +23,7 @@ from peak_lite.running.procman.interfaces import ConfigError
 from peak_lite.util.lockfile import readPidFile
 from peak_lite.util.safefile import checkTrusted
 
-__all__ = ['probePidFile', 'probeStdErr', 'probeListen']
+__all__ = ['probePidFile', 'probeStdErr', 'probeListen', 'probeStatusListen']
 
 _OPEN = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC   # NONBLOCK: a FIFO must not hang us
 _LISTENING = 0x10000    # __SO_ACCEPTCON in /proc/net/unix
@@ -60,6 +60,13 @@ def probeListen(cfg, seen):
     managers = {pid for pid in (seen.get('manager'), _parentManager()) if pid}
     for address in cfg.Listen:
         _probeListen(cfg, address, managers)
+
+
+def probeStatusListen(cfg, seen):
+    """Bind the status listener's address as startup will (see probeListen)."""
+    if cfg.StatusListen is not None:
+        managers = {pid for pid in (seen.get('manager'), _parentManager()) if pid}
+        _probeListen(cfg, cfg.StatusListen, managers, 'StatusListen')
 
 
 def _regularFile(cfg, key, path, flags, what):
@@ -108,9 +115,9 @@ def _parentManager():
     return parent if _heldBy({parent}, {str(st.st_ino)}) else None
 
 
-def _probeListen(cfg, address, managers):
+def _probeListen(cfg, address, managers, key='Listen'):
     def refuse(message):
-        return ConfigError(f"Listen {address}: {message}", cfg.filename, address.lineno or 1)
+        return ConfigError(f"{key} {address}: {message}", cfg.filename, address.lineno or 1)
 
     if address.kind == 'unix':
         _probeUnix(address, managers, refuse)

@@ -16,7 +16,7 @@ from peak_lite.running.procman.reloadstatus import readReloadStatus, statusPath
 from peak_lite.running.procman.scoreboard import clock, readScoreboard
 from peak_lite.util.lockfile import pidFileHolder, readPidFile
 
-__all__ = ['showStatus', 'poolStatus', 'stopManager', 'signalManager', 'reloadManager',
+__all__ = ['showStatus', 'poolStatus', 'poolDocument', 'stopManager', 'signalManager', 'reloadManager',
            'managerPid', 'RELOAD_PATIENCE']
 
 RELOAD_PATIENCE = 120.0     # seconds --reload waits for the manager's verdict
@@ -131,23 +131,34 @@ def poolStatus(cfg):
         if not _alive(manager):
             raise RunningError(f"{cfg.filename}: no manager is running (Semaphore {path} "
                                f"names pid {manager}, which is gone)")
+    return poolDocument(manager, cfg.filename, slots)
+
+
+def poolDocument(manager, config, slots, rss=None):
+    """The ``--status --json`` document: from the slot dicts of ``readScoreboard``.
+
+    ``rss(pid)`` gives a child's resident memory in bytes (or None); the
+    default reads ``/proc/PID/status``.
+    """
+    rss = _rss if rss is None else rss
     now = clock()
     children = []
     for slot in slots:
         if slot['pid'] <= 0:
             continue
-        age = (now - slot['lastChange'] if slot['state'] == 'busy'
-               and slot['lastChange'] is not None else None)
+        busy = slot['state'] == 'busy'
+        age = (now - slot['lastChange'] if busy and slot['lastChange'] is not None else None)
         if age is not None and not math.isfinite(age):
             age = None
         children.append(dict(pid=slot['pid'], worker=slot['number'], state=slot['state'],
                              requests=slot['requests'], requestAge=age,
-                             rss=_rss(slot['pid'])))
+                             request=slot.get('request') or None if busy else None,
+                             rss=rss(slot['pid'])))
     totals = {state: sum(1 for c in children if c['state'] == state)
               for state in ('starting', 'idle', 'busy', 'stopping', 'unknown')}
     totals.update(children=len(children), requests=sum(c['requests'] for c in children),
                   rss=sum(c['rss'] or 0 for c in children))
-    return dict(manager=manager, config=cfg.filename,
+    return dict(manager=manager, config=config,
                 children=children, totals=totals)
 
 

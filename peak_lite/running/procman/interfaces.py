@@ -84,6 +84,10 @@ class IProcmanConfig(Interface):
                                    "code check a reload runs.  Default 60")
     Listen = Attribute("list of IListenAddress, in file order; empty means inherit "
                        "fd 0 or systemd's LISTEN_FDS")
+    StatusListen = Attribute("ListenAddress or None: where the manager serves its HTTP "
+                             "status (metrics, health, readiness, JSON, a page)")
+    DrainDelay = Attribute("float seconds: after SIGTERM, serve (not ready) this long "
+                           "before the children are stopped")
     ListenOwner = Attribute("(uid, gid) given to the unix sockets the manager creates, -1 "
                             "for a part left as created; None to leave both")
     ChildConfig = Attribute("absolute path of an existing .ini file, or None")

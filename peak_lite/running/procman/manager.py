@@ -39,6 +39,7 @@ from peak_lite.running.procman.pool import Pool
 from peak_lite.running.procman.privileges import dropPrivileges
 from peak_lite.running.procman.reloadstatus import ReloadStatus
 from peak_lite.running.procman.scoreboard import STATES, openScoreboard
+from peak_lite.running.procman.status import Tally, openStatus
 
 log = logging.getLogger('peak_lite.procman')
 
@@ -97,6 +98,9 @@ class Manager(Pool):
         self.template = ProcessTemplate(self.makeChildCommand, childSetup=self.childSetup)
         self._spawningSlot = None
         Pool.__init__(self)
+        self.tally = Tally.fromEnvironment(environ)   # what the scoreboard forgets
+        self.draining = self.drained = False     # DrainDelay, after SIGTERM
+        self.statusService = openStatus(self)
 
     # -- running ---------------------------------------------------------
 
@@ -137,6 +141,8 @@ class Manager(Pool):
         # From here through exec or exit, a held signal stays pending: with the
         # handlers popped, its default action would kill us.
         signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+        if self.statusService is not None:
+            self.statusService.close()
         self.loop.close()
         return self.finish()
 
@@ -149,6 +155,7 @@ class Manager(Pool):
         os.close(self.wakeW)
         self.parentPipe.close()
         if self.shutdown == 'restart':
+            self.tally.carryAcrossExec(self.environ)
             restart.reexec(self.environ, self.listeners, self.pidfile, self.pid)
             self.shutdown = 'stop'   # exec failed
         if not self.stoppingSent:
@@ -190,6 +197,7 @@ class Manager(Pool):
         if stub is not None:
             return stub
         self.board.setPid(slot, proxy.pid)
+        self.tally.spawned()
         self.started(Child(proxy, slot, self.numbers, limit))
         return None
 
@@ -197,6 +205,8 @@ class Manager(Pool):
         """Runs in a new child right after fork, with every signal blocked."""
         self.board.setPid(self._spawningSlot, os.getpid())   # whichever of us runs first
         self.loop.abandonInChild()
+        if self.statusService is not None:
+            self.statusService.closeInChild()
         self.notifier.close()        # the socket object's own close: no stale number later
         fds = [self.wakeR, self.pidfile.fd if self.pidfile is not None else None]
         childBootstrap(self.pid, closeFds=[fd for fd in fds if fd is not None],
@@ -226,6 +236,7 @@ class Manager(Pool):
         # Its own count, not the last look's copy: a child that served before
         # it was killed, however young, did not crash at startup.
         child.requests = self.board.read(child.slot)[2]
+        self.tally.exited(child, self.board)     # its counts outlive its slot
         self.board.clear(child.slot)
         self.childGone(child, proxy)
         if self.shutdown:
@@ -236,6 +247,8 @@ class Manager(Pool):
     # -- shutdown and restart --------------------------------------------
 
     def beginShutdown(self, mode):
+        if self._drainFirst(mode):
+            return
         if self.shutdown == 'restart' and mode in ('stop', 'quit'):
             log.info("restart abandoned: stopping instead")
         elif self.shutdown is not None and not (mode == 'quit' and self.shutdown == 'stop'):
@@ -255,6 +268,22 @@ class Manager(Pool):
             self.stopChild(child, mode, quick=(mode == 'quit'))
         self.checkShutdownDone()
 
+    def _drainFirst(self, mode):
+        """DrainDelay: a graceful stop first only turns /readyz to 503, for that long."""
+        if mode != 'stop' or self.shutdown is not None or not self.cfg.DrainDelay \
+                or self.drained:
+            return False
+        if not self.draining:
+            self.draining = True
+            log.info("graceful stop: still serving for %gs (DrainDelay), not ready",
+                     self.cfg.DrainDelay)
+            self.loop.callLater(self.cfg.DrainDelay, self._drainOver)
+        return True
+
+    def _drainOver(self):
+        self.drained = True
+        self.beginShutdown('stop')
+
     def checkShutdownDone(self):
         if self.shutdown and not self.children and not self.check.running:
             self.stopped = True
@@ -270,6 +299,7 @@ class Manager(Pool):
 
     def _checkDone(self, ok, reason):
         self.reloads.done(ok, reason)
+        self.tally.reloaded(ok)
         if self.shutdown:
             return
         if ok:

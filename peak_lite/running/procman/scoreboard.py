@@ -4,15 +4,15 @@ Layout (little-endian), also read by ``peak procman --status`` and outside tools
 
     header, 64 bytes:
       0  8s  magic b'PEAKSB01'
-      8  I   layout version (2)
+      8  I   layout version (3)
      12  I   number of slots
-     16  I   slot size in bytes (32)
+     16  I   slot size in bytes (256)
      20  i   manager pid
      24  I   wake flag: 1 while the manager wants to hear when all children are busy
      28  I   reserved
      32  d   time the manager (re)started, seconds since the epoch
      40  24x reserved
-    slot i at 64 + 32*i, 32 bytes:
+    slot i at 64 + 256*i, 256 bytes:
       0  i   pid (0: free slot)
       4  B   state: 0 free, 1 starting, 2 idle, 3 busy, 4 stopping
       5  3x
@@ -22,9 +22,21 @@ Layout (little-endian), also read by ``peak procman --status`` and outside tools
              compares it with its own time.monotonic()
      24  I   child number (1, 2, ... in start order)
      28  I   the child's request limit: MaxRequests plus its own jitter (0: none)
+     32  d   seconds spent on the requests served (the histogram's sum)
+     40  4Q  responses by status class: 2xx, 3xx, 4xx, 5xx
+     72  15Q requests by duration, one count per bucket (not cumulative): at most
+             0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5,
+             7.5, 10 seconds, then above 10 s (OpenTelemetry's bounds for
+             http.server.request.duration)
+    192  64s the current (or last) request: "METHOD target", UTF-8, NUL-padded
 
-A child's request path writes only its own slot with ``struct.pack_into``:
-no system call.  It writes one byte to the manager's wake pipe only when
+Layout 3 added the counters from offset 32 on; 2 ended at the request limit.
+The counters are the child's own, from zero: when the manager reaps a child
+it adds them to its totals before it clears the slot, so totals never go
+backwards.
+
+A child's request path (``slotstatus.SlotStatus``) writes only its own slot with ``struct.pack_into``:
+no lock, no system call (the times come from the vDSO's clock).  It writes one byte to the manager's wake pipe only when
 every child is busy and the manager asked for it (the wake flag), or once in
 its life, when it reaches its request limit.
 
@@ -41,7 +53,6 @@ every child would inherit, able to ``ftruncate`` the file and kill the
 manager with SIGBUS.  The file is 0600, owned by the manager's user.
 """
 
-import contextlib
 import ctypes
 import math
 import mmap
@@ -50,23 +61,31 @@ import stat
 import struct
 import time
 
-from zope.interface import implementer
-
-from peak_lite.running.interfaces import IWorkerStatus
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
 from peak_lite.util.safefile import openTrusted
 
-__all__ = ['Scoreboard', 'SlotStatus', 'STATES', 'readScoreboard', 'openScoreboard',
+__all__ = ['Scoreboard', 'STATES', 'BUCKETS', 'CODE_CLASSES', 'readScoreboard', 'openScoreboard',
            'checkSemaphore', 'slotsFor', 'clock', 'stateName', 'MAX_REQUEST_LIMIT',
            'MAX_SLOTS', 'MAX_CHILD_NUMBER']
 
 MAGIC = b'PEAKSB01'
-VERSION = 2             # 2: times are CLOCK_MONOTONIC (1 had wall-clock times)
+VERSION = 3             # 3: per-request counters; 2: times are CLOCK_MONOTONIC
 HEADER = struct.Struct('<8sIIIiIId24x')
 SLOT = struct.Struct('<iB3xQdI')      # the first 28 bytes; a child never writes the limit
-SLOT_SIZE = 32
+SLOT_SIZE = 256
 LIMIT = struct.Struct('<I')
 LIMIT_OFFSET = 28
+# OpenTelemetry's bucket bounds for http.server.request.duration, in seconds.
+BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+CODE_CLASSES = ('2xx', '3xx', '4xx', '5xx')
+SUM = struct.Struct('<d')
+SUM_OFFSET = 32
+COUNT = struct.Struct('<Q')
+CODES_OFFSET = 40
+BUCKETS_OFFSET = 72
+COUNTERS = struct.Struct(f'<d{len(CODE_CLASSES)}Q{len(BUCKETS) + 1}Q')   # from SUM_OFFSET
+LINE = struct.Struct('<64s')
+LINE_OFFSET = 192
 WAKE = struct.Struct('<I')
 PID = struct.Struct('<i')
 STATE = struct.Struct('<B')
@@ -133,8 +152,9 @@ class Scoreboard:
         PID.pack_into(self.map, self.offset(index), pid)
 
     def clear(self, index):
-        SLOT.pack_into(self.map, self.offset(index), 0, FREE, 0, 0.0, 0)
-        LIMIT.pack_into(self.map, self.offset(index) + LIMIT_OFFSET, 0)
+        start = self.offset(index)
+        self.map[start + 4:start + SLOT_SIZE] = bytes(SLOT_SIZE - 4)
+        PID.pack_into(self.map, start, 0)       # the pid last: a free slot is all zero
 
     def markStopping(self, index):
         """Mark a child asked to stop.  Only the state byte: the child owns the rest."""
@@ -149,6 +169,25 @@ class Scoreboard:
         pid, state, requests, changed, number = SLOT.unpack_from(self.map, self.offset(index))
         state, changed = _sane(state, changed)
         return pid, state, requests, changed, number
+
+    def counters(self, index):
+        """(duration sum, (2xx, 3xx, 4xx, 5xx), per-bucket counts) of slot ``index``.
+
+        A sum that is not finite or is negative (a child wrote nonsense) reads as 0.
+        """
+        values = COUNTERS.unpack_from(self.map, self.offset(index) + SUM_OFFSET)
+        total = values[0] if math.isfinite(values[0]) and values[0] >= 0 else 0.0
+        codes = len(CODE_CLASSES)
+        return total, values[1:1 + codes], values[1 + codes:]
+
+    def requestLine(self, index):
+        """The slot's current (or last) request line, as text."""
+        raw = LINE.unpack_from(self.map, self.offset(index) + LINE_OFFSET)[0]
+        return raw.rstrip(b'\0').decode('utf-8', 'replace')
+
+    def occupied(self):
+        """The slot dicts of ``readScoreboard`` for this board's occupied slots."""
+        return _slotDicts(self.map, self.slots)
 
     def counts(self):
         """{state name: count} over the occupied slots, 'unknown' included."""
@@ -249,60 +288,6 @@ def _mapShared(fd, size):
     return view, lambda: _libc.munmap(address, size)
 
 
-@implementer(IWorkerStatus)
-class SlotStatus:
-    """A child's IWorkerStatus: its own scoreboard slot.  See IWorkerStatus."""
-
-    stopping = False
-
-    def __init__(self, board, index, wakeFd=None):
-        self.map = board.map
-        self.offset = board.offset(index)
-        self.slots = board.slots
-        self.wakeFd = wakeFd
-        self.pid = os.getpid()
-        pid, _, self.requests, _, self.number = SLOT.unpack_from(self.map, self.offset)
-        self.limit = LIMIT.unpack_from(self.map, self.offset + LIMIT_OFFSET)[0]
-        SLOT.pack_into(self.map, self.offset, self.pid, IDLE, self.requests, clock(),
-                       self.number)
-
-    @contextlib.contextmanager
-    def busy(self):
-        if STATE.unpack_from(self.map, self.offset + STATE_OFFSET)[0] == STOPPING:
-            self.stopping = True     # the manager asked this child to stop
-        SLOT.pack_into(self.map, self.offset, self.pid, BUSY, self.requests, clock(),
-                       self.number)
-        if self.wakeFd is not None and WAKE.unpack_from(self.map, WAKE_OFFSET)[0]:
-            self._wakeIfAllBusy()
-        try:
-            yield self
-        finally:
-            self.requests += 1
-            if STATE.unpack_from(self.map, self.offset + STATE_OFFSET)[0] == STOPPING:
-                self.stopping = True
-            SLOT.pack_into(self.map, self.offset, self.pid,
-                           STOPPING if self.stopping else IDLE, self.requests, clock(),
-                           self.number)
-            if self.requests == self.limit:
-                self._wake()         # time to recycle: once in this child's life
-
-    def _wakeIfAllBusy(self):
-        for i in range(self.slots):
-            pid, state = SLOT.unpack_from(self.map, HEADER.size + SLOT_SIZE * i)[:2]
-            if pid and state in (STARTING, IDLE):
-                return
-        WAKE.pack_into(self.map, WAKE_OFFSET, 0)
-        self._wake()
-
-    def _wake(self):
-        if self.wakeFd is None:
-            return
-        try:
-            os.write(self.wakeFd, b'!')
-        except (BlockingIOError, BrokenPipeError):
-            pass
-
-
 def readScoreboard(path):
     """Read a scoreboard file: (header dict, list of slot dicts for occupied slots)."""
     try:
@@ -319,13 +304,20 @@ def readScoreboard(path):
         raise ProcmanError(f"{path}: scoreboard layout version {version} is not supported")
     if len(data) < HEADER.size + slots * SLOT_SIZE:
         raise ProcmanError(f"{path}: scoreboard truncated: {len(data)} bytes for {slots} slots")
+    return dict(managerPid=managerPid, slots=slots, started=started), _slotDicts(data, slots)
+
+
+def _slotDicts(data, slots):
+    """One dict per occupied slot of ``data`` (a scoreboard's bytes or mapping)."""
     result = []
     for i in range(slots):
         offset = HEADER.size + SLOT_SIZE * i
         pid, state, requests, changed, number = SLOT.unpack_from(data, offset)
         if pid:
             limit = LIMIT.unpack_from(data, offset + LIMIT_OFFSET)[0]
+            line = LINE.unpack_from(data, offset + LINE_OFFSET)[0]
             result.append(dict(slot=i, pid=pid, state=stateName(state), requests=requests,
                                lastChange=changed if math.isfinite(changed) else None,
-                               number=number, limit=limit))
-    return dict(managerPid=managerPid, slots=slots, started=started), result
+                               number=number, limit=limit,
+                               request=line.rstrip(b'\0').decode('utf-8', 'replace')))
+    return result

@@ -1,0 +1,109 @@
+"""A child's IWorkerStatus: its own scoreboard slot, written with plain stores.
+
+See scoreboard.py for the layout.  One request at a time: ``busy()`` returns
+the status itself as the context manager, so the request path allocates
+nothing and makes no system call (``clock()`` reads the vDSO).
+"""
+
+import bisect
+import os
+
+from zope.interface import implementer
+
+from peak_lite.running.interfaces import IWorkerStatus
+from peak_lite.running.procman.scoreboard import (
+    BUCKETS, BUCKETS_OFFSET, BUSY, CODES_OFFSET, COUNT, HEADER, IDLE, LIMIT, LIMIT_OFFSET,
+    LINE, LINE_OFFSET, SLOT, SLOT_SIZE, STARTING, STATE, STATE_OFFSET, STOPPING, SUM,
+    SUM_OFFSET, WAKE, WAKE_OFFSET, clock)
+
+__all__ = ['SlotStatus']
+
+
+@implementer(IWorkerStatus)
+class SlotStatus:
+    """A child's IWorkerStatus: its own scoreboard slot.  See IWorkerStatus.
+
+    ``busy()`` returns the status itself, a context manager: one request at
+    a time.  Its counters live here and are copied into the slot with plain
+    stores as each request ends.
+    """
+
+    stopping = False
+
+    def __init__(self, board, index, wakeFd=None):
+        self.map = board.map
+        self.offset = board.offset(index)
+        self.slots = board.slots
+        self.wakeFd = wakeFd
+        self.pid = os.getpid()
+        pid, _, self.requests, _, self.number = SLOT.unpack_from(self.map, self.offset)
+        self.limit = LIMIT.unpack_from(self.map, self.offset + LIMIT_OFFSET)[0]
+        total, codes, buckets = board.counters(index)
+        self.total = total
+        self.codes = list(codes)
+        self.buckets = list(buckets)
+        self.code = 0
+        self.started = 0.0
+        SLOT.pack_into(self.map, self.offset, self.pid, IDLE, self.requests, clock(),
+                       self.number)
+
+    def busy(self, line=None):
+        """See IWorkerStatus."""
+        if line is not None:
+            if type(line) is str:
+                line = line.encode('utf-8', 'replace')
+            LINE.pack_into(self.map, self.offset + LINE_OFFSET, line[:64])
+        self.code = 0
+        return self
+
+    def responded(self, code):
+        """See IWorkerStatus."""
+        self.code = code
+
+    def __enter__(self):
+        if STATE.unpack_from(self.map, self.offset + STATE_OFFSET)[0] == STOPPING:
+            self.stopping = True     # the manager asked this child to stop
+        self.started = now = clock()
+        SLOT.pack_into(self.map, self.offset, self.pid, BUSY, self.requests, now, self.number)
+        if self.wakeFd is not None and WAKE.unpack_from(self.map, WAKE_OFFSET)[0]:
+            self._wakeIfAllBusy()
+        return self
+
+    def __exit__(self, excType, exc, tb):
+        now = clock()
+        spent = now - self.started
+        offset = self.offset
+        self.total += spent
+        SUM.pack_into(self.map, offset + SUM_OFFSET, self.total)
+        bucket = bisect.bisect_left(BUCKETS, spent)
+        self.buckets[bucket] += 1
+        COUNT.pack_into(self.map, offset + BUCKETS_OFFSET + 8 * bucket, self.buckets[bucket])
+        kind = self.code // 100 - 2
+        if 0 <= kind < 4:
+            self.codes[kind] += 1
+            COUNT.pack_into(self.map, offset + CODES_OFFSET + 8 * kind, self.codes[kind])
+        self.requests += 1
+        if STATE.unpack_from(self.map, offset + STATE_OFFSET)[0] == STOPPING:
+            self.stopping = True
+        SLOT.pack_into(self.map, offset, self.pid, STOPPING if self.stopping else IDLE,
+                       self.requests, now, self.number)
+        if self.requests == self.limit:
+            self._wake()             # time to recycle: once in this child's life
+        return False
+
+    def _wakeIfAllBusy(self):
+        for i in range(self.slots):
+            pid, state = SLOT.unpack_from(self.map, HEADER.size + SLOT_SIZE * i)[:2]
+            if pid and state in (STARTING, IDLE):
+                return
+        WAKE.pack_into(self.map, WAKE_OFFSET, 0)
+        self._wake()
+
+    def _wake(self):
+        if self.wakeFd is None:
+            return
+        try:
+            os.write(self.wakeFd, b'!')
+        except (BlockingIOError, BrokenPipeError):
+            pass
+

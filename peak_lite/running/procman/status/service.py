@@ -1,0 +1,139 @@
+"""The status listener's endpoints, answered from the manager's memory and scoreboard.
+
+- ``/metrics``: see metrics.py;
+- ``/healthz``: 200 while the manager's loop runs (it is the loop that answers);
+- ``/readyz``: 200 while a child accepts; 503 from SIGTERM on (and during
+  ``DrainDelay``), or while no child has finished starting;
+- ``/status``: the ``peak procman --status --json`` document (control.poolDocument);
+- ``/``: an HTML page for people (page.py).
+"""
+
+import json
+import logging
+import os
+
+from zope.interface import implementer
+
+from peak_lite.running.interfaces import SocketError
+from peak_lite.running.procman.control import poolDocument
+from peak_lite.running.procman.interfaces import ConfigError
+from peak_lite.running.procman.scoreboard import BUSY, IDLE
+from peak_lite.running.procman.status import metrics, page
+from peak_lite.running.procman.status.interfaces import IStatusService
+from peak_lite.running.procman.status.probes import MemoryReader, queueLengths
+from peak_lite.running.procman.status.server import StatusServer
+from peak_lite.running.sockets import Listener
+
+log = logging.getLogger('peak_lite.procman')
+
+__all__ = ['StatusService', 'openStatus', 'VERSION']
+
+
+def _version():
+    try:
+        from importlib.metadata import version
+        return version('peak_lite')
+    except Exception:       # not installed as a distribution: still serve
+        return 'unknown'
+
+
+VERSION = _version()
+
+
+def openStatus(manager):
+    """The manager's StatusService, listening on ``StatusListen``; None without one.
+
+    An address that cannot be bound is a ConfigError at the StatusListen line.
+    """
+    cfg = manager.cfg
+    address = getattr(cfg, 'StatusListen', None)
+    if address is None:
+        return None
+    try:
+        listener = Listener.bind(address)
+    except SocketError as e:
+        raise ConfigError(f"StatusListen {e}", cfg.filename,
+                          cfg.lineOf('StatusListen') or 1) from None
+    return StatusService(manager, listener)
+
+
+@implementer(IStatusService)
+class StatusService:
+    """See IStatusService."""
+
+    def __init__(self, manager, listener):
+        self.manager = manager
+        self.listener = listener
+        self.memory = MemoryReader()
+        self.server = StatusServer(listener.sock, manager.loop, self.respond)
+        log.info("status listener on %s", listener.describe())
+
+    def respond(self, method, path, headers):
+        if path == '/metrics':
+            contentType, body = metrics.render(
+                self.snapshot(), metrics.wantsOpenMetrics(headers.get('accept')))
+            return 200, contentType, body
+        if path == '/healthz':
+            return 200, 'text/plain; charset=utf-8', b'ok\n'
+        if path == '/readyz':
+            why = self.notReady()
+            if why:
+                return 503, 'text/plain; charset=utf-8', f'not ready: {why}\n'.encode()
+            return 200, 'text/plain; charset=utf-8', b'ready\n'
+        if path == '/status':
+            body = json.dumps(self.document(), indent=2) + '\n'
+            return 200, 'application/json', body.encode()
+        if path in ('/', '/index.html'):
+            return 200, 'text/html; charset=utf-8', page.render(self.document(),
+                                                                 self.snapshot())
+        return 404, 'text/plain; charset=utf-8', b'not found: try /metrics, /healthz, ' \
+                                                 b'/readyz, /status or /\n'
+
+    def notReady(self):
+        """Why the pool is not ready, or '' when it is."""
+        m = self.manager
+        if m.shutdown in ('stop', 'quit') or m.draining:
+            return 'stopping'
+        # A reload is not a stop: ready while a child of either generation accepts.
+        for child in m.children.values():
+            if child.stopStage is None and m.board.read(child.slot)[1] in (IDLE, BUSY):
+                return ''
+        return 'no child accepts'
+
+    def ready(self):
+        return not self.notReady()
+
+    def document(self):
+        m = self.manager
+        slots = [s for s in m.board.occupied() if s['pid'] in m.children]
+        return poolDocument(m.pid, m.cfg.filename, slots, self._rss)
+
+    def _rss(self, pid):
+        memory = self.memory.read(pid)
+        return None if memory is None else memory['rss']
+
+    def snapshot(self):
+        m = self.manager
+        children = sorted(m.children.values(), key=lambda c: c.number)
+        requests, durationSum, codes, buckets = m.tally.totals(m.board,
+                                                               [c.slot for c in children])
+        self.memory.forget([c.pid for c in children])
+        memory = []
+        for child in children:
+            found = self.memory.read(child.pid)
+            if found is not None:
+                memory.append((str(child.number), found))
+        queues = [(listener.describe(), length, limit) for listener, (_, length, limit)
+                  in zip(m.listeners.listeners, queueLengths(m.listeners.sockets))]
+        return dict(workers=m.board.counts(), requests=requests, durationSum=durationSum,
+                    codes=codes, buckets=buckets, queues=queues, spawns=m.tally.spawns,
+                    exits=m.tally.exits, memory=memory, reloads=m.tally.reloads,
+                    version=VERSION, config=os.path.abspath(m.cfg.filename),
+                    pid=m.pid)
+
+    def closeInChild(self):
+        self.server.closeInChild()
+
+    def close(self):
+        self.server.close()
+        self.listener.close()
