@@ -20,6 +20,7 @@ import time
 from zope.interface import implementer
 
 from peak_lite.running.interfaces import EXIT_OK, IMainLoopExtras, ISignalHandler, RunningError
+from peak_lite.running.workerstatus import getWorkerStatus
 from peak_lite.util import signal_stack
 
 __all__ = ['MainLoop', 'StopOnStandardSignals', 'SIGNAL_HANDLER_PROPERTY', 'Interrupted']
@@ -221,6 +222,9 @@ class MainLoop:
         self._startedAt = self.lastActivity = time.monotonic()
         self._idleTimeout, self._runAtLeast = idleTimeout, runAtLeast
         try:
+            if getWorkerStatus().stopping:
+                # Our supervisor's SIGHUP came before our handlers were in place.
+                loop.call_soon(os.kill, os.getpid(), signal.SIGHUP)
             if stopAfter:
                 loop.call_later(stopAfter, self.stop)
             if idleTimeout:

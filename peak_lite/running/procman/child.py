@@ -43,9 +43,10 @@ class ChildCommand:
 
 class _HupWhileDraining:
     """SIGHUP while no handler of the worker's is in place (before its main loop
-    runs, or after it stopped): ignored once the manager has asked this child
-    to stop (a further HUP to a draining child changes nothing); otherwise the
-    default action, as before the worker took over."""
+    runs, or after it stopped): once the manager has asked this child to stop,
+    noted in the status (a main loop still to come then stops at once; a further
+    HUP to a draining child changes nothing); otherwise the default action, as
+    before the worker took over."""
 
     def __init__(self, status):
         self.status = status
@@ -53,6 +54,8 @@ class _HupWhileDraining:
     def SIGHUP(self, signum, frame):
         state = STATE.unpack_from(self.status.map, self.status.offset + STATE_OFFSET)[0]
         if state == STOPPING:
+            # Not lost: a main loop that starts after this runs its own SIGHUP.
+            self.status.stopping = True
             return
         signal.signal(signal.SIGHUP, signal.SIG_DFL)
         signal.raise_signal(signal.SIGHUP)
