@@ -123,6 +123,12 @@ class RequestReader:
         self._parser = httptools.HttpRequestParser(self)
         self._request = None        # the request whose head is being read
         self._trickled = 0          # head bytes fed after the feed its head began in
+        self._inMessage = False     # from a request's first byte to its body's end
+
+    @property
+    def pending(self):
+        """True while bytes were read for a request not yet served: one under way, or queued."""
+        return self._inMessage or bool(self.queue)
 
     def feed(self, data):
         if self.finished:
@@ -161,6 +167,7 @@ class RequestReader:
     # -- httptools callbacks -------------------------------------------------
 
     def on_message_begin(self):
+        self._inMessage = True
         self._request = Request()
         self._trickled = 0
 
@@ -235,4 +242,5 @@ class RequestReader:
         self.queue.append(body)
 
     def on_message_complete(self):
+        self._inMessage = False
         self.queue.append(END)

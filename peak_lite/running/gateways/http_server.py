@@ -250,9 +250,7 @@ class HTTPConnection:
     @property
     def buffered(self):
         """See IConnection."""
-        if self.h11.their_state is not h11.IDLE:
-            return 1        # a request is under way
-        return len(self.h11.trailing_data[0])
+        return int(self.reader.pending)     # the reader holds what it parsed, not raw bytes
 
     def close(self):
         """See IConnection."""
