@@ -1,7 +1,7 @@
 import pytest
 
 from tests.support.postgres import pgDb, postgresServer  # noqa: F401
-from tests.support.procs import Proc
+from tests.support.procs import Proc, stopAll
 
 
 @pytest.fixture
@@ -15,5 +15,4 @@ def procs():
         return p
 
     yield start
-    for p in reversed(started):
-        p.stop()
+    stopAll(started)

@@ -1,6 +1,7 @@
 """The app author's path through real processes: one committed assembly under every
 command, errors that point at the author's code, options appended to a gateway Command."""
 
+import contextlib
 import os
 import socket
 import sqlite3
@@ -19,8 +20,11 @@ INI = "[peak.running]\napp = importString('peak_lite.running.gateways:HTTPInterp
 
 def rows(db):
     """The preload rows another process sees, or None while there is no table."""
+    # closing(): a connection's own ``with`` ends its transaction, not the connection,
+    # whose descriptor would stay open until some later garbage collection.
     try:
-        with sqlite3.connect(f'file:{db}?mode=ro', uri=True, timeout=0) as conn:
+        with contextlib.closing(sqlite3.connect(f'file:{db}?mode=ro', uri=True,
+                                                timeout=0)) as conn:
             return conn.execute("SELECT note FROM preload").fetchall()
     except sqlite3.OperationalError:
         return None

@@ -126,7 +126,10 @@ def test_restart_keep_alive(tmp_path, procs, pgDb):
             pm.signal(signal.SIGHUP)
             waitFor(lambda: _restarts(pm) >= restart, 30,
                      message=f"restart {restart} of the manager")
-            pm.waitChildren(FLOOR)
+            # At least the floor: under this load the new manager grows its
+            # pool within milliseconds of READY, so exactly FLOOR may never
+            # be seen.
+            pm.waitChildren(FLOOR, exact=False)
         results = load.stop()
         failed = [(i, o) for i, o in results if o != 200]
         answered = {i for i, o in results if o == 200}

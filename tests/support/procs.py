@@ -110,9 +110,28 @@ class Proc:
                 stream.close()
         waitFor(lambda: not groupPids(self.pgid), timeout,
                  message=f"process group {self.pgid} ({self.argv[:3]}) to be gone")
+        # The leader is gone or a zombie now, however long it took: reap it, or
+        # its Popen warns that it is still running when it is collected.
+        self.popen.wait(timeout)
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
         self.stop()
+
+
+def stopAll(started):
+    """Stop every Proc of ``started``, last first; then raise the first failure, if any.
+
+    One group that will not go must not leave the others running, their
+    Popens dropped unwaited.
+    """
+    failure = None
+    for proc in reversed(started):
+        try:
+            proc.stop()
+        except Exception as e:
+            failure = failure or e
+    if failure is not None:
+        raise failure

@@ -123,6 +123,12 @@ class RequestReader:
         self._parser = httptools.HttpRequestParser(self)
         self._request = None        # the request whose head is being read
         self._trickled = 0          # head bytes fed after the feed its head began in
+        self._inMessage = False     # from a request's first byte to its body's end
+
+    @property
+    def pending(self):
+        """True while bytes were read for a request not yet served: one under way, or queued."""
+        return self._inMessage or bool(self.queue)
 
     def feed(self, data):
         if self.finished:
@@ -153,12 +159,6 @@ class RequestReader:
             if inHead.size + self._trickled > self.maxHead:
                 self._refuse(Refusal(431, f"request head exceeds {self.maxHead} bytes"))
 
-    @property
-    def pending(self):
-        """Nonzero while bytes read are held for a request: a head not yet whole
-        (the parser buffers it), or parsed items not yet taken off ``queue``."""
-        return len(self.queue) + (self._request is not None)
-
     def _refuse(self, refusal):
         self.finished = True
         self._request = None
@@ -167,6 +167,7 @@ class RequestReader:
     # -- httptools callbacks -------------------------------------------------
 
     def on_message_begin(self):
+        self._inMessage = True
         self._request = Request()
         self._trickled = 0
 
@@ -241,4 +242,5 @@ class RequestReader:
         self.queue.append(body)
 
     def on_message_complete(self):
+        self._inMessage = False
         self.queue.append(END)

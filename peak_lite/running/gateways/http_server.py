@@ -250,7 +250,7 @@ class HTTPConnection:
     @property
     def buffered(self):
         """See IConnection."""
-        return self.reader.pending
+        return int(self.reader.pending)     # the reader holds what it parsed, not raw bytes
 
     def close(self):
         """See IConnection."""
