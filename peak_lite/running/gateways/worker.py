@@ -20,6 +20,7 @@ import time
 
 from zope.interface import implementer
 
+from peak_lite.running.accesslog import getAccessLog
 from peak_lite.running.gateways.interfaces import IWorker
 from peak_lite.running.mainloop import Interrupted
 from peak_lite.running.workerstatus import NullStatus
@@ -108,6 +109,8 @@ class Worker:
         self.readTimeout = readTimeout
         self.idleTimeout = idleTimeout
         self.pool = pool
+        # Asked once: with the access log off, a request pays one None test.
+        self.accessLog = getAccessLog()
         self.connections = {}
         self.serving = None         # the connection whose request is running
         self.draining = False

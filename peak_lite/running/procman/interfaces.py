@@ -65,6 +65,9 @@ class IProcmanConfig(Interface):
     PidFile = Attribute("absolute path of the pid file, or None")
     StdErr = Attribute("absolute path stderr is pointed at (append mode), or None "
                        "to inherit")
+    AccessLog = Attribute("absolute path of the access log the children append to, '-' "
+                          "for stderr, or None for no access log")
+    AccessLogFormat = Attribute("'combined' (Apache's, plus the duration) or 'json'")
     Prefork = Attribute("int: children started at startup, <= MaxProcesses; "
                         "defaults to MinProcesses")
     MinProcesses = Attribute("int >= 1: the floor.  Default 1")
