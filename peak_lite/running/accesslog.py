@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 log = logging.getLogger('peak_lite.running')
 
-__all__ = ['AccessLog', 'FORMATS', 'getAccessLog', 'setAccessLog']
+__all__ = ['AccessLog', 'FORMATS', 'getAccessLog', 'setAccessLog', 'requestLine']
 
 FORMATS = ('combined', 'json')
 
@@ -87,6 +87,12 @@ class AccessLog:
             self.failing = False
 
 
+def requestLine(environ):
+    """``METHOD URI PROTOCOL`` of a WSGI ``environ``, as the client sent it where known."""
+    return (f"{environ.get('REQUEST_METHOD', '-')} {_uri(environ)} "
+            f"{environ.get('SERVER_PROTOCOL', '-')}")
+
+
 def _uri(environ):
     uri = environ.get('REQUEST_URI')
     if uri:
@@ -107,8 +113,7 @@ def _quoted(text):
 
 
 def _combined(environ, status, sent, wall, duration):
-    request = (f"{environ.get('REQUEST_METHOD', '-')} {_uri(environ)} "
-               f"{environ.get('SERVER_PROTOCOL', '-')}")
+    request = requestLine(environ)
     return (f"{environ.get('REMOTE_ADDR') or '-'} - "
             f"{_quoted(environ.get('REMOTE_USER', '')).replace(' ', '_')} "
             f"[{time.strftime('%d/%b/%Y:%H:%M:%S %z', time.localtime(wall))}] "

@@ -63,6 +63,7 @@ class Child:
         self.stopStage = None        # None, 'HUP', 'TERM' or 'KILL'
         self.stopReason = None
         self.replacing = None        # recycle reason, while its replacement is on its way
+        self.stackAsked = False      # RequestTimeout: its stack asked for, its kill due
         self.state = STATES.index('starting')
         self.requests = 0
         self.lastChange = time.monotonic()

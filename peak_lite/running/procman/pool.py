@@ -12,7 +12,7 @@ import select
 import signal
 import time
 
-from peak_lite.running.procman import policy, scaling
+from peak_lite.running.procman import policy, scaling, stuck
 from peak_lite.running.procman.scoreboard import STARTING
 
 log = logging.getLogger('peak_lite.procman')
@@ -212,14 +212,8 @@ class Pool:
                                                  draining):
             child = decision.child
             if decision.action == scaling.TIMEOUT:
-                log.error("child %d has been busy on one request for %.2fs (RequestTimeout "
-                          "%.1fs); killing it", child.pid, wallNow - child.lastChange,
-                          self.cfg.RequestTimeout)
-                if child.stopStage == 'HUP':         # draining: its replacement is arranged
-                    self._signalChild(child, 'TERM')
-                    continue
-                self.stopChild(child, 'request timeout', quick=True)
-                self.owed += 1
+                if not child.stackAsked:
+                    self._askStack(child)
             elif decision.action == scaling.RECYCLE:
                 self.stopChild(child, decision.reason)
                 self.owed += 1
@@ -234,9 +228,34 @@ class Pool:
                 self.stopChild(child, 'idle')
         if self.checkTimer is not None:
             self.checkTimer.cancel()
-        due = self.policy.nextCheck(self.liveChildren(), self.floor, now, wallNow)
+        # A child whose stack was asked for is killed by its own timer, not polled.
+        due = self.policy.nextCheck([c for c in self.liveChildren() if not c.stackAsked],
+                                    self.floor, now, wallNow)
         self.checkTimer = self.loop.callAt(due, self.housekeeping) if due else None
         self.notifier.status(self.statusText())
+
+    def _askStack(self, child):
+        """RequestTimeout: ask the child for its stack; kill it once that is logged."""
+        child.stackAsked = True
+        child.proxy.sendSignal(stuck.STACK_SIGNAL)
+        self.loop.callLater(stuck.STACK_WAIT, self._killStuck, child)
+
+    def _killStuck(self, child):
+        if not child.proxy.isRunning:
+            return
+        request, stack = stuck.readStack(child.pid)
+        log.error("child %d has been busy on one request for %.2fs (RequestTimeout %.1fs): "
+                  "%s; killing it. Its stack:\n%s", child.pid,
+                  time.monotonic() - child.lastChange, self.cfg.RequestTimeout,
+                  request or 'request line unknown (stuck outside Python)',
+                  stack or '(none: the child did not answer)')
+        if child.stopStage == 'HUP':         # draining: its replacement is arranged
+            child.stopReason = 'timeout'
+            self._signalChild(child, 'TERM')
+            return
+        self.stopChild(child, 'timeout', quick=True)
+        self.owed += 1
+        self.maintain()
 
     def statusText(self):
         counts = self.board.counts()
