@@ -18,7 +18,8 @@ def _text(start_response, body, status='200 OK'):
 def ops(environ, start_response):
     """``/`` pid; ``/fail`` raises; ``/stuck`` hangs in ``hangHere``; ``/grow?MB`` keeps
     MB of fresh private memory; ``/touch`` reads every page of BIG;
-    ``/hold?PATH`` waits (bounded) until PATH exists."""
+    ``/hold?PATH`` reads every page of BIG, if loaded, then waits (bounded) until
+    PATH exists."""
     path, query = environ.get('PATH_INFO'), environ.get('QUERY_STRING', '')
     if path == '/fail':
         raise RuntimeError('the application failed on purpose')
@@ -33,6 +34,8 @@ def ops(environ, start_response):
         total = sum(BIG[i] for i in range(0, len(BIG), 4096))    # read-only, page by page
         return _text(start_response, f"pid={os.getpid()} sum={total}\n")
     if path == '/hold':
+        if BIG is not None:
+            sum(BIG[i] for i in range(0, len(BIG), 4096))     # read-only, page by page
         deadline = time.monotonic() + 30
         while not os.path.exists(query) and time.monotonic() < deadline:
             time.sleep(0.01)

@@ -12,7 +12,7 @@ import dataclasses
 from peak_lite.running.procman import configcheck as check
 from peak_lite.running.procman import configprobe as probe
 from peak_lite.running.procman import configtypes as types
-from peak_lite.running.procman import accesslog
+from peak_lite.running.procman import accesslog, memory
 from peak_lite.running.procman.configtypes import MAX_PROCESSES, MAX_REQUESTS
 
 __all__ = ['Key', 'KEYS', 'SECTIONS', 'markdownTable']
@@ -111,6 +111,10 @@ KEYS = (
            ' `MaxRequests`.', high=MAX_REQUESTS),
     _duration('RequestTimeout', 0, 'A child busy on one request longer than this is killed'
               ' and replaced; 0 never.'),
+    Key('MaxMemory', 'size', memory.parseSize, 0, '0 (off)',
+        'Recycle a child gracefully, after its current request, once its private memory'
+        ' (USS: shared copy-on-write pages not counted) is above this size, such as'
+        ' `512MB` or `2GB`; checked every 10 s. 0 never.'),
     _duration('StopTimeout', 30, 'When stopping a child: time from SIGHUP (finish the'
               ' current request) to SIGTERM.'),
     _duration('KillTimeout', 5, 'Time from SIGTERM to SIGKILL.'),

@@ -12,7 +12,7 @@ import select
 import signal
 import time
 
-from peak_lite.running.procman import policy, scaling, stuck
+from peak_lite.running.procman import memory, policy, scaling, stuck
 from peak_lite.running.procman.scoreboard import STARTING
 
 log = logging.getLogger('peak_lite.procman')
@@ -50,6 +50,8 @@ class Pool:
         self.ruleTimers = []
         self.readySent = False
         self.stoppingSent = False
+        if self.cfg.MaxMemory:
+            self.loop.callLater(memory.MEMORY_CHECK_EVERY, self._memoryCheck)
 
     # -- the pool --------------------------------------------------------
 
@@ -256,6 +258,33 @@ class Pool:
         self.stopChild(child, 'timeout', quick=True)
         self.owed += 1
         self.maintain()
+
+    def _memoryCheck(self):
+        """MaxMemory: recycle, after its current request, a child above it (USS)."""
+        self.loop.callLater(memory.MEMORY_CHECK_EVERY, self._memoryCheck)
+        if self.shutdown:
+            return
+        live = self.liveChildren()
+        usage = {}
+        for child in live:
+            used = memory.memoryOf(child.pid)
+            if used is not None:
+                usage[child.pid] = used['uss']
+        decisions = self.policy.memoryDecisions(live, self.floor, usage)
+        for decision in decisions:
+            child = decision.child
+            log.warning("child %d holds %.1f MB of private memory (USS), above MaxMemory "
+                        "%.1f MB: recycling it after its current request%s", child.pid,
+                        usage[child.pid] / 2**20, self.cfg.MaxMemory / 2**20,
+                        ', once its replacement runs' if decision.action ==
+                        scaling.REPLACE_FIRST else '')
+            if decision.action == scaling.RECYCLE:
+                self.stopChild(child, decision.reason)
+            else:
+                child.replacing = decision.reason
+            self.owed += 1
+        if decisions:
+            self.maintain()
 
     def statusText(self):
         counts = self.board.counts()
