@@ -3,9 +3,15 @@ SIGUSR1, over FastCGI and HTTP."""
 
 import json
 import os
+import pwd
 import re
+import shutil
 import signal
 import socket
+import stat
+import tempfile
+
+import pytest
 
 from tests.support.procman import Procman
 from tests.support.procs import wait_for
@@ -127,3 +133,51 @@ def test_http_gateway_logs_each_request_on_a_kept_alive_connection(tmp_path, pro
         m = COMBINED.fullmatch(line)
         assert m and m['request'] == f'GET /k?{i} HTTP/1.1' and m['status'] == '200', line
         assert m['agent'] == 'ua'
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="dropping privileges needs root")
+def test_with_user_the_children_reopen_the_rotated_file(tmp_path, procs):
+    nobody = pwd.getpwnam('nobody')
+    logs = tempfile.mkdtemp(prefix='peak-access-')      # searchable by nobody, as /var/log/x
+    try:
+        os.chmod(logs, 0o755)
+        log = os.path.join(logs, 'access_log')
+        pm = Procman(tmp_path, procs, command=APP,
+                     extra=f"MinProcesses 2\nMaxProcesses 2\nUser nobody\nAccessLog {log}")
+        pm.stderr = os.path.join(logs, 'error_log')
+        with open(pm.path) as f:
+            text = f.read()
+        pm.write(re.sub(r'(?m)^StdErr .*$', f'StdErr {pm.stderr}', text))
+        pm.start(children=2)
+        assert pm.request('/').status == 200
+        os.rename(log, log + '.1')
+        pm.signal(signal.SIGUSR1)
+        wait_for(lambda: os.path.exists(log), 10, message="the new access log")
+        st = os.stat(log)
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (nobody.pw_uid, 0o640)
+        # Each child has moved its descriptor onto the new file, as nobody.
+        wait_for(lambda: not any(_holds(kid, log + '.1') for kid in pm.children()), 10,
+                 message="every child off the rotated file")
+        assert all(_holds(kid, log) for kid in pm.children())
+        for _ in range(10):
+            assert pm.request('/').status == 200
+        wait_for(lambda: len(lines(log)) >= 10, 10, message="10 lines in the new file")
+        pm.stop()
+        assert (len(lines(log + '.1')), len(lines(log))) == (1, 10)
+        assert 'keeping the old' not in pm.log(), pm.log()
+    finally:
+        shutil.rmtree(logs)
+
+
+def _holds(pid, path):
+    try:
+        fds = os.listdir(f'/proc/{pid}/fd')
+    except OSError:
+        return False
+    found = False
+    for fd in fds:
+        try:
+            found = found or os.readlink(f'/proc/{pid}/fd/{fd}') == path
+        except OSError:
+            pass
+    return found
