@@ -239,13 +239,22 @@ class Pool:
     def _askStack(self, child):
         """RequestTimeout: ask the child for its stack; kill it once that is logged."""
         child.stackAsked = True
+        start, busySince = stuck.dumpSize(child.pid), child.lastChange
         child.proxy.sendSignal(stuck.STACK_SIGNAL)
-        self.loop.callLater(stuck.STACK_WAIT, self._killStuck, child)
+        self.loop.callLater(stuck.STACK_WAIT, self._killStuck, child, start, busySince)
 
-    def _killStuck(self, child):
+    def _killStuck(self, child, start, busySince):
         if not child.proxy.isRunning:
             return
-        request, stack = stuck.readStack(child.pid)
+        self.refresh()
+        if child.lastChange != busySince:
+            # Its request ended in the meantime: the stack is history, the child is fine.
+            child.stackAsked = False
+            log.warning("child %d finished its request just after RequestTimeout; not "
+                        "killed", child.pid)
+            self.housekeeping()
+            return
+        request, stack = stuck.readStack(child.pid, start)
         log.error("child %d has been busy on one request for %.2fs (RequestTimeout %.1fs): "
                   "%s; killing it. Its stack:\n%s", child.pid,
                   time.monotonic() - child.lastChange, self.cfg.RequestTimeout,
@@ -265,11 +274,8 @@ class Pool:
         if self.shutdown:
             return
         live = self.liveChildren()
-        usage = {}
-        for child in live:
-            used = memory.memoryOf(child.pid)
-            if used is not None:
-                usage[child.pid] = used['uss']
+        usage = {c.pid: used['uss'] for c in live
+                 for used in [memory.memoryOf(c.pid)] if used is not None}
         decisions = self.policy.memoryDecisions(live, self.floor, usage)
         for decision in decisions:
             child = decision.child

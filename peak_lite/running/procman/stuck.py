@@ -22,7 +22,7 @@ import sys
 
 from peak_lite.running.accesslog import requestLine
 
-__all__ = ['armStackDump', 'readStack', 'STACK_SIGNAL', 'STACK_WAIT']
+__all__ = ['armStackDump', 'dumpSize', 'readStack', 'STACK_SIGNAL', 'STACK_WAIT']
 
 STACK_SIGNAL = signal.SIGUSR2
 #: From asking for the stack to the kill: faulthandler writes within
@@ -61,22 +61,41 @@ class _RequestLine:
             print(f"cannot record the stuck request line: {e}", file=sys.stderr)
 
 
-def readStack(pid):
-    """``(request line or None, stack text or None)`` that child ``pid`` dumped."""
+def _dumpFile(pid):
+    """The path of child ``pid``'s dump file under /proc, or None."""
     try:
         names = os.listdir(f'/proc/{pid}/fd')
     except OSError:
-        return None, None
+        return None
     for name in names:
         path = f'/proc/{pid}/fd/{name}'
         try:
             if os.readlink(path).startswith(f'/memfd:{MEMFD_NAME}'):
-                with open(path, 'rb') as f:
-                    text = f.read(MAX_STACK).decode('utf-8', 'replace')
-                break
+                return path
         except OSError:
             continue
-    else:
+    return None
+
+
+def dumpSize(pid):
+    """How much child ``pid`` has dumped so far: where its next dump will start."""
+    path = _dumpFile(pid)
+    try:
+        return os.stat(path).st_size if path else 0
+    except OSError:
+        return 0
+
+
+def readStack(pid, start=0):
+    """``(request line or None, stack text or None)`` child ``pid`` dumped after ``start``."""
+    path = _dumpFile(pid)
+    if path is None:
+        return None, None
+    try:
+        with open(path, 'rb') as f:
+            f.seek(start)
+            text = f.read(MAX_STACK).decode('utf-8', 'replace')
+    except OSError:
         return None, None
     request, stack = None, []
     for line in text.splitlines():
