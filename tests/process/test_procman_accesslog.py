@@ -181,3 +181,13 @@ def _holds(pid, path):
         except OSError:
             pass
     return found
+
+
+def test_access_log_dash_writes_to_stderr(tmp_path, procs):
+    pm = Procman(tmp_path, procs, command=APP, extra="AccessLog -").start()
+    for i in range(3):
+        assert pm.request('/dash', query=str(i)).status == 200
+    wait_for(lambda: pm.log().count('"GET /dash?') >= 3, 10, message="3 lines in StdErr")
+    pm.stop()
+    found = [line + '\n' for line in pm.log().splitlines() if '"GET /dash?' in line]
+    assert len(found) == 3 and all(COMBINED.fullmatch(line) for line in found), found
