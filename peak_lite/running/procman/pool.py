@@ -239,15 +239,15 @@ class Pool:
     def _askStack(self, child):
         """RequestTimeout: ask the child for its stack; kill it once that is logged."""
         child.stackAsked = True
-        start, busySince = stuck.dumpSize(child.pid), child.lastChange
+        start, served = stuck.dumpSize(child.pid), child.requests
         child.proxy.sendSignal(stuck.STACK_SIGNAL)
-        self.loop.callLater(stuck.STACK_WAIT, self._killStuck, child, start, busySince)
+        self.loop.callLater(stuck.STACK_WAIT, self._killStuck, child, start, served)
 
-    def _killStuck(self, child, start, busySince):
+    def _killStuck(self, child, start, served):
         if not child.proxy.isRunning:
             return
         self.refresh()
-        if child.lastChange != busySince:
+        if child.requests != served:
             # Its request ended in the meantime: the stack is history, the child is fine.
             child.stackAsked = False
             log.warning("child %d finished its request just after RequestTimeout; not "
