@@ -24,7 +24,10 @@ from peak_lite.running.accesslog import requestLine
 
 __all__ = ['armStackDump', 'dumpSize', 'readStack', 'STACK_SIGNAL', 'STACK_WAIT']
 
-STACK_SIGNAL = signal.SIGUSR2
+#: A real-time signal: applications and their main-loop handlers (a ChildConfig
+#: may set one) use SIGUSR1 and SIGUSR2; a handler they install would replace
+#: faulthandler's.  Its default action, like SIGUSR2's, ends the process.
+STACK_SIGNAL = signal.SIGRTMIN + 3
 #: From asking for the stack to the kill: faulthandler writes within
 #: microseconds; the request line waits for the interpreter's next check.
 STACK_WAIT = 0.2
