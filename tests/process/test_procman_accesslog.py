@@ -150,6 +150,8 @@ def test_with_user_the_children_reopen_the_rotated_file(tmp_path, procs):
         pm.write(re.sub(r'(?m)^StdErr .*$', f'StdErr {pm.stderr}', text))
         pm.start(children=2)
         assert pm.request('/').status == 200
+        # The line is written once the response is out: in the file before it rotates.
+        wait_for(lambda: len(lines(log)) == 1, 10, message="the first line")
         os.rename(log, log + '.1')
         pm.signal(signal.SIGUSR1)
         wait_for(lambda: os.path.exists(log), 10, message="the new access log")
