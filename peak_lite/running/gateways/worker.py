@@ -109,8 +109,7 @@ class Worker:
         self.readTimeout = readTimeout
         self.idleTimeout = idleTimeout
         self.pool = pool
-        # Asked once: with the access log off, a request pays one None test.
-        self.accessLog = getAccessLog()
+        self.accessLog = getAccessLog()     # once: off, a request pays a None test
         self.connections = {}
         self.serving = None         # the connection whose request is running
         self.draining = False
