@@ -8,6 +8,7 @@ TEST_REQUIRES = [
     'psycopg[binary]>=3.1',
     'wheel',            # builds the third-party test distribution (tests/thirdparty_dist)
     'pyramid>=2',       # a Pyramid app mounted as a component's child (tests/process/test_author_pyramid.py)
+    'PyYAML',           # parses the Kubernetes manifests of docs/deploy.md (tests/docs/test_deploy.py)
 ]
 
 setup(

@@ -316,10 +316,15 @@ class FastCGIConnection:
         errors = FastCGIErrors(self, req.id)
         baseEnviron(environ, stdin, errors)
         response = FastCGIResponse(self.worker.app, environ, self, req.id, errors)
+        accessLog = self.worker.accessLog
+        if accessLog is not None:
+            started = accessLog.begin(response)
         try:
             with self.worker.requestStarted(response):
                 response.serve()
         finally:
+            if accessLog is not None:
+                accessLog.record(environ, response, started)
             self.request = None
             self.lastActive = time.monotonic()
             stdin.close()

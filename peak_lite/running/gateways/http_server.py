@@ -302,13 +302,26 @@ class HTTPConnection:
         body = HTTPInput(self, request)
         baseEnviron(environ, body, sys.stderr)
         response = HTTPResponse(self.worker.app, environ, self, request, body)
+        accessLog = self.worker.accessLog
+        if accessLog is not None:
+            started = accessLog.begin(response)
         with self.worker.requestStarted(response):
             try:
                 response.serve()
             except ProtocolError as e:
-                self._refuse(e if isinstance(e, Refusal) else Refusal(400, str(e)),
-                             response.headersSent)
+                refusal = e if isinstance(e, Refusal) else Refusal(400, str(e))
+                if accessLog is not None:
+                    if not response.headersSent:
+                        response.status = f'{refusal.status} -'
+                    accessLog.record(environ, response, started)
+                self._refuse(refusal, response.headersSent)
                 return
+            except BaseException:
+                if accessLog is not None:
+                    accessLog.record(environ, response, started)
+                raise
+            if accessLog is not None:
+                accessLog.record(environ, response, started)
             # Reading what the application left unread is part of the request:
             # the worker stays busy, so RequestTimeout and scale-up see it.
             keep = not (response.broken or response.mustClose or body.error)

@@ -18,6 +18,7 @@ import time
 
 from zope.interface import implementer
 
+from peak_lite.running.accesslog import getAccessLog
 from peak_lite.running.gateways.interfaces import IWorker
 from peak_lite.running.gateways.requestscope import During, nothing, requestLine
 from peak_lite.running.mainloop import Interrupted
@@ -65,6 +66,7 @@ class Worker:
         self.readTimeout = readTimeout
         self.idleTimeout = idleTimeout
         self.pool = pool
+        self.accessLog = getAccessLog()     # once: off, a request pays a None test
         self.connections = {}
         self._view = memoryview(bytearray(RECV_SIZE))
         self.serving = None         # the connection whose request is running

@@ -7,6 +7,7 @@ from zope.interface import implementer
 from peak_lite.running.interfaces import ICmdLineApp
 from peak_lite.running.process import setTitle
 from peak_lite.running.procman.slotstatus import SlotStatus
+from peak_lite.running.procman.stuck import armStackDump
 from peak_lite.running.workerstatus import setWorkerStatus
 from peak_lite.util import signal_stack
 
@@ -29,6 +30,7 @@ class ChildCommand:
         status = SlotStatus(self.board, self.slot, self.wakeFd)
         setWorkerStatus(status)
         setTitle(f"{self.title}: worker {self.number}")
+        armStackDump()               # RequestTimeout's stack (see stuck.py)
         # Beneath the worker's own handlers (its main loop pushes and pops above).
         signal_stack.pushSignals(_HupAfterTheLoop())
         try:

@@ -12,6 +12,7 @@ import dataclasses
 from peak_lite.running.procman import configcheck as check
 from peak_lite.running.procman import configprobe as probe
 from peak_lite.running.procman import configtypes as types
+from peak_lite.running.procman import accesslog, memory
 from peak_lite.running.procman.configtypes import MAX_PROCESSES, MAX_REQUESTS
 
 __all__ = ['Key', 'KEYS', 'SECTIONS', 'markdownTable']
@@ -85,6 +86,13 @@ KEYS = (
         ' append mode and reopened on SIGUSR1. Its directory must exist and be writable;'
         ' a symlink or a file that is not a regular file is refused.',
         check=check.writablePath, probe=probe.probeStdErr),
+    Key('AccessLog', 'path or `-`', types.pathValue, None, 'none (off)',
+        'Access log the children write, one line per request; `-` writes it to stderr'
+        ' (so to `StdErr`). Opened like `StdErr`, in append mode, and reopened on SIGUSR1.',
+        check=accesslog.checkAccessLog),
+    Key('AccessLogFormat', '`combined` or `json`', accesslog.accessLogFormat, 'combined',
+        '`combined`', "`combined`: Apache's combined format plus the duration in"
+        ' microseconds; `json`: one JSON object per line.'),
     _count('Prefork', None, 'Children started at startup; at most `MaxProcesses`.',
            high=MAX_PROCESSES, shown='`MinProcesses`'),
     _count('MinProcesses', 1, 'The floor: the manager always keeps at least this many'
@@ -104,6 +112,10 @@ KEYS = (
            ' `MaxRequests`.', high=MAX_REQUESTS),
     _duration('RequestTimeout', 0, 'A child busy on one request longer than this is killed'
               ' and replaced; 0 never.'),
+    Key('MaxMemory', 'size', memory.parseSize, 0, '0 (off)',
+        'Recycle a child gracefully, after its current request, once its private memory'
+        ' (USS: shared copy-on-write pages not counted) is above this size, such as'
+        ' `512MB` or `2GB`; checked every 10 s. 0 never.'),
     _duration('StopTimeout', 30, 'When stopping a child: time from SIGHUP (finish the'
               ' current request) to SIGTERM.'),
     _duration('KillTimeout', 5, 'Time from SIGTERM to SIGKILL.'),

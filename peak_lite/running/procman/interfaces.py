@@ -65,6 +65,9 @@ class IProcmanConfig(Interface):
     PidFile = Attribute("absolute path of the pid file, or None")
     StdErr = Attribute("absolute path stderr is pointed at (append mode), or None "
                        "to inherit")
+    AccessLog = Attribute("absolute path of the access log the children append to, '-' "
+                          "for stderr, or None for no access log")
+    AccessLogFormat = Attribute("'combined' (Apache's, plus the duration) or 'json'")
     Prefork = Attribute("int: children started at startup, <= MaxProcesses; "
                         "defaults to MinProcesses")
     MinProcesses = Attribute("int >= 1: the floor.  Default 1")
@@ -77,6 +80,7 @@ class IProcmanConfig(Interface):
                                   "MaxRequests, so children do not recycle together")
     RequestTimeout = Attribute("float seconds one request may take before its child "
                                "is killed; 0 never")
+    MaxMemory = Attribute("int bytes: recycle a child whose USS is above this; 0 never")
     StopTimeout = Attribute("float seconds from SIGHUP to SIGTERM when stopping a "
                             "child.  Default 30")
     KillTimeout = Attribute("float seconds from SIGTERM to SIGKILL.  Default 5")
@@ -142,6 +146,11 @@ class IScalingPolicy(Interface):
         """The monotonic time by which ``housekeeping`` must be asked again, or None
         when nothing can become due without another event (a signal, a child's exit
         or its wakeup)."""
+
+    def memoryDecisions(live, floor, usage):
+        """MaxMemory: a RECYCLE decision, or REPLACE_FIRST when stopping it would leave
+        fewer than ``floor`` live children, with reason 'memory', for each live child
+        not already being replaced whose USS (``usage[pid]``, bytes) is above MaxMemory."""
 
     def wantsGrowth(live, total):
         """True when every live child is busy and ``total`` children (stopping ones

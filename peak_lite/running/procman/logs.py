@@ -5,6 +5,7 @@ import os
 import signal
 import sys
 
+from peak_lite.running.procman.accesslog import AccessLogFile
 from peak_lite.running.procman.interfaces import ConfigError
 from peak_lite.util.safefile import openTrusted
 
@@ -25,13 +26,20 @@ class StdErr:
     ``reopen()`` (on SIGUSR1, after a logrotate-style rename) opens the path
     afresh and moves fd 2 onto it: the manager first, creating the new file,
     then each child, which the manager signals after it has reopened.
+
+    ``AccessLog`` is a log file too: ``point(cfg)`` opens it (see
+    accesslog.AccessLogFile) and ``reopen()`` reopens it, on the same path.
     """
 
     def __init__(self, path):
         self.path = path
         self.user = None             # uid the file is given to, with User
+        self.accessLog = None
 
     def point(self, cfg=None):
+        if cfg is not None and self.accessLog is None:
+            self.accessLog = AccessLogFile(cfg.AccessLog, cfg.AccessLogFormat)
+            self.accessLog.open(cfg)
         if self.path is None:
             return
         if cfg is not None:
@@ -53,6 +61,8 @@ class StdErr:
             os.close(fd)
 
     def reopen(self):
+        if self.accessLog is not None:
+            self.accessLog.reopen()
         try:
             self.point()
         except (ConfigError, OSError) as e:

@@ -65,6 +65,7 @@ class Child:
         self.stopReason = None
         self.stopAskedAt = None      # monotonic time of the request to stop
         self.replacing = None        # recycle reason, while its replacement is on its way
+        self.stackAsked = False      # RequestTimeout: its stack asked for, its kill due
         self.state = STATES.index('starting')
         self.requests = 0
         self.lastChange = time.monotonic()

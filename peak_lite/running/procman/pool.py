@@ -12,7 +12,7 @@ import select
 import signal
 import time
 
-from peak_lite.running.procman import policy, scaling
+from peak_lite.running.procman import memory, policy, scaling, stuck
 from peak_lite.running.procman.scoreboard import STARTING
 
 log = logging.getLogger('peak_lite.procman')
@@ -50,6 +50,8 @@ class Pool:
         self.ruleTimers = []
         self.readySent = False
         self.stoppingSent = False
+        if self.cfg.MaxMemory:
+            self.loop.callLater(memory.MEMORY_CHECK_EVERY, self._memoryCheck)
 
     # -- the pool --------------------------------------------------------
 
@@ -214,14 +216,8 @@ class Pool:
                                                  draining):
             child = decision.child
             if decision.action == scaling.TIMEOUT:
-                log.error("child %d has been busy on one request for %.2fs (RequestTimeout "
-                          "%.1fs); killing it", child.pid, now - child.lastChange,
-                          self.cfg.RequestTimeout)
-                if child.stopStage == 'HUP':         # draining: its replacement is arranged
-                    self._signalChild(child, 'TERM')
-                    continue
-                self.stopChild(child, 'request timeout', quick=True)
-                self.owed += 1
+                if not child.stackAsked:
+                    self._askStack(child)
             elif decision.action == scaling.RECYCLE:
                 self.stopChild(child, decision.reason)
                 self.owed += 1
@@ -236,9 +232,67 @@ class Pool:
                 self.stopChild(child, 'idle')
         if self.checkTimer is not None:
             self.checkTimer.cancel()
-        due = self.policy.nextCheck(self.liveChildren(), self.floor, now)
+        # A child whose stack was asked for is killed by its own timer, not polled.
+        due = self.policy.nextCheck([c for c in self.liveChildren() if not c.stackAsked],
+                                    self.floor, now)
         self.checkTimer = self.loop.callAt(due, self.housekeeping) if due else None
         self.notifier.status(self.statusText())
+
+    def _askStack(self, child):
+        """RequestTimeout: ask the child for its stack; kill it once that is logged."""
+        child.stackAsked = True
+        start, served = stuck.dumpSize(child.pid), child.requests
+        child.proxy.sendSignal(stuck.STACK_SIGNAL)
+        self.loop.callLater(stuck.STACK_WAIT, self._killStuck, child, start, served)
+
+    def _killStuck(self, child, start, served):
+        if not child.proxy.isRunning:
+            return
+        self.refresh()
+        if child.requests != served:
+            # Its request ended in the meantime: the stack is history, the child is fine.
+            child.stackAsked = False
+            log.warning("child %d finished its request just after RequestTimeout; not "
+                        "killed", child.pid)
+            self.housekeeping()
+            return
+        request, stack = stuck.readStack(child.pid, start)
+        log.error("child %d has been busy on one request for %.2fs (RequestTimeout %.1fs): "
+                  "%s; killing it. Its stack:\n%s", child.pid,
+                  time.monotonic() - child.lastChange, self.cfg.RequestTimeout,
+                  request or 'request line unknown (stuck outside Python)',
+                  stack or '(none: the child did not answer)')
+        if child.stopStage == 'HUP':         # draining: its replacement is arranged
+            child.stopReason = 'timeout'
+            self._signalChild(child, 'TERM')
+            return
+        self.stopChild(child, 'timeout', quick=True)
+        self.owed += 1
+        self.maintain()
+
+    def _memoryCheck(self):
+        """MaxMemory: recycle, after its current request, a child above it (USS)."""
+        self.loop.callLater(memory.MEMORY_CHECK_EVERY, self._memoryCheck)
+        if self.shutdown:
+            return
+        live = self.liveChildren()
+        usage = {c.pid: used['uss'] for c in live
+                 for used in [memory.memoryOf(c.pid)] if used is not None}
+        decisions = self.policy.memoryDecisions(live, self.floor, usage)
+        for decision in decisions:
+            child = decision.child
+            log.warning("child %d holds %.1f MB of private memory (USS), above MaxMemory "
+                        "%.1f MB: recycling it after its current request%s", child.pid,
+                        usage[child.pid] / 2**20, self.cfg.MaxMemory / 2**20,
+                        ', once its replacement runs' if decision.action ==
+                        scaling.REPLACE_FIRST else '')
+            if decision.action == scaling.RECYCLE:
+                self.stopChild(child, decision.reason)
+            else:
+                child.replacing = decision.reason
+            self.owed += 1
+        if decisions:
+            self.maintain()
 
     def statusText(self):
         counts = self.board.counts()

@@ -108,6 +108,18 @@ class Policy:
                     due.append(now + max(left, 0.0) + TIMEOUT_SLACK)
         return min(due) if due else None
 
+    def memoryDecisions(self, live, floor, usage):
+        """See IScalingPolicy."""
+        limit, decisions = self.cfg.MaxMemory, []
+        remaining = len(live) - sum(1 for c in live if getattr(c, 'replacing', None))
+        for child in live:
+            if getattr(child, 'replacing', None) or usage.get(child.pid, 0) <= limit:
+                continue
+            decisions.append(Decision(RECYCLE if remaining > floor else REPLACE_FIRST, child,
+                                      'memory'))
+            remaining -= 1
+        return decisions
+
     def wantsGrowth(self, live, total):
         """The BusyStarter rule's test: every live child busy, and room under MaxProcesses
         counting the stopping children too."""
