@@ -24,8 +24,8 @@ import yaml
 from peak_lite.running.procman.configtypes import duration
 from tests.process.test_procman_systemd import WRAPPER, NotifySocket
 from tests.support.fcgi_client import FastCGIClient, environFor
-from tests.support.procman import Procman, peak_argv
-from tests.support.procs import wait_for
+from tests.support.procman import Procman, peakArgv
+from tests.support.procs import waitFor
 
 DOC = Path(__file__).resolve().parent.parent.parent / 'docs' / 'deploy.md'
 FENCE = re.compile(r'^```(\w*)\n(# (\S+)\n.*?)^```$', re.M | re.S)
@@ -121,7 +121,7 @@ def test_the_systemd_config_runs_under_notify_and_socket_activation(tmp_path, pr
     pm = Procman(tmp_path, procs, listen=False, env={'NOTIFY_SOCKET': notify.path})
     pm.write(localConfig(blocks()['/etc/myapp/myapp.conf'], tmp_path, {}))
     pm.pidfile, pm.stderr = str(tmp_path / 'myapp.pid'), str(tmp_path / 'error_log')
-    argv = [sys.executable, '-c', WRAPPER, str(listener.fileno())] + peak_argv(
+    argv = [sys.executable, '-c', WRAPPER, str(listener.fileno())] + peakArgv(
         'procman', pm.path)[1:]
     pm.proc = procs(argv, env=pm.env, pass_fds=(listener.fileno(),), cwd=str(tmp_path))
     pm.pid = pm.proc.pid

@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from tests.support.procman import Procman
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 APP = 'CGI tests.procman.ops_apps:ops'
 COMBINED = re.compile(
@@ -55,7 +55,7 @@ def test_combined_access_log_has_exactly_one_line_per_request(tmp_path, procs):
     statuses = sendMix(pm, 20)
     # A worker writes the line once the response is out: wait for the last one, then
     # stop the pool, so that no line can come later, and count.
-    wait_for(lambda: len(lines(log)) >= 20, 10, message="20 access log lines")
+    waitFor(lambda: len(lines(log)) >= 20, 10, message="20 access log lines")
     pm.stop()
     found = lines(log)
     assert len(found) == 20, found
@@ -81,7 +81,7 @@ def test_json_access_log_one_object_per_line_and_reopened_on_sigusr1(tmp_path, p
                  extra=f"MinProcesses 2\nMaxProcesses 2\nAccessLog {log}\n"
                        f"AccessLogFormat json").start(children=2)
     statuses = sendMix(pm, 10)
-    wait_for(lambda: len(lines(log)) >= 10, 10, message="10 access log lines")
+    waitFor(lambda: len(lines(log)) >= 10, 10, message="10 access log lines")
     records = [json.loads(line) for line in lines(log)]
     assert sorted(r['status'] for r in records) == sorted(statuses)
     records.sort(key=lambda r: r['uri'] != '/?i=0')
@@ -94,7 +94,7 @@ def test_json_access_log_one_object_per_line_and_reopened_on_sigusr1(tmp_path, p
     # A rotation: rename, SIGUSR1, and the manager and every child move to a new file.
     os.rename(log, str(log) + '.1')
     pm.signal(signal.SIGUSR1)
-    wait_for(lambda: os.path.exists(log), 10, message="the new access log")
+    waitFor(lambda: os.path.exists(log), 10, message="the new access log")
     # A child reopens when its SIGUSR1 handler runs: wait until both wrote the new file.
     sent = [0]
 
@@ -102,7 +102,7 @@ def test_json_access_log_one_object_per_line_and_reopened_on_sigusr1(tmp_path, p
         assert pm.request('/').status == 200
         sent[0] += 1
         return {json.loads(line)['pid'] for line in lines(log)} == set(pm.children())
-    wait_for(bothMoved, 20, message="both children writing the new file")
+    waitFor(bothMoved, 20, message="both children writing the new file")
     pm.stop()
     old = [json.loads(line) for line in lines(str(log) + '.1')]
     new = [json.loads(line) for line in lines(log)]
@@ -125,7 +125,7 @@ def test_http_gateway_logs_each_request_on_a_kept_alive_connection(tmp_path, pro
             while b'\r\n\r\n' not in data or not data.endswith(b'\n'):
                 data += c.recv(65536)
             assert data.startswith(b'HTTP/1.1 200')
-    wait_for(lambda: len(lines(log)) >= 3, 10, message="three access log lines")
+    waitFor(lambda: len(lines(log)) >= 3, 10, message="three access log lines")
     pm.stop()
     found = lines(log)
     assert len(found) == 3, found
@@ -151,19 +151,19 @@ def test_with_user_the_children_reopen_the_rotated_file(tmp_path, procs):
         pm.start(children=2)
         assert pm.request('/').status == 200
         # The line is written once the response is out: in the file before it rotates.
-        wait_for(lambda: len(lines(log)) == 1, 10, message="the first line")
+        waitFor(lambda: len(lines(log)) == 1, 10, message="the first line")
         os.rename(log, log + '.1')
         pm.signal(signal.SIGUSR1)
-        wait_for(lambda: os.path.exists(log), 10, message="the new access log")
+        waitFor(lambda: os.path.exists(log), 10, message="the new access log")
         st = os.stat(log)
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (nobody.pw_uid, 0o640)
         # Each child has moved its descriptor onto the new file, as nobody.
-        wait_for(lambda: not any(_holds(kid, log + '.1') for kid in pm.children()), 10,
+        waitFor(lambda: not any(_holds(kid, log + '.1') for kid in pm.children()), 10,
                  message="every child off the rotated file")
         assert all(_holds(kid, log) for kid in pm.children())
         for _ in range(10):
             assert pm.request('/').status == 200
-        wait_for(lambda: len(lines(log)) >= 10, 10, message="10 lines in the new file")
+        waitFor(lambda: len(lines(log)) >= 10, 10, message="10 lines in the new file")
         pm.stop()
         assert (len(lines(log + '.1')), len(lines(log))) == (1, 10)
         assert 'keeping the old' not in pm.log(), pm.log()
@@ -189,7 +189,7 @@ def test_access_log_dash_writes_to_stderr(tmp_path, procs):
     pm = Procman(tmp_path, procs, command=APP, extra="AccessLog -").start()
     for i in range(3):
         assert pm.request('/dash', query=str(i)).status == 200
-    wait_for(lambda: pm.log().count('"GET /dash?') >= 3, 10, message="3 lines in StdErr")
+    waitFor(lambda: pm.log().count('"GET /dash?') >= 3, 10, message="3 lines in StdErr")
     pm.stop()
     found = [line + '\n' for line in pm.log().splitlines() if '"GET /dash?' in line]
     assert len(found) == 3 and all(COMBINED.fullmatch(line) for line in found), found

@@ -9,7 +9,7 @@ import threading
 from peak_lite.running.procman.memory import memoryOf
 from tests.procman.scaling_apps import readBoard
 from tests.support.procman import Procman
-from tests.support.procs import wait_for
+from tests.support.procs import waitFor
 
 APP = 'CGI tests.procman.ops_apps:ops'
 MB = 1 << 20
@@ -31,7 +31,7 @@ def test_max_memory_recycles_private_growth_not_shared_preload(tmp_path, procs):
     holder = threading.Thread(target=lambda: held.append(
         pm.request('/hold', query=str(flag), timeout=60)))
     holder.start()
-    wait_for(lambda: _busy(pm) == 1, 30, message="child A busy")
+    waitFor(lambda: _busy(pm) == 1, 30, message="child A busy")
     grower = pidOf(pm.request('/grow', query='120', timeout=60))
     flag.touch()
     holder.join(60)
@@ -43,7 +43,7 @@ def test_max_memory_recycles_private_growth_not_shared_preload(tmp_path, procs):
     assert usedB is None or usedB['uss'] > 120 * MB, usedB
     # Checked every 10 s: B is recycled with reason 'memory'; at the floor of 2,
     # its replacement starts first.
-    wait_for(lambda: re.search(rf'child {grower} .*\(memory\)', pm.log()), 40,
+    waitFor(lambda: re.search(rf'child {grower} .*\(memory\)', pm.log()), 40,
              message="the grown child recycled for memory")
     log = pm.log()
     assert re.search(rf'child {grower} holds 1[2-9]\d\.\d MB of private memory \(USS\), '
@@ -55,7 +55,7 @@ def test_max_memory_recycles_private_growth_not_shared_preload(tmp_path, procs):
     assert reader in pm.children()
     assert f'child {reader} holds' not in log
     assert memoryOf(reader)['uss'] < 100 * MB
-    wait_for(lambda: len(pm.children()) == 2 and grower not in pm.children(), 20,
+    waitFor(lambda: len(pm.children()) == 2 and grower not in pm.children(), 20,
              message="two children, the grown one gone")
     assert pm.request('/').status == 200
     pm.stop()

@@ -5,7 +5,7 @@ import re
 import threading
 
 from tests.support.procman import Procman
-from tests.support.procs import pid_alive, wait_for
+from tests.support.procs import pidAlive, waitFor
 
 APP = 'CGI tests.procman.ops_apps:ops'
 
@@ -23,7 +23,7 @@ def test_request_timeout_logs_the_stack_naming_the_function_that_hung(tmp_path, 
     client = threading.Thread(target=hang)
     client.start()
     pm.waitLog('killing it. Its stack:', timeout=20)
-    wait_for(lambda: not pid_alive(stuck), 10, message="the stuck child killed")
+    waitFor(lambda: not pidAlive(stuck), 10, message="the stuck child killed")
     client.join(30)
     log = pm.log()
     line = re.search(r'child (\d+) has been busy on one request for ([0-9.]+)s '
@@ -34,10 +34,10 @@ def test_request_timeout_logs_the_stack_naming_the_function_that_hung(tmp_path, 
     # faulthandler's dump, most recent call first: the app's function, then its caller.
     assert re.search(r'File ".*ops_apps\.py", line \d+ in hangHere', stack), stack
     assert stack.index('in hangHere') < stack.index('in ops')
-    wait_for(lambda: re.search(rf'child {stuck} .*\(timeout\)', pm.log()), 10,
+    waitFor(lambda: re.search(rf'child {stuck} .*\(timeout\)', pm.log()), 10,
              message="the child's exit logged with reason 'timeout'")
     # The pool is repaired and serves again.
-    wait_for(lambda: pm.children() and stuck not in pm.children(), 10,
+    waitFor(lambda: pm.children() and stuck not in pm.children(), 10,
              message="the replacement")
     assert pm.request('/').status == 200
     assert answers and answers[0] != 200
