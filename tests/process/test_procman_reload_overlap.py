@@ -1,0 +1,171 @@
+"""Reload with overlapping generations (issue 15): the old children serve while the
+new code loads, and retire only once the new ones are ready.  Real processes, an
+application whose import takes 2.5 s, clients through nginx and on the socket."""
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from tests.process.test_procman_reload import ClientLoop
+from tests.support.nginx import Nginx
+from tests.support.procman import ROOT, Procman
+from tests.support.procs import children_of, pid_alive, wait_for
+
+REQUEST_TIME = 0.02      # what the app spends on each request
+SLOW_IMPORT = 2.5
+
+APP_SOURCE = """\
+import os
+import time
+
+VERSION = {version!r}
+time.sleep({importTime})
+{extra}
+
+def app(environ, start_response):
+    time.sleep({requestTime})
+    start_response('200 OK', [('Content-Type', 'text/plain')])
+    return [f"{{VERSION}} pid={{os.getpid()}}\\n".encode()]
+"""
+
+
+def writeApp(directory, version, extra=''):
+    (directory / 'slowapp.py').write_text(APP_SOURCE.format(
+        version=version, importTime=SLOW_IMPORT, requestTime=REQUEST_TIME, extra=extra))
+
+
+class DirectClients:
+    """Threads sending FastCGI requests straight to the manager's socket; every
+    request's latency is kept with its start time, failures too."""
+
+    def __init__(self, pm, threads=2):
+        self.pm = pm
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.samples = []        # (start, latency, body)
+        self.failures = []
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self):
+        while not self.stopping.is_set():
+            start = time.monotonic()
+            try:
+                r = self.pm.request('/', timeout=30)
+                ok, body = r.status == 200, r.body.decode(errors='replace')
+            except OSError as e:
+                ok, body = False, repr(e)
+            latency = time.monotonic() - start
+            with self.lock:
+                if ok:
+                    self.samples.append((start, latency, body))
+                else:
+                    self.failures.append(body)
+
+    def count(self):
+        with self.lock:
+            return len(self.samples)
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(40)
+        return self.failures
+
+
+class TimedLoop(ClientLoop):
+    """ClientLoop (through nginx) that also records each request's latency."""
+
+    def _run(self):
+        import urllib.error
+        import urllib.request
+        while not self.stopping.is_set() and time.monotonic() < self.deadline:
+            start = time.monotonic()
+            try:
+                with urllib.request.urlopen(self.url, timeout=30) as r:
+                    body = r.read().decode()
+                    ok = r.status == 200
+            except (OSError, urllib.error.HTTPError) as e:
+                ok, body = False, repr(e)
+            with self.lock:
+                if ok:
+                    self.bodies.append(body)
+                    self.latencies.append(time.monotonic() - start)
+                else:
+                    self.failures.append(body)
+
+    def __init__(self, url, threads=2):
+        self.latencies = []
+        super().__init__(url, threads=threads, seconds=300)
+
+
+def slowProcman(tmp_path, procs, extra=''):
+    code = tmp_path / 'code'
+    code.mkdir()
+    writeApp(code, 'v1')
+    env = {'PYTHONPATH': os.pathsep.join([str(code), ROOT] + [p for p in sys.path if p]),
+           'PYTHONDONTWRITEBYTECODE': '1'}
+    pm = Procman(tmp_path, procs, command='CGI slowapp:app', prefork=2,
+                 extra="MaxProcesses 3\n" + extra, env=env)
+    pm.code = code
+    return pm.start(timeout=30)
+
+
+def zombies(pid):
+    found = []
+    for child in children_of(pid):
+        try:
+            with open(f'/proc/{child}/stat') as f:
+                if f.read().rsplit(')', 1)[1].split()[0] == 'Z':
+                    found.append(child)
+        except OSError:
+            pass
+    return found
+
+
+def managerFds(pid):
+    return sorted(os.listdir(f'/proc/{pid}/fd'), key=int)
+
+
+def waitReloaded(pm, count):
+    wait_for(lambda: pm.log().count('reload done') >= count
+             and 'previous generation has stopped' in pm.log().split('reload done')[-1], 60,
+             message=f"reload {count} done and the previous generation stopped")
+
+
+def test_sighup_new_code_no_gap(tmp_path, procs):
+    pm = slowProcman(tmp_path, procs)
+    pidBefore = pm.pid
+    with Nginx(tmp_path, fastcgi_pass=f'unix:{pm.socket}') as nginx:
+        viaNginx = TimedLoop(nginx.url + '/')
+        direct = DirectClients(pm)
+        try:
+            wait_for(lambda: direct.count() >= 20 and viaNginx.count() >= 20, 20,
+                     message="requests flowing")
+            first = set(pm.children())
+            writeApp(pm.code, 'v2')
+            pm.signal(signal.SIGHUP)
+            waitReloaded(pm, 1)
+            count = direct.count()
+            wait_for(lambda: direct.count() >= count + 20, 20, message="requests after")
+        finally:
+            directFailures = direct.stop()
+            nginxFailures = viaNginx.stop()
+    assert directFailures == [] and nginxFailures == [], (directFailures + nginxFailures)[:5]
+    worst = max(lat for _, lat, _ in direct.samples)
+    worstNginx = max(viaNginx.latencies)
+    assert worst <= REQUEST_TIME + 0.5, worst
+    assert worstNginx <= REQUEST_TIME + 0.5, worstNginx
+    now = set(pm.children())
+    assert len(now) >= 2 and not now & first
+    assert all(not pid_alive(p) for p in first)
+    lastBodies = [b for _, _, b in direct.samples[-20:]] + viaNginx.bodies[-20:]
+    assert all(b.startswith('v2 pid=') for b in lastBodies), lastBodies
+    assert {int(b.split('pid=')[1]) for b in lastBodies} <= now
+    assert pm.pid == pidBefore and pm.readPid() == pidBefore and pm.proc.returncode is None
+    assert 'restarting: exec' in pm.log()
+    pm.stop()
