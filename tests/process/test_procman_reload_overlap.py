@@ -169,3 +169,54 @@ def test_sighup_new_code_no_gap(tmp_path, procs):
     assert pm.pid == pidBefore and pm.readPid() == pidBefore and pm.proc.returncode is None
     assert 'restarting: exec' in pm.log()
     pm.stop()
+
+
+def reloadCommand(pm):
+    from tests.support.procman import peak_argv
+    import subprocess
+    return subprocess.run(peak_argv('procman', '--reload', pm.path), env=pm.env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_failed_reloads_cost_nothing(tmp_path, procs):
+    pm = slowProcman(tmp_path, procs)
+    config = Path(pm.path).read_text()
+    direct = DirectClients(pm)
+    try:
+        wait_for(lambda: direct.count() >= 20, 20, message="requests flowing")
+        serving = set(pm.children())
+
+        pm.write(config + "MaxProcesses banana\n")             # a config error
+        result = reloadCommand(pm)
+        assert result.returncode != 0
+        assert f"{pm.path}:" in result.stderr and 'MaxProcesses' in result.stderr
+        pm.write(config)
+
+        (pm.code / 'slowapp.py').write_text("import no_such_module_here\n")   # import error
+        result = reloadCommand(pm)
+        assert result.returncode != 0 and 'no_such_module_here' in result.stderr
+
+        writeApp(pm.code, 'v2', extra="raise RuntimeError('preload blew up')")
+        result = reloadCommand(pm)
+        assert result.returncode != 0 and 'preload blew up' in result.stderr
+
+        # Loads fine in the manager, but every new child dies at once.
+        writeApp(pm.code, 'v3', extra="os.register_at_fork(after_in_child=lambda: os._exit(7))")
+        result = reloadCommand(pm)
+        assert result.returncode != 0, result.stdout
+        assert 'die before they are ready' in result.stderr
+        assert 'reload failed, the previous generation keeps serving' in pm.log()
+        assert serving <= set(pm.children())                   # the old pool kept serving
+
+        writeApp(pm.code, 'v4')                                # a good deploy after all that
+        result = reloadCommand(pm)
+        assert result.returncode == 0, result.stderr
+        wait_for(lambda: not set(pm.children()) & serving, 30, message="old pool retired")
+        count = direct.count()
+        wait_for(lambda: direct.count() >= count + 10, 20, message="requests after")
+    finally:
+        failures = direct.stop()
+    assert failures == [], failures[:5]
+    assert all(b.startswith('v4 ') for _, _, b in direct.samples[-5:])
+    assert pm.readPid() == pm.pid and pm.proc.returncode is None
+    pm.stop()

@@ -82,6 +82,9 @@ class OldGeneration:
     def pids(self):
         return list(self.children)
 
+    def stopping(self):
+        return [pid for pid, stage in self.stage.items() if stage is not None]
+
     def fds(self):
         """Descriptors a new child must not inherit."""
         return list(self.pipeFds)

@@ -296,7 +296,7 @@ class Manager(Pool):
                      'restarting' if self.shutdown == 'restart' else 'stopping')
             return
         self.reloads.requested()
-        if self.old is not None:
+        if self.old is not None and self.reloadPending:
             log.info("SIGHUP during a reload: one more reload will follow once the previous "
                      "generation has stopped")
             self.reloadAgain = True
@@ -333,7 +333,12 @@ class Manager(Pool):
         """exec with the children carried (see generation.py); returns if exec failed."""
         env = dict(self.environ)
         stopping = [c.pid for c in self.children.values() if c.stopStage is not None]
-        carryGeneration(env, list(self.children), stopping, [self.parentPipe.writeFd])
+        pids, pipes = list(self.children), [self.parentPipe.writeFd]
+        if self.old is not None:     # after a failed reload: still serving, carried again
+            pids += self.old.pids()
+            stopping += self.old.stopping()
+            pipes += self.old.fds()
+        carryGeneration(env, pids, stopping, pipes)
         if self.board.path is not None:
             # The new image maps a fresh file: the old children keep writing to theirs.
             try:

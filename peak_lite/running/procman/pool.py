@@ -147,6 +147,8 @@ class Pool:
         """Tell systemd READY=1 once the first children have left the starting state."""
         if self.shutdown or self.readySent:
             return
+        if len(self.liveChildren()) < self.target():
+            return                   # a child died meanwhile: maintain() looks again
         self.refresh()
         if any(c.state == STARTING for c in self.liveChildren()):
             self.loop.callLater(READY_POLL, self._readyCheck)
