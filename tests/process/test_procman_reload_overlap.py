@@ -220,3 +220,32 @@ def test_failed_reloads_cost_nothing(tmp_path, procs):
     assert all(b.startswith('v4 ') for _, _, b in direct.samples[-5:])
     assert pm.readPid() == pm.pid and pm.proc.returncode is None
     pm.stop()
+
+
+def test_config_edited_during_the_check_waits_for_the_next_reload(tmp_path, procs):
+    pm = slowProcman(tmp_path, procs)
+    config = Path(pm.path).read_text()
+    direct = DirectClients(pm)
+    try:
+        wait_for(lambda: direct.count() >= 20, 20, message="requests flowing")
+        serving = set(pm.children())
+        writeApp(pm.code, 'v2')
+        pm.signal(signal.SIGHUP)
+        pm.waitLog('SIGHUP: checking the config')
+        pm.write(config + "MaxProcesses banana\n")      # while the check imports the app
+        waitReloaded(pm, 1)                              # the checked bytes run
+        assert not set(pm.children()) & serving
+        count = direct.count()
+        wait_for(lambda: direct.count() >= count + 10, 20, message="requests after")
+        assert pm.proc.returncode is None and pm.readPid() == pm.pid
+
+        pm.signal(signal.SIGHUP)                         # the edit itself is checked next
+        pm.waitLog('restart refused')
+        assert 'MaxProcesses' in pm.log().split('restart refused')[-1].splitlines()[0]
+        assert pm.children()
+    finally:
+        failures = direct.stop()
+    assert failures == [], failures[:5]
+    assert all(b.startswith('v2 ') for _, _, b in direct.samples[-5:])
+    pm.write(config)
+    pm.stop()

@@ -10,6 +10,7 @@ from peak_lite.running.options import Flag
 from peak_lite.running.process import setTitle
 from peak_lite.running.trampoline import oneLine
 from peak_lite.running.procman import control
+from peak_lite.running.procman.restart import takeCarriedConfig
 from peak_lite.running.procman.config import loadConfig, probeResources
 from peak_lite.running.procman.handover import Handover
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
@@ -52,7 +53,8 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
                                   "CONFIG [child arguments...]")
         path, extra = self.args[0], self.args[1:]
         try:
-            cfg = loadConfig(path, extra)
+            # A reload's check and its new image parse the bytes the check read.
+            cfg = loadConfig(path, extra, data=takeCarriedConfig(self.environ))
             if self.status:
                 return control.showStatus(cfg, self.stdout, self.asJSON)
             if self.stop:

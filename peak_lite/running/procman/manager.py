@@ -101,7 +101,8 @@ class Manager(Pool):
         self.reloadAgain = False
         self.carry = False
         self.check = restart.ReloadCheck(environ, listeners, cfg.ReloadCheckTimeout, self.loop,
-                                         self.reaper, self._checkDone, self.reloads.checking)
+                                         self.reaper, self._checkDone, self.reloads.checking,
+                                         configPath=cfg.filename)
         self.template = ProcessTemplate(self.makeChildCommand, childSetup=self.childSetup)
         self._spawningSlot = None
         Pool.__init__(self)
@@ -163,7 +164,8 @@ class Manager(Pool):
         os.close(self.wakeW)
         self.parentPipe.close()
         if self.shutdown == 'restart':
-            restart.reexec(self.environ, self.listeners, self.pidfile, self.pid)
+            restart.reexec(self.environ, self.listeners, self.pidfile, self.pid,
+                           self.check.takeConfig())
             self.shutdown = 'stop'   # exec failed
         if not self.stoppingSent:
             self.notifier.send('STOPPING=1')
@@ -213,6 +215,7 @@ class Manager(Pool):
         self.notifier.close()        # the socket object's own close: no stale number later
         fds = [self.wakeR, self.pidfile.fd if self.pidfile is not None else None]
         fds += self.old.fds() if self.old is not None else []
+        fds.append(self.check.configFd)
         childBootstrap(self.pid, closeFds=[fd for fd in fds if fd is not None],
                        parentPipe=self.parentPipe)
         self.listeners.installInChild()
@@ -345,7 +348,7 @@ class Manager(Pool):
                 os.unlink(self.board.path)
             except OSError:
                 pass
-        restart.reexec(env, self.listeners, self.pidfile, self.pid)
+        restart.reexec(env, self.listeners, self.pidfile, self.pid, self.check.takeConfig())
         self.shutdown = 'stop'
         self.carry = False
 
