@@ -3,6 +3,7 @@ new code loads, and retire only once the new ones are ready.  Real processes, an
 application whose import takes 2.5 s, clients through nginx and on the socket."""
 
 import os
+import pytest
 import signal
 import sys
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 from tests.process.test_procman_reload import ClientLoop
 from tests.support.nginx import Nginx
 from tests.support.procman import ROOT, Procman
+from tests.process.test_procman_lifecycle import MaxWatcher
 from tests.support.procs import children_of, pid_alive, wait_for
 
 REQUEST_TIME = 0.02      # what the app spends on each request
@@ -26,7 +28,10 @@ time.sleep({importTime})
 {extra}
 
 def app(environ, start_response):
-    time.sleep({requestTime})
+    slow = environ.get('QUERY_STRING', '').partition('sleep=')[2]
+    if slow:
+        open('slow-started', 'w').close()
+    time.sleep(float(slow or {requestTime}))
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [f"{{VERSION}} pid={{os.getpid()}}\\n".encode()]
 """
@@ -249,3 +254,80 @@ def test_config_edited_during_the_check_waits_for_the_next_reload(tmp_path, proc
     assert all(b.startswith('v2 ') for _, _, b in direct.samples[-5:])
     pm.write(config)
     pm.stop()
+
+
+def fdKinds(pid):
+    """The manager's descriptors, by what they are (pipe, socket, file path)."""
+    kinds = []
+    for fd in managerFds(pid):
+        try:
+            target = os.readlink(f'/proc/{pid}/fd/{fd}')
+        except OSError:
+            continue
+        kinds.append(target.split(':[')[0])
+    return sorted(kinds)
+
+
+# Ten reloads each import the app twice (the check, the new image): 50 s of imports.
+@pytest.mark.timeout(240)
+def test_ten_reloads_under_load(tmp_path, procs):
+    pm = slowProcman(tmp_path, procs)
+    watcher = MaxWatcher(pm.pid)
+    direct = DirectClients(pm)
+    fds = None
+    try:
+        wait_for(lambda: direct.count() >= 20, 20, message="requests flowing")
+        for n in range(1, 11):
+            writeApp(pm.code, f'v{n + 1}')
+            pm.signal(signal.SIGHUP)
+            waitReloaded(pm, n)
+            wait_for(lambda: not zombies(pm.pid), 10, message="no zombie children")
+            if fds is None:
+                fds = fdKinds(pm.pid)
+        assert fdKinds(pm.pid) == fds
+        count = direct.count()
+        wait_for(lambda: direct.count() >= count + 10, 20, message="requests after")
+    finally:
+        failures = direct.stop()
+        most = watcher.stop()
+    assert failures == [], failures[:5]
+    assert all(b.startswith('v11 ') for _, _, b in direct.samples[-5:])
+    # MaxProcesses 3 + Prefork 2, and one more: the check process, or the one
+    # replacement a stopping child may have.
+    assert most <= 3 + 2 + 1, most
+    assert pm.log().count('restarting: exec') == 10
+    assert pm.readPid() == pm.pid and pm.proc.returncode is None
+    pm.stop()
+
+
+def test_second_sighup_during_a_reload_makes_one_more(tmp_path, procs):
+    pm = slowProcman(tmp_path, procs)
+    writeApp(pm.code, 'v2')
+    pm.signal(signal.SIGHUP)
+    pm.waitLog('restarting: exec')
+    writeApp(pm.code, 'v3')
+    pm.signal(signal.SIGHUP)              # held while the new image loads
+    pm.signal(signal.SIGHUP)              # coalesced with the one before
+    waitReloaded(pm, 2)
+    assert pm.log().count('restarting: exec') == 2
+    assert pm.request('/').body.startswith(b'v3 ')
+    pm.stop()
+
+
+def test_sigterm_during_a_reload_stops_both_generations_gracefully(tmp_path, procs):
+    pm = slowProcman(tmp_path, procs)
+    old = set(pm.children())
+    writeApp(pm.code, 'v2')
+    pm.signal(signal.SIGHUP)
+    pm.waitLog('restarting: exec')         # the new image is loading the new code
+    answers = []
+    slow = threading.Thread(target=lambda: answers.append(pm.request('/', query='sleep=1.5',
+                                                                      timeout=20)))
+    slow.start()
+    wait_for(lambda: os.path.exists(tmp_path / 'slow-started'), 10,
+             message="an old child serving the slow request")
+    pm.stop(timeout=30)                    # exit 0, every child gone, the pid file too
+    slow.join(20)
+    assert answers and answers[0].status == 200 and answers[0].body.startswith(b'v1 ')
+    assert all(not pid_alive(p) for p in old)
+    assert 'child' in pm.log().split('graceful stop')[-1]
