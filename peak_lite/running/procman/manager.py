@@ -368,6 +368,8 @@ class Manager(Pool):
 
     def oldGone(self):
         log.info("the previous generation has stopped")
+        if self.readySent and not self.shutdown:
+            self.sendReady()         # systemd's reload ends: only new code runs now
         if self.reloadAgain and not self.shutdown:
             self.reloadAgain = False
             log.info("reloading again for the SIGHUP that arrived during the reload")

@@ -159,10 +159,14 @@ class Pool:
         self.lastGrowth = time.monotonic()
         self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
         log.info("ready: %d children", len(self.liveChildren()))
+        if self.old is None:         # after a reload: once the old generation is gone
+            self.sendReady()
+        self.generationReady()
+
+    def sendReady(self):
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         self.notifier.send('READY=1', f'MAINPID={self.pid}', f'MONOTONIC_USEC={usec}',
                            f'STATUS={self.statusText()}')
-        self.generationReady()
 
     def stopChild(self, child, reason, quick=False):
         """Graceful: HUP, TERM after StopTimeout, KILL after KillTimeout.  Quick: TERM, KILL."""
