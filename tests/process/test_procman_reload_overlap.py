@@ -331,3 +331,33 @@ def test_sigterm_during_a_reload_stops_both_generations_gracefully(tmp_path, pro
     assert answers and answers[0].status == 200 and answers[0].body.startswith(b'v1 ')
     assert all(not pid_alive(p) for p in old)
     assert 'child' in pm.log().split('graceful stop')[-1]
+
+
+def test_code_broken_after_the_check_keeps_the_old_generation(tmp_path, procs):
+    pm = slowProcman(tmp_path, procs)
+    flag = tmp_path / 'broken'
+    direct = DirectClients(pm)
+    try:
+        wait_for(lambda: direct.count() >= 20, 20, message="requests flowing")
+        serving = set(pm.children())
+        writeApp(pm.code, 'v2', extra=f"if os.path.exists({str(flag)!r}):\n"
+                                      f"    raise RuntimeError('broken after the check')")
+        pm.signal(signal.SIGHUP)
+        pm.waitLog('restarting: exec')     # the check passed; the new image loads
+        flag.touch()
+        pm.waitLog('reload failed, the previous generation keeps serving')
+        assert 'broken after the check' in pm.log().split('reload failed')[-1].splitlines()[0]
+        count = direct.count()
+        wait_for(lambda: direct.count() >= count + 20, 20, message="requests after")
+        assert set(pm.children()) == serving
+
+        flag.unlink()                      # fixed: the next reload replaces them
+        pm.signal(signal.SIGHUP)
+        waitReloaded(pm, 1)
+        assert not set(pm.children()) & serving
+    finally:
+        failures = direct.stop()
+    assert failures == [], failures[:5]
+    assert all(b.startswith('v2 ') for _, _, b in direct.samples[-5:])
+    assert pm.readPid() == pm.pid and pm.proc.returncode is None
+    pm.stop()

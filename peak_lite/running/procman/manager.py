@@ -100,6 +100,7 @@ class Manager(Pool):
         self.reloadPending = self.old is not None    # its outcome is ours to publish
         self.reloadAgain = False
         self.carry = False
+        self.loadFailure = None      # this image could not load its code (subject None)
         self.check = restart.ReloadCheck(environ, listeners, cfg.ReloadCheckTimeout, self.loop,
                                          self.reaper, self._checkDone, self.reloads.checking,
                                          configPath=cfg.filename)
@@ -134,7 +135,11 @@ class Manager(Pool):
         log.info("manager %d started: %s, %d-%d children, serving %s", self.pid,
                  self.cfg.filename, self.cfg.MinProcesses, self.cfg.MaxProcesses,
                  self.listeners.describe())
-        if self.old is not None:
+        if self.old is not None and self.subject is None:
+            self.reloadFailed(f"the code no longer loads after its check passed: "
+                              f"{self.loadFailure}; no child will be started or replaced "
+                              f"until a reload succeeds")
+        elif self.old is not None:
             log.info("reload: %d children of the previous generation keep serving until "
                      "%d new ones are ready", len(self.old), self.target())
         self.reap()                  # children of a previous generation, carried by exec

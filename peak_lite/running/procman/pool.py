@@ -77,8 +77,8 @@ class Pool:
 
     def startDue(self):
         """True if the manager should fork one child now; else arm a timer for when."""
-        if self.shutdown:
-            return False
+        if self.shutdown or self.subject is None:
+            return False             # (None: a reload's code failed to load; see Manager)
         live = self.liveChildren()
         total = len(self.children)
         replacing = sum(1 for c in live if c.replacing)
