@@ -361,3 +361,33 @@ def test_code_broken_after_the_check_keeps_the_old_generation(tmp_path, procs):
     assert all(b.startswith('v2 ') for _, _, b in direct.samples[-5:])
     assert pm.readPid() == pm.pid and pm.proc.returncode is None
     pm.stop()
+
+
+def test_reload_stop_keeps_the_stop_then_exec_sequence(tmp_path, procs):
+    pm = slowProcman(tmp_path, procs, extra="Reload stop")
+    old = set(pm.children())
+    writeApp(pm.code, 'v2')
+    result = reloadCommand(pm)
+    assert result.returncode == 0, result.stderr
+    pm.waitLog('restarting: exec')      # the verdict came with the check, before the stop
+    log = pm.log()
+    assert log.index('restart: stopping') < log.index('restarting: exec')
+    assert 'previous generation' not in log
+    wait_for(lambda: len(pm.children()) == 2 and not set(pm.children()) & old, 30,
+             message="the new pool")
+    assert pm.request('/').body.startswith(b'v2 ')
+    assert pm.readPid() == pm.pid
+    pm.stop()
+
+
+def test_a_bad_reload_value_is_one_line_with_file_and_line(tmp_path, procs):
+    from tests.support.procman import peak_argv
+    import subprocess
+    conf = tmp_path / 'bad.conf'
+    conf.write_text("Command CGI tests.procman.apps:hello\nReload sideways\n")
+    result = subprocess.run(peak_argv('procman', '--check', str(conf)), capture_output=True,
+                            text=True, timeout=60, cwd=str(tmp_path),
+                            env={'PYTHONPATH': os.pathsep.join([ROOT] + sys.path)})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"peak: {conf}:2: Reload: expected 'overlap' or 'stop', got 'sideways'"], result.stderr

@@ -104,7 +104,7 @@ def positiveDuration(text):
 
 def reloadMode(text):
     if text not in ('overlap', 'stop'):
-        raise ValueError(f"Reload must be 'overlap' or 'stop', got {text!r}")
+        raise ValueError(f"expected 'overlap' or 'stop', got {text!r}")
     return text
 
 
