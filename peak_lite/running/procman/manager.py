@@ -21,6 +21,9 @@ When to start a child:
 The bound: never more than ``MaxProcesses`` children, stopping ones
 included, except that a replacement may start while the child it replaces
 is still stopping: ``MaxProcesses + 1`` at most, for that one replacement.
+During a reload's overlap (see generation.py) the previous generation, which
+this image only retires, is counted apart: ``Prefork`` new children at most
+until they are ready.
 """
 
 import logging
