@@ -373,11 +373,16 @@ class Manager(Pool):
         self.reloadPending = False
         self.reloads.done(False, reason)
         log.error("reload failed, the previous generation keeps serving: %s", reason)
+        self._reloadAgain()
 
     def oldGone(self):
         log.info("the previous generation has stopped")
         if self.readySent and not self.shutdown:
             self.sendReady()         # systemd's reload ends: only new code runs now
+        self._reloadAgain()
+
+    def _reloadAgain(self):
+        """The reload in progress has ended: start the one a SIGHUP asked for meanwhile."""
         if self.reloadAgain and not self.shutdown:
             self.reloadAgain = False
             log.info("reloading again for the SIGHUP that arrived during the reload")
