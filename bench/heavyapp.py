@@ -9,6 +9,9 @@ the cache is built at import time.  ``BENCH_CACHE_MB`` (default 200) and
   runs a full ``gc.collect()`` and answers pid, requests served and the
   collected count;
 - ``/sleep?S`` sleeps S seconds first.
+
+With ``BENCH_VERSION_FILE`` set, the file's first line (read at import) follows
+the pid in ``/`` and ``/sleep``: it shows which code a worker runs.
 """
 
 import gc
@@ -35,6 +38,10 @@ _rest = float(os.environ.get('BENCH_IMPORT_S', '1.5')) - (time.monotonic() - _st
 if _rest > 0:
     time.sleep(_rest)
 IMPORT_SECONDS = time.monotonic() - _start
+VERSION = ''
+if os.environ.get('BENCH_VERSION_FILE'):
+    with open(os.environ['BENCH_VERSION_FILE']) as _f:
+        VERSION = ' ' + _f.readline().strip()
 _served = 0
 
 
@@ -50,7 +57,7 @@ def app(environ, start_response):
     else:
         if path == '/sleep':
             time.sleep(float(environ.get('QUERY_STRING') or 0.1))
-        body = f"{os.getpid()}\n".encode()
+        body = f"{os.getpid()}{VERSION}\n".encode()
     start_response('200 OK', [('Content-Type', 'text/plain'),
                               ('Content-Length', str(len(body)))])
     return [body]

@@ -72,10 +72,11 @@ class ClientLoop:
 
 
 def newPool(pm, old, n):
-    """Wait for ``n`` children none of which is in ``old``; return them."""
+    """Wait for ``n`` children or more (a pool under load may grow once the old
+    generation has stopped accepting), none of which is in ``old``; return them."""
     def ready():
         kids = set(pm.children())
-        return kids if len(kids) == n and not kids & old else None
+        return kids if len(kids) >= n and not kids & old else None
     return waitFor(ready, 30, message=f"{n} new children replacing {sorted(old)}")
 
 

@@ -10,6 +10,8 @@ from peak_lite.running.options import Flag
 from peak_lite.running.process import setTitle
 from peak_lite.running.trampoline import oneLine
 from peak_lite.running.procman import control
+from peak_lite.running.procman.generation import CARRY_GENERATION
+from peak_lite.running.procman.restart import takeCarriedConfig
 from peak_lite.running.procman.config import loadConfig, probeResources
 from peak_lite.running.procman.handover import Handover
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
@@ -52,7 +54,8 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
                                   "CONFIG [child arguments...]")
         path, extra = self.args[0], self.args[1:]
         try:
-            cfg = loadConfig(path, extra)
+            # A reload's check and its new image parse the bytes the check read.
+            cfg = loadConfig(path, extra, data=takeCarriedConfig(self.environ))
             if self.status:
                 return control.showStatus(cfg, self.stdout, self.asJSON)
             if self.stop:
@@ -98,12 +101,21 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
             listeners = openListeners(cfg, environ, _fileno(self.stdin))
             stderr.point(cfg)
             setupLogging()
-            subject = preload(cfg, self.io(), listeners.fds())
-            self._checkSocket(cfg, subject, listeners.sockets)
+            failed = None
+            try:
+                subject = preload(cfg, self.io(), listeners.fds())
+                self._checkSocket(cfg, subject, listeners.sockets)
+            except Exception as e:
+                if not environ.get(CARRY_GENERATION):
+                    raise
+                # A reload whose code changed after its check passed: the children
+                # carried across the exec keep serving (see generation.py).
+                subject, failed = None, oneLine(e)
             if self.handover is not None:
                 self.handover.complete()
             manager = Manager(cfg, subject, listeners, pidfile, stderr, environ,
                               'peak procman')
+            manager.loadFailure = failed
         except BaseException as e:
             if pidfile is not None and os.getpid() == pidfile.owner:
                 pidfile.remove()

@@ -36,10 +36,11 @@ _REFERENCE = re.compile(r'\$(?:(\$)|\{([A-Za-z_]\w*)\}|([A-Za-z_]\w*))')
 
 # -- reading and comment stripping ------------------------------------------
 
-def _readText(path):
+def _readText(path, data=None):
     try:
-        with open(path, 'rb') as f:
-            data = f.read(MAX_FILE_SIZE + 1)
+        if data is None:
+            with open(path, 'rb') as f:
+                data = f.read(MAX_FILE_SIZE + 1)
     except OSError as e:
         raise ConfigError(f'cannot read the config file: {e.strerror or e};'
                           f' check the path and its permissions', path) from None
@@ -224,7 +225,7 @@ def _unknownKey(word, section):
 
 # -- loading --------------------------------------------------------------------
 
-def loadConfig(path, extraArgs=(), checkFiles=True):
+def loadConfig(path, extraArgs=(), checkFiles=True, data=None):
     """Read, parse and check the procman config file at ``path``.
 
     Return an IProcmanConfig whose ``Command`` has ``extraArgs`` appended.
@@ -234,10 +235,11 @@ def loadConfig(path, extraArgs=(), checkFiles=True):
 
     With ``checkFiles`` false the file system is left alone: paths are made
     absolute but not checked for existence or permissions (to check a config
-    meant for another machine).
+    meant for another machine).  ``data``, when given, is the file's content as
+    read earlier (a reload runs exactly the bytes its check read).
     """
     path = os.fspath(path)
-    top, sections = _Parser(path).parse(_readText(path))
+    top, sections = _Parser(path).parse(_readText(path, data))
     checker = Checker(path, checkFiles)
     v = {key.attr: _value(key, top) for key in KEYS}
     checker.crossCheck(v, top.lines)

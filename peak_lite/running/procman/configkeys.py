@@ -119,6 +119,11 @@ KEYS = (
     _duration('StopTimeout', 30, 'When stopping a child: time from SIGHUP (finish the'
               ' current request) to SIGTERM.'),
     _duration('KillTimeout', 5, 'Time from SIGTERM to SIGKILL.'),
+    Key('Reload', '`overlap` or `stop`', types.reloadMode, 'overlap', '`overlap`',
+        'How SIGHUP replaces the children once the check passed. `overlap`: the new'
+        ' generation starts beside the old one, which drains once `Prefork` new children'
+        ' are ready. `stop`: the old children stop first, then the new ones start, for'
+        ' applications that cannot run two generations at once.'),
     _duration('ReloadCheckTimeout', 60, 'Deadline of the config and code check a reload'
               ' (SIGHUP) runs; more than 0.', parse=types.positiveDuration),
     Key('Listen', 'address, repeatable', types.listenAddress, (), 'none',

@@ -102,6 +102,12 @@ def positiveDuration(text):
     return seconds
 
 
+def reloadMode(text):
+    if text not in ('overlap', 'stop'):
+        raise ValueError(f"expected 'overlap' or 'stop', got {text!r}")
+    return text
+
+
 def pathValue(text):
     if not text:
         raise ValueError('expected a path, got nothing')

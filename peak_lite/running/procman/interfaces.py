@@ -84,6 +84,8 @@ class IProcmanConfig(Interface):
     StopTimeout = Attribute("float seconds from SIGHUP to SIGTERM when stopping a "
                             "child.  Default 30")
     KillTimeout = Attribute("float seconds from SIGTERM to SIGKILL.  Default 5")
+    Reload = Attribute("'overlap' (default: the new generation starts beside the old "
+                       "one) or 'stop' (the old children stop first)")
     ReloadCheckTimeout = Attribute("float seconds > 0: the deadline of the config and "
                                    "code check a reload runs.  Default 60")
     Listen = Attribute("list of IListenAddress, in file order; empty means inherit "

@@ -21,6 +21,9 @@ When to start a child:
 The bound: never more than ``MaxProcesses`` children, stopping ones
 included, except that a replacement may start while the child it replaces
 is still stopping: ``MaxProcesses + 1`` at most, for that one replacement.
+During a reload's overlap (see generation.py) the previous generation, which
+this image only retires, is counted apart: ``Prefork`` new children at most
+until they are ready.
 """
 
 import logging
@@ -33,6 +36,7 @@ from peak_lite.running.process import (
     killLeftovers)
 from peak_lite.running.procman import policy, restart
 from peak_lite.running.procman.child import ChildCommand
+from peak_lite.running.procman.generation import OldGeneration, carryGeneration
 from peak_lite.running.procman.loop import ManagerLoop
 from peak_lite.running.procman.notify import Notifier
 from peak_lite.running.procman.pool import Pool
@@ -48,6 +52,10 @@ __all__ = ['Manager', 'HELD_SIGNALS']
 # Signals held pending from the start of ``peak procman`` until the loop handles
 # them, and again from the moment the loop stops through exec or exit.
 HELD_SIGNALS = {signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU}
+# Held too from a reload's exec until the new image's loop runs: the old
+# generation serves meanwhile, and must be stopped gracefully, not orphaned.
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
+QUICK_DEATHS_REFUSE = 3  # new children dying at start, in a row: the reload failed
 SAFETY_NET = 30.0       # an idle manager still reaps and reports this often
 
 
@@ -94,8 +102,14 @@ class Manager(Pool):
         self.wakeR, self.wakeW = map(highFd, os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
         self.reaper = Reaper(self.processExited)
         self.loop = ManagerLoop()
+        self.old = OldGeneration.fromEnviron(environ, cfg, self.loop, self.reaper)
+        self.reloadPending = self.old is not None    # its outcome is ours to publish
+        self.reloadAgain = False
+        self.carry = False
+        self.loadFailure = None      # this image could not load its code (subject None)
         self.check = restart.ReloadCheck(environ, listeners, cfg.ReloadCheckTimeout, self.loop,
-                                         self.reaper, self._checkDone, self.reloads.checking)
+                                         self.reaper, self._checkDone, self.reloads.checking,
+                                         configPath=cfg.filename)
         self.template = ProcessTemplate(self.makeChildCommand, childSetup=self.childSetup)
         self._spawningSlot = None
         Pool.__init__(self)
@@ -125,11 +139,18 @@ class Manager(Pool):
         self.loop.addReader(self.wakeR, self.childWoke)
         self.loop.install(self.signalTable())
         assert HELD_SIGNALS <= set(self.loop.table), "every held signal needs an action"
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS | STOP_SIGNALS)
         self.loop.callLater(SAFETY_NET, self.safetyNet)
         log.info("manager %d started: %s, %d-%d children, serving %s", self.pid,
                  self.cfg.filename, self.cfg.MinProcesses, self.cfg.MaxProcesses,
                  self.listeners.describe())
+        if self.old is not None and self.subject is None:
+            self.reloadFailed(f"the code no longer loads after its check passed: "
+                              f"{self.loadFailure}; no child will be started or replaced "
+                              f"until a reload succeeds")
+        elif self.old is not None:
+            log.info("reload: %d children of the previous generation keep serving until "
+                     "%d new ones are ready", len(self.old), self.target())
         self.reap()                  # children of a previous generation, carried by exec
         self.maintain()
         while not self.stopped:
@@ -141,13 +162,16 @@ class Manager(Pool):
             self.loop.runOnce()
         # From here through exec or exit, a held signal stays pending: with the
         # handlers popped, its default action would kill us.
-        signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)
+        signal.pthread_sigmask(signal.SIG_BLOCK,
+                               HELD_SIGNALS | (STOP_SIGNALS if self.carry else set()))
         if self.statusService is not None:
             self.statusService.close()
         self.loop.close()
         return self.finish()
 
     def finish(self):
+        if self.carry:
+            self.execCarrying()      # returns only if exec failed
         killed = killLeftovers()
         if killed:
             log.warning("killed %d leftover descendant(s) of the children: %s", len(killed),
@@ -157,7 +181,8 @@ class Manager(Pool):
         self.parentPipe.close()
         if self.shutdown == 'restart':
             self.tally.carryAcrossExec(self.environ)
-            restart.reexec(self.environ, self.listeners, self.pidfile, self.pid)
+            restart.reexec(self.environ, self.listeners, self.pidfile, self.pid,
+                           self.check.takeConfig())
             self.shutdown = 'stop'   # exec failed
         if not self.stoppingSent:
             self.notifier.send('STOPPING=1')
@@ -210,6 +235,8 @@ class Manager(Pool):
             self.statusService.closeInChild()
         self.notifier.close()        # the socket object's own close: no stale number later
         fds = [self.wakeR, self.pidfile.fd if self.pidfile is not None else None]
+        fds += self.old.fds() if self.old is not None else []
+        fds.append(self.check.configFd)
         childBootstrap(self.pid, closeFds=[fd for fd in fds if fd is not None],
                        parentPipe=self.parentPipe)
         self.listeners.installInChild()
@@ -226,6 +253,13 @@ class Manager(Pool):
         self.reaper.reap()
 
     def processExited(self, proxy):
+        if self.old is not None and self.old.owns(proxy):
+            if self.old.exited(proxy):
+                self.old = None
+                self.oldGone()
+            if self.shutdown:
+                self.checkShutdownDone()
+            return
         if self.check.owns(proxy):
             self.check.exited(proxy)
             if self.shutdown:
@@ -240,6 +274,11 @@ class Manager(Pool):
         self.tally.exited(child, self.board)     # its counts outlive its slot
         self.board.clear(child.slot)
         self.childGone(child, proxy)
+        if (self.overlapping() and self.reloadPending
+                and self.quickDeaths >= QUICK_DEATHS_REFUSE):
+            self.reloadFailed(f"the new generation's children die before they are ready "
+                              f"(child {child.pid} {proxy.describeExit()}, "
+                              f"{self.quickDeaths} in a row)")
         if self.shutdown:
             self.checkShutdownDone()
         else:
@@ -260,7 +299,10 @@ class Manager(Pool):
             self.notifier.send('RELOADING=1', f'MONOTONIC_USEC={usec}')
         else:
             self.check.kill()
+            self.reloadAgain = False
             self.stoppingSent = self.notifier.send('STOPPING=1')
+            if self.old is not None:
+                self.old.retire(quick=(mode == 'quit'))
         log.info("%s: stopping %d children", {'stop': 'graceful stop', 'quit': 'quick stop',
                                               'restart': 'restart'}[mode], len(self.children))
         for child in list(self.children.values()):
@@ -286,7 +328,8 @@ class Manager(Pool):
         self.beginShutdown('stop')
 
     def checkShutdownDone(self):
-        if self.shutdown and not self.children and not self.check.running:
+        if (self.shutdown and not self.children and not self.check.running
+                and self.old is None):
             self.stopped = True
 
     def requestRestart(self):
@@ -296,17 +339,93 @@ class Manager(Pool):
                      'restarting' if self.shutdown == 'restart' else 'stopping')
             return
         self.reloads.requested()
+        if self.old is not None and self.reloadPending:
+            log.info("SIGHUP during a reload: one more reload will follow once the previous "
+                     "generation has stopped")
+            self.reloadAgain = True
+            return
         self.check.request()
 
     def _checkDone(self, ok, reason):
-        self.reloads.done(ok, reason)
-        self.tally.reloaded(ok)
         if self.shutdown:
+            self.reloads.done(ok, reason)
             return
-        if ok:
-            self.beginShutdown('restart')
-        else:
+        if not ok:
+            self.reloads.done(ok, reason)
+            self.tally.reloaded(False)
             log.error("restart refused, the old children keep serving: %s", reason)
+        elif self.cfg.Reload == 'overlap':
+            self.reloads.switching()     # the new image publishes the outcome
+            self.switch()
+        else:
+            self.reloads.done(ok, reason)
+            self.tally.reloaded(True)
+            self.beginShutdown('restart')
+
+    # -- reload with overlapping generations (see generation.py) -----------
+
+    def switch(self):
+        """The check passed: exec the new code with every child still serving."""
+        self.shutdown = 'restart'
+        self.carry = True
+        self.stopped = True
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.notifier.send('RELOADING=1', f'MONOTONIC_USEC={usec}')
+        log.info("reload: the %d children keep serving while the new code loads",
+                 len(self.children))
+
+    def execCarrying(self):
+        """exec with the children carried (see generation.py); returns if exec failed."""
+        env = dict(self.environ)
+        stopping = [c.pid for c in self.children.values() if c.stopStage is not None]
+        pids, pipes = list(self.children), [self.parentPipe.writeFd]
+        if self.old is not None:     # after a failed reload: still serving, carried again
+            pids += self.old.pids()
+            stopping += self.old.stopping()
+            pipes += self.old.fds()
+        carryGeneration(env, pids, stopping, pipes)
+        for child in self.children.values():
+            self.tally.absorb(child, self.board)     # the new image cannot read their slots
+        self.tally.carryAcrossExec(env)
+        if self.board.path is not None:
+            # The new image maps a fresh file: the old children keep writing to theirs.
+            try:
+                os.unlink(self.board.path)
+            except OSError:
+                pass
+        restart.reexec(env, self.listeners, self.pidfile, self.pid, self.check.takeConfig())
+        self.shutdown = 'stop'
+        self.carry = False
+
+    def generationReady(self):
+        """Prefork children of this image are ready: the previous generation can go."""
+        if self.old is not None:
+            self.old.retire()
+        if self.reloadPending:
+            self.reloadPending = False
+            self.reloads.done(True)
+            self.tally.reloaded(True)
+            log.info("reload done: the new generation serves")
+
+    def reloadFailed(self, reason):
+        self.reloadPending = False
+        self.reloads.done(False, reason)
+        self.tally.reloaded(False)
+        log.error("reload failed, the previous generation keeps serving: %s", reason)
+        self._reloadAgain()
+
+    def oldGone(self):
+        log.info("the previous generation has stopped")
+        if self.readySent and not self.shutdown:
+            self.sendReady()         # systemd's reload ends: only new code runs now
+        self._reloadAgain()
+
+    def _reloadAgain(self):
+        """The reload in progress has ended: start the one a SIGHUP asked for meanwhile."""
+        if self.reloadAgain and not self.shutdown:
+            self.reloadAgain = False
+            log.info("reloading again for the SIGHUP that arrived during the reload")
+            self.check.request()
 
     def reopenLogs(self):
         self.stderr.reopen()

@@ -65,17 +65,29 @@ class Pool:
             if pid == child.pid and lastChange > 0:     # never a slot caught mid-write
                 child.state, child.requests, child.lastChange = state, requests, lastChange
 
+    def overlapping(self):
+        """A reload's new generation is starting while the old one still serves."""
+        return self.old is not None and not self.readySent
+
     def target(self):
-        return self.floor if self.readySent else max(self.cfg.Prefork, self.floor)
+        if self.readySent:
+            return self.floor
+        if self.overlapping():
+            # The bound of a reload: the old generation plus Prefork new children.
+            return max(1, self.cfg.Prefork)
+        return max(self.cfg.Prefork, self.floor)
 
     def startDue(self):
         """True if the manager should fork one child now; else arm a timer for when."""
-        if self.shutdown:
-            return False
+        if self.shutdown or self.subject is None:
+            return False             # (None: a reload's code failed to load; see Manager)
         live = self.liveChildren()
         total = len(self.children)
         replacing = sum(1 for c in live if c.replacing)
-        urgent = self.owed or len(live) - replacing < min(self.floor, self.cfg.MaxProcesses)
+        floor = min(self.floor, self.target()) if self.overlapping() else self.floor
+        if self.overlapping() and total >= self.target():
+            return False             # a crashed new child's exit will call maintain()
+        urgent = self.owed or len(live) - replacing < min(floor, self.cfg.MaxProcesses)
         prefork = len(live) < self.target()
         if not (urgent or prefork or (self.grow and self.readySent)):
             return False
@@ -137,6 +149,8 @@ class Pool:
         """Tell systemd READY=1 once the first children have left the starting state."""
         if self.shutdown or self.readySent:
             return
+        if len(self.liveChildren()) < self.target():
+            return                   # a child died meanwhile: maintain() looks again
         self.refresh()
         if any(c.state == STARTING for c in self.liveChildren()):
             self.loop.callLater(READY_POLL, self._readyCheck)
@@ -148,7 +162,14 @@ class Pool:
             self.lastGrowth = time.monotonic()
         self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
         log.info("ready: %d children", len(self.liveChildren()))
-        self.notifier.send('READY=1', f'MAINPID={self.pid}', f'STATUS={self.statusText()}')
+        if self.old is None:         # after a reload: once the old generation is gone
+            self.sendReady()
+        self.generationReady()
+
+    def sendReady(self):
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.notifier.send('READY=1', f'MAINPID={self.pid}', f'MONOTONIC_USEC={usec}',
+                           f'STATUS={self.statusText()}')
 
     def stopChild(self, child, reason, quick=False):
         """Graceful: HUP, TERM after StopTimeout, KILL after KillTimeout.  Quick: TERM, KILL."""

@@ -43,6 +43,7 @@ class ReloadStatus:
             last = readReloadStatus(self.path)
             if last is not None and last.get('pid') == self.pid:
                 self.requests = last.get('requests', 0)   # the same manager, after its exec
+                self.covers = last.get('covers')
 
     def requested(self):
         """A SIGHUP reached the loop; return the count a check starting now covers."""
@@ -53,6 +54,10 @@ class ReloadStatus:
     def checking(self):
         """A check starts now: remember what it covers."""
         self.covers = self.requests
+
+    def switching(self):
+        """The check passed and the manager execs: the new image will call ``done``."""
+        self._write(dict(covers=self.covers, result=None, reason=None))
 
     def done(self, ok, reason=None):
         """The check that began last has finished."""

@@ -88,13 +88,18 @@ class Tally:
         self.spawns += 1
 
     def exited(self, child, board):
+        self.absorb(child, board)
+        self.exits[exitReason(child)] += 1
+
+    def absorb(self, child, board):
+        """Add what ``child``'s slot counted to the totals: it exited, or an
+        overlapping reload hands it to a new image that cannot read its slot."""
         _, _, requests, _, _ = board.read(child.slot)
         total, codes, buckets = board.counters(child.slot)
         self.requests += requests
         self.durationSum += total
         self.codes = [a + b for a, b in zip(self.codes, codes)]
         self.buckets = [a + b for a, b in zip(self.buckets, buckets)]
-        self.exits[exitReason(child)] += 1
 
     def reloaded(self, ok):
         self.reloads['accepted' if ok else 'refused'] += 1

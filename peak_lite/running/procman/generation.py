@@ -1,0 +1,151 @@
+"""The previous generation of children, carried across a reload's exec and retired.
+
+A reload (``Reload overlap``) execs the manager without stopping its
+children: a process's children stay its children across ``execve``, so the
+new image reaps them as before.  What the new image cannot see is the old
+code, so it never repairs or grows the old generation: it only keeps it
+serving until ``Prefork`` children of the new generation are ready, then
+retires it (SIGHUP, ``StopTimeout``, SIGTERM, ``KillTimeout``, SIGKILL).
+
+Carried in the environment (``CARRY_GENERATION``), as JSON: the old
+children's pids, and the write end of the pipe whose EOF tells them that
+their manager died (see ``process.ParentPipe``), kept open across the exec
+so that they do not take the exec for a death.  The old scoreboard is not
+carried: the new generation gets a fresh one, sized by the new config; the
+old children keep writing to theirs, which only they still map.
+"""
+
+import fcntl
+import json
+import logging
+import os
+
+from peak_lite.running.process import ProcessProxy
+
+log = logging.getLogger('peak_lite.procman')
+
+__all__ = ['CARRY_GENERATION', 'OldGeneration', 'carryGeneration']
+
+CARRY_GENERATION = 'PEAK_PROCMAN_GENERATION'
+
+
+def carryGeneration(env, pids, stopping, pipeFds):
+    """Put the children ``pids`` (``stopping``: those already asked to stop) and the
+    parent pipes' write ends ``pipeFds`` into ``env``; keep the pipes open across exec."""
+    for fd in pipeFds:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+        fcntl.fcntl(fd, fcntl.F_SETFD, flags & ~fcntl.FD_CLOEXEC)
+    env[CARRY_GENERATION] = json.dumps(dict(pids=sorted(pids), stopping=sorted(stopping),
+                                            pipes=list(pipeFds)))
+
+
+class OldGeneration:
+    """The children of the image before the exec: kept serving, then retired."""
+
+    def __init__(self, pids, stopping, pipeFds, cfg, loop, reaper):
+        self.cfg = cfg
+        self.loop = loop
+        self.children = {}
+        self.stage = {}
+        self.pipeFds = []
+        for fd in pipeFds:
+            try:
+                fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.FD_CLOEXEC)
+            except OSError:
+                continue     # not carried after all
+            self.pipeFds.append(fd)
+        for pid in pids:
+            proxy = reaper.track(ProcessProxy(pid))
+            self.children[pid] = proxy
+            self.stage[pid] = 'HUP' if pid in stopping else None
+        self.retiring = False
+
+    @classmethod
+    def fromEnviron(cls, environ, cfg, loop, reaper):
+        """The generation the previous image carried, or None."""
+        text = environ.pop(CARRY_GENERATION, None)
+        if not text:
+            return None
+        try:
+            data = json.loads(text)
+            pids = [int(p) for p in data['pids']]
+            stopping = {int(p) for p in data.get('stopping', ())}
+            pipes = [int(fd) for fd in data.get('pipes', ())]
+        except (ValueError, KeyError, TypeError):
+            log.error("ignoring a malformed %s: %r", CARRY_GENERATION, text[:200])
+            return None
+        return cls(pids, stopping, pipes, cfg, loop, reaper)
+
+    def __len__(self):
+        return len(self.children)
+
+    def pids(self):
+        return list(self.children)
+
+    def stopping(self):
+        return [pid for pid, stage in self.stage.items() if stage is not None]
+
+    def fds(self):
+        """Descriptors a new child must not inherit."""
+        return list(self.pipeFds)
+
+    def owns(self, proxy):
+        return self.children.get(proxy.pid) is proxy
+
+    def exited(self, proxy):
+        """One of ours was reaped.  True once the whole generation is gone."""
+        del self.children[proxy.pid]
+        stage = self.stage.pop(proxy.pid, None)
+        if stage is None and not self.retiring:
+            log.warning("child %d of the previous generation %s before the new one was "
+                        "ready; it is not replaced", proxy.pid, proxy.describeExit())
+        else:
+            log.info("child %d of the previous generation %s (retired)", proxy.pid,
+                     proxy.describeExit())
+        if not self.children:
+            self.close()
+            return True
+        return False
+
+    def retire(self, quick=False):
+        """Stop them all: gracefully (HUP first), or quickly (TERM first)."""
+        self.retiring = True
+        if self.children:
+            log.info("retiring %d children of the previous generation: %s", len(self.children),
+                     ' '.join(map(str, sorted(self.children))))
+        for pid in list(self.children):
+            stage = self.stage.get(pid)
+            if quick and stage in (None, 'HUP'):
+                self._signal(pid, 'TERM')
+            elif stage is None:
+                self._signal(pid, 'HUP')
+            elif stage == 'HUP':      # already draining before the exec: its clock restarts
+                self.loop.callLater(self.cfg.StopTimeout, self._escalate, pid, 'HUP')
+
+    def _signal(self, pid, stage):
+        proxy = self.children.get(pid)
+        if proxy is None:
+            return
+        self.stage[pid] = stage
+        if not proxy.sendSignal(f'SIG{stage}'):
+            return
+        delay = {'HUP': self.cfg.StopTimeout, 'TERM': self.cfg.KillTimeout}.get(stage)
+        if delay is not None:
+            self.loop.callLater(delay, self._escalate, pid, stage)
+
+    def _escalate(self, pid, stage):
+        proxy = self.children.get(pid)
+        if proxy is None or not proxy.isRunning or self.stage.get(pid) != stage:
+            return
+        following = 'TERM' if stage == 'HUP' else 'KILL'
+        log.warning("child %d of the previous generation still running after SIG%s; "
+                    "sending SIG%s", pid, stage, following)
+        self._signal(pid, following)
+
+    def close(self):
+        for fd in self.pipeFds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.pipeFds = []
