@@ -14,7 +14,7 @@ from tests.process.test_procman_reload import ClientLoop
 from tests.support.nginx import Nginx
 from tests.support.procman import ROOT, Procman
 from tests.process.test_procman_lifecycle import MaxWatcher
-from tests.support.procs import children_of, pid_alive, wait_for
+from tests.support.procs import childrenOf, pidAlive, waitFor
 
 REQUEST_TIME = 0.02      # what the app spends on each request
 SLOW_IMPORT = 2.5
@@ -122,7 +122,7 @@ def slowProcman(tmp_path, procs, extra=''):
 
 def zombies(pid):
     found = []
-    for child in children_of(pid):
+    for child in childrenOf(pid):
         try:
             with open(f'/proc/{child}/stat') as f:
                 if f.read().rsplit(')', 1)[1].split()[0] == 'Z':
@@ -137,7 +137,7 @@ def managerFds(pid):
 
 
 def waitReloaded(pm, count):
-    wait_for(lambda: pm.log().count('reload done') >= count
+    waitFor(lambda: pm.log().count('reload done') >= count
              and 'previous generation has stopped' in pm.log().split('reload done')[-1], 60,
              message=f"reload {count} done and the previous generation stopped")
 
@@ -149,14 +149,14 @@ def test_sighup_new_code_no_gap(tmp_path, procs):
         viaNginx = TimedLoop(nginx.url + '/')
         direct = DirectClients(pm)
         try:
-            wait_for(lambda: direct.count() >= 20 and viaNginx.count() >= 20, 20,
+            waitFor(lambda: direct.count() >= 20 and viaNginx.count() >= 20, 20,
                      message="requests flowing")
             first = set(pm.children())
             writeApp(pm.code, 'v2')
             pm.signal(signal.SIGHUP)
             waitReloaded(pm, 1)
             count = direct.count()
-            wait_for(lambda: direct.count() >= count + 20, 20, message="requests after")
+            waitFor(lambda: direct.count() >= count + 20, 20, message="requests after")
         finally:
             directFailures = direct.stop()
             nginxFailures = viaNginx.stop()
@@ -167,7 +167,7 @@ def test_sighup_new_code_no_gap(tmp_path, procs):
     assert worstNginx <= REQUEST_TIME + 0.5, worstNginx
     now = set(pm.children())
     assert len(now) >= 2 and not now & first
-    assert all(not pid_alive(p) for p in first)
+    assert all(not pidAlive(p) for p in first)
     lastBodies = [b for _, _, b in direct.samples[-20:]] + viaNginx.bodies[-20:]
     assert all(b.startswith('v2 pid=') for b in lastBodies), lastBodies
     assert {int(b.split('pid=')[1]) for b in lastBodies} <= now
@@ -177,9 +177,9 @@ def test_sighup_new_code_no_gap(tmp_path, procs):
 
 
 def reloadCommand(pm):
-    from tests.support.procman import peak_argv
+    from tests.support.procman import peakArgv
     import subprocess
-    return subprocess.run(peak_argv('procman', '--reload', pm.path), env=pm.env,
+    return subprocess.run(peakArgv('procman', '--reload', pm.path), env=pm.env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -188,7 +188,7 @@ def test_failed_reloads_cost_nothing(tmp_path, procs):
     config = Path(pm.path).read_text()
     direct = DirectClients(pm)
     try:
-        wait_for(lambda: direct.count() >= 20, 20, message="requests flowing")
+        waitFor(lambda: direct.count() >= 20, 20, message="requests flowing")
         serving = set(pm.children())
 
         pm.write(config + "MaxProcesses banana\n")             # a config error
@@ -216,9 +216,9 @@ def test_failed_reloads_cost_nothing(tmp_path, procs):
         writeApp(pm.code, 'v4')                                # a good deploy after all that
         result = reloadCommand(pm)
         assert result.returncode == 0, result.stderr
-        wait_for(lambda: not set(pm.children()) & serving, 30, message="old pool retired")
+        waitFor(lambda: not set(pm.children()) & serving, 30, message="old pool retired")
         count = direct.count()
-        wait_for(lambda: direct.count() >= count + 10, 20, message="requests after")
+        waitFor(lambda: direct.count() >= count + 10, 20, message="requests after")
     finally:
         failures = direct.stop()
     assert failures == [], failures[:5]
@@ -232,7 +232,7 @@ def test_config_edited_during_the_check_waits_for_the_next_reload(tmp_path, proc
     config = Path(pm.path).read_text()
     direct = DirectClients(pm)
     try:
-        wait_for(lambda: direct.count() >= 20, 20, message="requests flowing")
+        waitFor(lambda: direct.count() >= 20, 20, message="requests flowing")
         serving = set(pm.children())
         writeApp(pm.code, 'v2')
         pm.signal(signal.SIGHUP)
@@ -241,7 +241,7 @@ def test_config_edited_during_the_check_waits_for_the_next_reload(tmp_path, proc
         waitReloaded(pm, 1)                              # the checked bytes run
         assert not set(pm.children()) & serving
         count = direct.count()
-        wait_for(lambda: direct.count() >= count + 10, 20, message="requests after")
+        waitFor(lambda: direct.count() >= count + 10, 20, message="requests after")
         assert pm.proc.returncode is None and pm.readPid() == pm.pid
 
         pm.signal(signal.SIGHUP)                         # the edit itself is checked next
@@ -276,17 +276,17 @@ def test_ten_reloads_under_load(tmp_path, procs):
     direct = DirectClients(pm)
     fds = None
     try:
-        wait_for(lambda: direct.count() >= 20, 20, message="requests flowing")
+        waitFor(lambda: direct.count() >= 20, 20, message="requests flowing")
         for n in range(1, 11):
             writeApp(pm.code, f'v{n + 1}')
             pm.signal(signal.SIGHUP)
             waitReloaded(pm, n)
-            wait_for(lambda: not zombies(pm.pid), 10, message="no zombie children")
+            waitFor(lambda: not zombies(pm.pid), 10, message="no zombie children")
             if fds is None:
                 fds = fdKinds(pm.pid)
         assert fdKinds(pm.pid) == fds
         count = direct.count()
-        wait_for(lambda: direct.count() >= count + 10, 20, message="requests after")
+        waitFor(lambda: direct.count() >= count + 10, 20, message="requests after")
     finally:
         failures = direct.stop()
         most = watcher.stop()
@@ -324,12 +324,12 @@ def test_sigterm_during_a_reload_stops_both_generations_gracefully(tmp_path, pro
     slow = threading.Thread(target=lambda: answers.append(pm.request('/', query='sleep=1.5',
                                                                       timeout=20)))
     slow.start()
-    wait_for(lambda: os.path.exists(tmp_path / 'slow-started'), 10,
+    waitFor(lambda: os.path.exists(tmp_path / 'slow-started'), 10,
              message="an old child serving the slow request")
     pm.stop(timeout=30)                    # exit 0, every child gone, the pid file too
     slow.join(20)
     assert answers and answers[0].status == 200 and answers[0].body.startswith(b'v1 ')
-    assert all(not pid_alive(p) for p in old)
+    assert all(not pidAlive(p) for p in old)
     assert 'child' in pm.log().split('graceful stop')[-1]
 
 
@@ -338,7 +338,7 @@ def test_code_broken_after_the_check_keeps_the_old_generation(tmp_path, procs):
     flag = tmp_path / 'broken'
     direct = DirectClients(pm)
     try:
-        wait_for(lambda: direct.count() >= 20, 20, message="requests flowing")
+        waitFor(lambda: direct.count() >= 20, 20, message="requests flowing")
         serving = set(pm.children())
         writeApp(pm.code, 'v2', extra=f"if os.path.exists({str(flag)!r}):\n"
                                       f"    raise RuntimeError('broken after the check')")
@@ -348,7 +348,7 @@ def test_code_broken_after_the_check_keeps_the_old_generation(tmp_path, procs):
         pm.waitLog('reload failed, the previous generation keeps serving')
         assert 'broken after the check' in pm.log().split('reload failed')[-1].splitlines()[0]
         count = direct.count()
-        wait_for(lambda: direct.count() >= count + 20, 20, message="requests after")
+        waitFor(lambda: direct.count() >= count + 20, 20, message="requests after")
         assert set(pm.children()) == serving
 
         flag.unlink()                      # fixed: the next reload replaces them
@@ -373,7 +373,7 @@ def test_reload_stop_keeps_the_stop_then_exec_sequence(tmp_path, procs):
     log = pm.log()
     assert log.index('restart: stopping') < log.index('restarting: exec')
     assert 'previous generation' not in log
-    wait_for(lambda: len(pm.children()) == 2 and not set(pm.children()) & old, 30,
+    waitFor(lambda: len(pm.children()) == 2 and not set(pm.children()) & old, 30,
              message="the new pool")
     assert pm.request('/').body.startswith(b'v2 ')
     assert pm.readPid() == pm.pid
@@ -381,11 +381,11 @@ def test_reload_stop_keeps_the_stop_then_exec_sequence(tmp_path, procs):
 
 
 def test_a_bad_reload_value_is_one_line_with_file_and_line(tmp_path, procs):
-    from tests.support.procman import peak_argv
+    from tests.support.procman import peakArgv
     import subprocess
     conf = tmp_path / 'bad.conf'
     conf.write_text("Command CGI tests.procman.apps:hello\nReload sideways\n")
-    result = subprocess.run(peak_argv('procman', '--check', str(conf)), capture_output=True,
+    result = subprocess.run(peakArgv('procman', '--check', str(conf)), capture_output=True,
                             text=True, timeout=60, cwd=str(tmp_path),
                             env={'PYTHONPATH': os.pathsep.join([ROOT] + sys.path)})
     assert result.returncode == 2
