@@ -255,6 +255,7 @@ class Manager(Reloading, Pool):
 
     def processExited(self, proxy):
         if self.old is not None and self.old.owns(proxy):
+            self.tally.exits['reload'] += 1     # the previous generation, retired
             if self.old.exited(proxy):
                 self.old = None
                 self.oldGone()
