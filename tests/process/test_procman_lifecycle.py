@@ -352,6 +352,12 @@ def _parentOf(pid):
         return int(f.read().rsplit(')', 1)[1].split()[1])
 
 
+def _isWorker(pid):
+    """True once child ``pid`` has finished its bootstrap and named itself a worker."""
+    with open(f'/proc/{pid}/cmdline', 'rb') as f:
+        return b': worker ' in f.read()
+
+
 def _catches(pid, signum):
     """True if process ``pid`` has a handler installed for ``signum``."""
     with open(f'/proc/{pid}/status') as f:
@@ -367,8 +373,10 @@ def test_child_config_sets_the_childrens_signal_handler(tmp_path, procs):
     pm = Procman(tmp_path, procs, command=APP, prefork=2, env={'HANDLER_LOG': str(marks)},
                  extra=f"ChildConfig {ini}").start()
     kids = pm.children()
-    # Each child's loop has pushed the handler once the process catches SIGUSR2.
-    waitFor(lambda: all(_catches(kid, signal.SIGUSR2) for kid in kids), 10,
+    # Each child's loop has pushed the handler once the process, past its
+    # bootstrap (its worker title set), catches SIGUSR2.  Right after the fork
+    # it still has the manager's handler, which its bootstrap then resets.
+    waitFor(lambda: all(_isWorker(kid) and _catches(kid, signal.SIGUSR2) for kid in kids), 10,
              message="the children's main loops to install MarkingHandler")
     for kid in kids:
         os.kill(kid, signal.SIGUSR2)               # the default handler has no SIGUSR2: death

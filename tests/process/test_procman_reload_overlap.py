@@ -355,6 +355,10 @@ def test_code_broken_after_the_check_keeps_the_old_generation(tmp_path, procs):
         pm.signal(signal.SIGHUP)
         waitReloaded(pm, 1)
         assert not set(pm.children()) & serving
+        # The retired children finish what they accepted before they go.
+        pm.waitLog('the previous generation has stopped')
+        count = direct.count()
+        waitFor(lambda: direct.count() >= count + 5, 20, message="requests after the switch")
     finally:
         failures = direct.stop()
     assert failures == [], failures[:5]

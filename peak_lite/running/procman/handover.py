@@ -13,7 +13,6 @@ binds its own once the old one has gone, as before.
 import ctypes
 import errno
 import json
-import logging
 import os
 import signal
 import socket
