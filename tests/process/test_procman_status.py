@@ -227,6 +227,9 @@ def test_totals_survive_a_reload_and_the_listener_answers_after_it(tmp_path, pro
             return None         # bound again once the new manager runs
         return samples if value(samples, 'peak_reloads_total', result='accepted') == 1 \
             else None
+    # The previous generation's exits are counted as its children go, after the
+    # new ones are ready (an overlapping reload).
+    pm.waitLog('the previous generation has stopped', 30)
     samples = waitFor(reloaded, 30, message="the reload counted after the exec")
     assert value(samples, 'peak_requests_total') == 3
     assert value(samples, 'peak_responses_total', code='4xx') == 1
