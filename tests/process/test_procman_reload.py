@@ -106,8 +106,13 @@ def test_sighup_under_load_through_nginx(tmp_path, procs):
 
             writeApp(code, 'v2')                          # restart 2: new code
             pm.signal(signal.SIGHUP)
-            third = newPool(pm, first | second, 2)
+            newPool(pm, first | second, 2)
             waitFor(lambda: clients.served('v2 pid='), 20, message="the new code served")
+            # Children the previous pool grew after `second` was read retire too:
+            # the new pool is what is left once the previous generation has gone.
+            waitFor(lambda: pm.log().count('the previous generation has stopped') >= 2, 30,
+                    message="the previous generation to stop")
+            third = set(pm.children())
 
             pm.write(config + "MaxProcesses banana\n")     # a broken config is refused
             pm.signal(signal.SIGHUP)
