@@ -7,7 +7,6 @@ of commands and workers; the process manager, which forks, has its own.
 """
 
 import asyncio
-import contextlib
 import logging
 import os
 import select
@@ -21,6 +20,7 @@ from zope.interface import implementer
 
 from peak_lite.config import lookupProperty
 from peak_lite.running.interfaces import EXIT_OK, IMainLoopExtras, ISignalHandler, RunningError
+from peak_lite.running.interrupts import Interrupted, InterruptibleScope, inTwoPhaseCommit
 from peak_lite.util import signal_stack
 
 __all__ = ['MainLoop', 'StopOnStandardSignals', 'SIGNAL_HANDLER_PROPERTY', 'Interrupted']
@@ -28,34 +28,6 @@ __all__ = ['MainLoop', 'StopOnStandardSignals', 'SIGNAL_HANDLER_PROPERTY', 'Inte
 log = logging.getLogger(__name__)
 
 SIGNAL_HANDLER_PROPERTY = 'peak.running.mainLoop.signalHandler'
-
-# Frames of a transaction's two-phase commit: an Interrupted raised there
-# would abort a commit that may already be decided, a lie about what was
-# committed.  The signal is only deferred while one of them is on the stack.
-_TWO_PHASE = frozenset({'_commitResources', 'tpc_begin', 'tpc_vote', 'tpc_finish'})
-
-
-def _inTwoPhaseCommit(frame):
-    while frame is not None:
-        if frame.f_code.co_name in _TWO_PHASE:
-            return True
-        frame = frame.f_back
-    return False
-
-
-class Interrupted(BaseException):
-    """Raised inside ``MainLoop.interruptible()`` by a signal the handler names in
-    ``interruptSignals``: the work in progress is abandoned (its transaction
-    aborts as the exception unwinds) and the deferred handler still runs.
-
-    A BaseException, like KeyboardInterrupt, so ``except Exception`` in
-    application code does not swallow it.
-    """
-
-    def __init__(self, signum):
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
-
 
 class _DeferringProxy:
     """What the loop pushes with pushSignals: each OS-level handler only queues.
@@ -87,7 +59,8 @@ class _DeferringProxy:
                 return
             interrupted = asyncio.current_task(loop)
             loop.call_soon_threadsafe(self._mainLoop._dispatchSignal, method, signum, interrupted)
-            if interrupts and self._mainLoop._interruptible and not _inTwoPhaseCommit(frame):
+            if (interrupts and self._mainLoop._interruptible.depth
+                    and not inTwoPhaseCommit(frame)):
                 raise Interrupted(signum)
         return defer
 
@@ -154,7 +127,7 @@ class MainLoop:
         self.lastActivity = None
         # The task that was running when the signal now being dispatched arrived.
         self.interruptedTask = None
-        self._interruptible = 0
+        self._interruptible = InterruptibleScope()
         # True from stop() until run() returns: callbacks still due in the
         # last round (a listener that became readable, say) can decline work.
         self.stopRequested = False
@@ -255,18 +228,13 @@ class MainLoop:
 
     # -- additions -------------------------------------------------------
 
-    @contextlib.contextmanager
     def interruptible(self):
         """Within this block the handler's ``interruptSignals`` raise Interrupted at once.
 
         Outside it every signal is only deferred to the loop.  A gateway wraps
         each request in it, so SIGTERM aborts the request instead of waiting.
         """
-        self._interruptible += 1
-        try:
-            yield
-        finally:
-            self._interruptible -= 1
+        return self._interruptible
 
     def stopAfterCurrent(self):
         """Stop once the task that was running when the signal arrived completes.

@@ -67,6 +67,7 @@ class Worker:
         self.idleTimeout = idleTimeout
         self.pool = pool
         self.accessLog = getAccessLog()     # once: off, a request pays a None test
+        self._interruptible = getattr(mainLoop, 'interruptible', None)
         self.connections = {}
         self._view = memoryview(bytearray(RECV_SIZE))
         self.serving = None         # the connection whose request is running
@@ -177,7 +178,7 @@ class Worker:
         self.requestsServed += 1
         self.mainLoop.activityOccurred()
         busy = self.status.busy(None if response is None else requestLine(response.environ))
-        interruptible = getattr(self.mainLoop, 'interruptible', None)
+        interruptible = self._interruptible
         if interruptible is None:
             if self.pool is None and response is None:
                 return busy
