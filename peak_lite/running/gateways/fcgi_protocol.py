@@ -127,39 +127,55 @@ def _splitNameValues(data, text, maxPairs):
 
     ``text`` is ``data`` itself, or its latin-1 decoding (the same length):
     lengths are read from ``data``, names and values are cut from ``text``.
+    Nearly every pair has two one-byte lengths: that case costs one test.
+    The count is checked once, at the end (the list is already bounded by
+    the size of ``data``).
     """
     out = []
     append = out.append
     pos = 0
     end = len(data)
-    limit = 2 * maxPairs
-    while pos < end:
-        nlen = data[pos]
-        if nlen & 0x80:
-            nlen = _longLength(data, pos, end)
-            pos += 4
-        else:
-            pos += 1
-        if pos >= end:
-            raise ProtocolError(f"FastCGI name-value pair truncated at byte {pos} of {end}")
-        vlen = data[pos]
-        if vlen & 0x80:
-            vlen = _longLength(data, pos, end)
-            pos += 4
-        else:
-            pos += 1
-        mid = pos + nlen
-        stop = mid + vlen
-        if stop > end:
-            raise ProtocolError(
-                f"FastCGI name-value pair of {nlen}+{vlen} bytes at byte {pos} runs past"
-                f" the end of the {end}-byte stream")
-        append(text[pos:mid])
-        append(text[mid:stop])
-        pos = stop
-        if len(out) > limit:
-            raise ProtocolError(f"more than {maxPairs} FastCGI parameters; refusing the request")
+    try:
+        while pos < end:
+            nlen = data[pos]
+            vlen = data[pos + 1]
+            if (nlen | vlen) & 0x80:
+                nlen, vlen, pos = _longLengths(data, pos, end)
+            else:
+                pos += 2
+            mid = pos + nlen
+            stop = mid + vlen
+            if stop > end:
+                raise ProtocolError(
+                    f"FastCGI name-value pair of {nlen}+{vlen} bytes at byte {pos} runs past"
+                    f" the end of the {end}-byte stream")
+            append(text[pos:mid])
+            append(text[mid:stop])
+            pos = stop
+    except IndexError:
+        raise ProtocolError(f"FastCGI name-value pair truncated at byte {pos} of {end}") from None
+    if len(out) > 2 * maxPairs:
+        raise ProtocolError(f"more than {maxPairs} FastCGI parameters; refusing the request")
     return out
+
+
+def _longLengths(data, pos, end):
+    """``(nameLength, valueLength, position after them)`` when either has 4 bytes."""
+    nlen = data[pos]
+    if nlen & 0x80:
+        nlen = _longLength(data, pos, end)
+        pos += 4
+    else:
+        pos += 1
+    if pos >= end:
+        raise ProtocolError(f"FastCGI name-value pair truncated at byte {pos} of {end}")
+    vlen = data[pos]
+    if vlen & 0x80:
+        vlen = _longLength(data, pos, end)
+        pos += 4
+    else:
+        pos += 1
+    return nlen, vlen, pos
 
 
 def decodeNameValues(data, maxPairs=1000):
