@@ -113,3 +113,10 @@ def test_fuzz_parser_raises_only_protocol_errors(chunks):
 @given(st.lists(st.tuples(st.binary(max_size=200), st.binary(max_size=300)), max_size=5))
 def test_fuzz_name_values_round_trip(pairs):
     assert fp.decodeNameValues(fp.encodeNameValues(pairs)) == pairs
+
+
+@pytest.mark.parametrize('data', [b'', b'x', b'12345678', b'y' * fp.STREAM_CHUNK])
+def test_last_output_is_the_records_of_its_parts(data):
+    expected = (fp.encodeStream(fp.FCGI_STDOUT, 7, data) + fp.encodeRecord(fp.FCGI_STDOUT, 7)
+                + fp.encodeEndRequest(7, 1))
+    assert fp.encodeLastOutput(7, data, 1) == expected

@@ -11,6 +11,8 @@ from peak_lite.running.gateways.interfaces import ProtocolError
 FCGI_VERSION_1 = 1
 FCGI_HEADER_LEN = 8
 FCGI_MAX_CONTENT = 0xFFFF
+# The largest record content with no padding: what a stream is cut into.
+STREAM_CHUNK = 0xFFF8
 
 FCGI_BEGIN_REQUEST = 1
 FCGI_ABORT_REQUEST = 2
@@ -56,7 +58,7 @@ def encodeRecord(recordType, requestId, content=b''):
                      content, pad))
 
 
-def encodeStream(recordType, requestId, data, chunk=0xFFF8):
+def encodeStream(recordType, requestId, data, chunk=STREAM_CHUNK):
     """``data`` as a run of records of at most ``chunk`` bytes each (no terminator).
 
     ``chunk`` defaults to the largest multiple of 8 that fits, so no padding
@@ -68,6 +70,21 @@ def encodeStream(recordType, requestId, data, chunk=0xFFF8):
     for start in range(0, len(view), chunk):
         out.append(encodeRecord(recordType, requestId, view[start:start + chunk]))
     return b''.join(out)
+
+
+def encodeLastOutput(requestId, data, appStatus=0):
+    """The end of a response in one piece: ``data`` (at most STREAM_CHUNK bytes) as one
+    FCGI_STDOUT record unless empty, the empty one that ends the stream, and
+    FCGI_END_REQUEST."""
+    tail = (_HEADER.pack(FCGI_VERSION_1, FCGI_STDOUT, requestId, 0, 0)
+            + _HEADER.pack(FCGI_VERSION_1, FCGI_END_REQUEST, requestId, 8, 0)
+            + _END_BODY.pack(appStatus, FCGI_REQUEST_COMPLETE))
+    n = len(data)
+    if not n:
+        return tail
+    pad = _PADDING[n & 7]
+    return b''.join((_HEADER.pack(FCGI_VERSION_1, FCGI_STDOUT, requestId, n, len(pad)),
+                     data, pad, tail))
 
 
 def encodeBeginRequest(requestId, role=FCGI_RESPONDER, flags=0):

@@ -72,6 +72,11 @@ class FastCGIErrors:
         if data:
             self._conn.transmit(data)
 
+    @property
+    def pending(self):
+        """True while text is held, not yet sent."""
+        return bool(self._buf)
+
     def take(self):
         """Return the held text as framed STDERR records, and forget it."""
         if not self._buf:
@@ -105,6 +110,9 @@ class FastCGIResponse(WSGIRequest):
 
     def wrap(self, data, final):
         errors = self.errors
+        if final and not errors.used and not errors.pending and len(data) <= fp.STREAM_CHUNK:
+            # The usual end of a response: one write, no STDERR.
+            return fp.encodeLastOutput(self.requestId, data, 1 if self.failed else 0)
         out = [errors.take()]
         if data:
             out.append(fp.encodeStream(fp.FCGI_STDOUT, self.requestId, data))
