@@ -1,9 +1,10 @@
-"""What the access log costs: ``python -m bench.accesslog [--before TREE] [--rounds N] [--duration S]``.
+"""What the access log costs: ``python -m bench.accesslog [--before TREE] [--tree TREE] [--rounds N] [--duration S]``.
 
 peak_lite FastCGI through nginx (keep-conn on, hello world, ``wrk -t2 -c16``,
 2 workers), in alternating rounds:
 
-- ``AccessLog`` off, this tree;
+- ``AccessLog`` off, this tree (or the tree given with ``--tree``: the commit
+  that added the access log, to isolate its cost from later changes);
 - ``AccessLog`` off, the tree given with ``--before`` (a checkout of the code
   before the access log existed), when given;
 - ``AccessLog`` on (combined format, to a file).
@@ -25,8 +26,9 @@ from bench.servers import ROOT, PeakServer
 APP = 'bench.apps:hello'
 
 
-def variants(workdir, before):
-    found = [('AccessLog off', PeakServer('off', workdir, APP))]
+def variants(workdir, before, tree=None):
+    found = [('AccessLog off', PeakServer('off', workdir, APP,
+                                          env={'PYTHONPATH': tree} if tree else None))]
     if before:
         found.append(('AccessLog off, before the feature',
                       PeakServer('before', workdir, APP, env={'PYTHONPATH': before})))
@@ -55,13 +57,15 @@ def measure(server, duration):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--before', help="a tree of the code without the access log")
+    parser.add_argument('--tree', help="the tree to run with the access log off (default: this one)")
     parser.add_argument('--rounds', type=int, default=3)
     parser.add_argument('--duration', type=int, default=5)
     args = parser.parse_args(argv)
     results = {}
     with tempfile.TemporaryDirectory(prefix='bench-accesslog-') as workdir:
         for n in range(args.rounds):
-            rows = variants(workdir, os.path.abspath(args.before) if args.before else None)
+            rows = variants(workdir, os.path.abspath(args.before) if args.before else None,
+                            os.path.abspath(args.tree) if args.tree else None)
             for name, server in (rows if n % 2 == 0 else rows[::-1]):
                 figures = measure(server, args.duration)
                 results.setdefault(name, []).append(figures)
