@@ -29,27 +29,44 @@ SECONDS = 10.0
 POOL = f"MinProcesses 1\nMaxProcesses {WORKERS}\nIdleTimeout 60"
 
 
-def _stack(tmp_path, procs, command, fastcgi, clients):
-    """procman and nginx, with every kept connection held by the first of two workers.
+@pytest.fixture
+def stack(tmp_path, procs):
+    """``stack(command, fastcgi, clients)``: procman and nginx, with every kept connection
+    held by the first of two workers; returns ``(pm, nginx)``.
 
     Which worker accepts which of nginx's connections is a race, and nginx
     reuses its most recently freed connection, so a pool where one worker
     holds them all stays that way.  The pool starts with one worker and
     ``clients`` concurrent requests make nginx open (and keep) that many
     connections to it; then SIGTTIN adds the second worker, which holds none.
+
+    nginx is stopped at teardown whatever failed, the warm-up included; the
+    ``procs`` fixture kills what is left of procman after that.
     """
-    pm = Procman(tmp_path, procs, command=command, prefork=1, extra=POOL).start()
-    if fastcgi:
-        nginx = Nginx(tmp_path, fastcgi_pass=f'unix:{pm.socket}', keep_conn=True)
-    else:
-        nginx = Nginx(tmp_path, proxy_pass=f'unix:{pm.socket}')
-    nginx.start()
-    warm = Load(nginx.url, clients=clients, path='/?ms=50').start()
-    waitFor(lambda: warm.count() >= 4 * clients, 20, message="nginx to open its connections")
-    assert all(o == 200 for _, o in warm.stop())
-    pm.signal(signal.SIGTTIN)
-    pm.waitChildren(WORKERS)
-    return pm, nginx
+    started = []
+
+    def make(command, fastcgi, clients):
+        pm = Procman(tmp_path, procs, command=command, prefork=1, extra=POOL).start()
+        if fastcgi:
+            nginx = Nginx(tmp_path, fastcgi_pass=f'unix:{pm.socket}', keep_conn=True)
+        else:
+            nginx = Nginx(tmp_path, proxy_pass=f'unix:{pm.socket}')
+        started.append(nginx)
+        nginx.start()
+        warm = Load(nginx.url, clients=clients, path='/?ms=50').start()
+        try:
+            waitFor(lambda: warm.count() >= 4 * clients, 20,
+                    message="nginx to open its connections")
+        finally:
+            results = warm.stop()
+        assert all(o == 200 for _, o in results)
+        pm.signal(signal.SIGTTIN)
+        pm.waitChildren(WORKERS)
+        return pm, nginx
+
+    yield make
+    for nginx in started:
+        nginx.stop()
 
 
 def _run(load, seconds):
@@ -64,15 +81,14 @@ def _run(load, seconds):
     ('CGI tests.reliability.apps:sleepy', True),
     ('HTTP tests.reliability.apps:sleepy', False),
 ], ids=['fastcgi-keep-conn', 'http-keepalive'])
-def test_two_clients_of_a_slow_page_never_wait_behind_a_busy_worker(
-        tmp_path, procs, command, fastcgi):
+def test_two_clients_of_a_slow_page_never_wait_behind_a_busy_worker(stack, command, fastcgi):
     """2 workers, 2 closed-loop clients of a 0.2 s page: at most 2 % take over 0.35 s.
 
     Before the fix, 98 % of them took 0.4 s: nginx wrote each request on a
     kept connection whichever worker held it, so one worker was busy while
     the other sat idle with its connections empty.
     """
-    pm, nginx = _stack(tmp_path, procs, command, fastcgi, clients=2)
+    pm, nginx = stack(command, fastcgi, clients=2)
     try:
         load = Load(nginx.url, clients=2, path='/?ms=200')
         results = _run(load, SECONDS)
@@ -88,14 +104,14 @@ def test_two_clients_of_a_slow_page_never_wait_behind_a_busy_worker(
         pm.stop()
 
 
-def test_a_killed_worker_loses_at_most_its_own_request(tmp_path, procs):
+def test_a_killed_worker_loses_at_most_its_own_request(stack):
     """6 clients of a 0.1 s page, one worker SIGKILLed every second: failures <= kills.
 
     Requests nginx wrote on the killed worker's other kept connections were
     handed to the pool before it died, so only the one it was serving may
     fail.
     """
-    pm, nginx = _stack(tmp_path, procs, 'CGI tests.reliability.apps:sleepy', True, clients=6)
+    pm, nginx = stack('CGI tests.reliability.apps:sleepy', True, clients=6)
     try:
         load = Load(nginx.url, clients=6, path='/?ms=100').start()
         waitFor(lambda: load.count() > 20, 20, message="the load to get going")
