@@ -3,13 +3,22 @@
 Every server runs in its own session; ``Started.stop()`` signals that
 session's process group by the leader's pid, waits a bounded time, then
 SIGKILLs the group.  Nothing here waits without a deadline.
+
+How this differs from the tests' tests/support/procs.py: ``Started`` is a
+benchmark's server, not a test's process.  Its output goes to a log file
+for the report; it is stopped the way an operator stops it (SIGTERM, so
+its shutdown runs as measured, and SIGKILL only after a deadline); and a
+server that misbehaves is a ``BenchError`` the run reports, never an
+assertion.  The polling wait and the child listing are the tests' own,
+imported from there; ``waitFor`` only makes its timeout a BenchError.
 """
 
 import logging
 import os
 import signal
 import subprocess
-import time
+
+from tests.support.procs import childrenOf, waitFor as _waitFor
 
 log = logging.getLogger('bench')
 
@@ -21,15 +30,9 @@ class BenchError(Exception):
 
 
 def waitFor(condition, timeout, what, interval=0.01):
-    """Poll ``condition()`` until it returns a true value, for at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(interval)
+    """Poll ``condition()`` until it returns a true value, for at most ``timeout`` seconds;
+    the tests' waitFor, with a BenchError when the time is up."""
+    return _waitFor(condition, timeout, interval, what, error=BenchError)
 
 
 class Started:
@@ -72,23 +75,6 @@ class Started:
         except subprocess.TimeoutExpired:
             log.error("process %d survived SIGKILL", self.pid)
         self._log.close()
-
-
-def childrenOf(pid):
-    """Pids whose parent is ``pid``."""
-    kids = []
-    for name in os.listdir('/proc'):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f'/proc/{name}/stat', 'rb') as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(b')') + 2:].split()
-        if int(fields[1]) == pid and fields[0] != b'Z':
-            kids.append(int(name))
-    return sorted(kids)
 
 
 def cpuSeconds(pid):

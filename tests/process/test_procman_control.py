@@ -13,6 +13,7 @@ import threading
 import pytest
 
 from tests.procman.scaling_apps import HEADER, readBoard, waitState
+from tests.support.load import ClientLoop, fastcgiGet
 from tests.support.procman import Procman, peakArgv
 from tests.support.procs import childrenOf, pidAlive, waitFor
 
@@ -182,28 +183,16 @@ def test_replace_under_steady_load_refuses_no_request(tmp_path, procs, kind):
         pm.socket = ('127.0.0.1', port)
     pm.start()
     old = pm.proc
-    results = []
-    done = threading.Event()
-
-    def load():
-        while not done.is_set():
-            try:
-                results.append(pm.request('/', timeout=30).status)
-            except OSError as e:
-                results.append(repr(e))
-    client = threading.Thread(target=load, daemon=True)
-    client.start()
-    waitFor(lambda: len(results) >= 20, 10, message="steady load")
-    new = procs(peakArgv('procman', '--replace', pm.path), env=pm.env, cwd=str(pm.dir),
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    waitFor(lambda: pm.readPid() == new.pid and len(childrenOf(new.pid)) == 2, 40,
-             message="the new manager's children")
-    assert old.wait(20) == 0
-    count = len(results)
-    waitFor(lambda: len(results) >= count + 20, 20, message="requests to the new manager")
-    done.set()
-    client.join(30)
-    assert [r for r in results if r != 200] == [] and len(results) > 40
+    with ClientLoop(fastcgiGet(pm), threads=1) as load:
+        waitFor(lambda: load.finished() >= 20, 10, message="steady load")
+        new = procs(peakArgv('procman', '--replace', pm.path), env=pm.env, cwd=str(pm.dir),
+                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        waitFor(lambda: pm.readPid() == new.pid and len(childrenOf(new.pid)) == 2, 40,
+                message="the new manager's children")
+        assert old.wait(20) == 0
+        count = load.finished()
+        waitFor(lambda: load.finished() >= count + 20, 20, message="requests to the new manager")
+    assert load.failures() == [] and load.finished() > 40
     assert mark.read_text().count('\n') == 2
     new.signal(signal.SIGTERM)
     assert new.wait(20) == 0

@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from tests.procman.scaling_apps import Load, Sampler, readBoard
+from tests.procman.scaling_apps import Sampler, pidGet, readBoard
 from tests.support.fcgi_client import FastCGIClient, environFor
+from tests.support.load import ClientLoop
 from tests.support.procman import Procman
 from tests.support.procs import pidAlive, waitFor
 
@@ -245,7 +246,8 @@ def test_children_never_exceed_the_documented_bound_while_some_stop(tmp_path, pr
                        f"RequestTimeout 1")
     pm.start(children=2)
     with Sampler(pm) as sampler:
-        with Load(pm, 3, '/') as load:          # every child recycles after 3 requests
+        # Every child recycles after 3 requests.
+        with ClientLoop(pidGet(pm, '/'), threads=3) as load:
             waitFor(lambda: pm.log().count("recycled after") >= 6, 60,
                      message="6 recycled children")
         assert max(sampler.counts()) <= maxProcesses + 1, sampler.counts()
@@ -253,12 +255,13 @@ def test_children_never_exceed_the_documented_bound_while_some_stop(tmp_path, pr
                  == ['idle', 'idle'], 10, message="two idle children")
         threading.Thread(target=lambda: _quietly(pm.request, '/hang', timeout=30),
                          daemon=True).start()
-        with Load(pm, 2, '/') as load:          # recycling goes on beside the hung child
+        # Recycling goes on beside the hung child.
+        with ClientLoop(pidGet(pm, '/'), threads=2) as load:
             pm.waitLog("busy on one request for", timeout=20)
             recycled = pm.log().count("recycled after")
             waitFor(lambda: pm.log().count("recycled after") >= recycled + 4, 60,
                      message="4 more recycled children")
-        assert not [e for e in load.errors() if not isinstance(e, (OSError, EOFError))]
+        assert not [e for e in load.failures() if not isinstance(e, (OSError, EOFError))]
     counts = sampler.counts()
     # MaxProcesses, plus the one replacement documented in docs/procman.md.
     assert max(counts) <= maxProcesses + 1, counts

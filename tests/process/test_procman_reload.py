@@ -4,13 +4,10 @@ changes, refused restarts, and the socket inherited on fd 0."""
 import os
 import signal
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from tests.process.test_procman_lifecycle import listeningUnixSocket, seedProcman
+from tests.support.load import ClientLoop, urlGet
 from tests.support.nginx import Nginx
 from tests.support.procman import ROOT, Procman
 from tests.support.procs import waitFor
@@ -25,50 +22,6 @@ def app(environ, start_response):
     start_response('200 OK', [('Content-Type', 'text/plain')])
     return [f"{{VERSION}} pid={{os.getpid()}}\\n".encode()]
 """
-
-
-class ClientLoop:
-    """Threads that GET ``url`` until stopped or ``limit`` requests each; failures are kept."""
-
-    def __init__(self, url, threads=4, limit=5000, seconds=60):
-        self.url = url
-        self.limit = limit
-        self.deadline = time.monotonic() + seconds
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()
-        self.bodies = []
-        self.failures = []
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-        for t in self.threads:
-            t.start()
-
-    def _run(self):
-        for _ in range(self.limit):
-            if self.stopping.is_set() or time.monotonic() > self.deadline:
-                return
-            try:
-                with urllib.request.urlopen(self.url, timeout=30) as r:
-                    body = r.read().decode()
-                    ok = r.status == 200
-            except (OSError, urllib.error.HTTPError) as e:
-                ok, body = False, repr(e)
-            with self.lock:
-                (self.bodies if ok else self.failures).append(body)
-
-    def count(self):
-        with self.lock:
-            return len(self.bodies)
-
-    def served(self, text):
-        """True once a response containing ``text`` has come back."""
-        with self.lock:
-            return any(text in b for b in self.bodies[-200:])
-
-    def stop(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(40)
-        return self.failures
 
 
 def newPool(pm, old, n):
@@ -93,8 +46,8 @@ def test_sighup_under_load_through_nginx(tmp_path, procs):
     pm = Procman(tmp_path, procs, command='CGI hupapp:app', prefork=2, env=env).start()
     config = Path(pm.path).read_text()
     with Nginx(tmp_path, fastcgi_pass=f'unix:{pm.socket}') as nginx:
-        clients = ClientLoop(nginx.url + '/')
-        try:
+        # Each client also stops after 5000 requests or 60 s, whatever becomes of the test.
+        with ClientLoop(urlGet(nginx.url + '/'), threads=4, limit=5000, seconds=60) as clients:
             waitFor(lambda: clients.count() >= 20, 20, message="requests flowing")
             first = set(pm.children())
 
@@ -127,13 +80,13 @@ def test_sighup_under_load_through_nginx(tmp_path, procs):
             count = clients.count()
             waitFor(lambda: clients.count() >= count + 20, 20, message="requests after refusal")
             assert third <= set(pm.children())            # the old pool kept serving
-        finally:
-            failures = clients.stop()
+        failures = clients.failures()
         assert failures == [], failures[:5]
         assert clients.count() > 100
         assert pm.proc.returncode is None and pm.readPid() == pm.pid   # same manager
-        assert all(b.startswith('v2 ') for b in clients.bodies[-20:])
-        assert not any(f"pid={k}\n" in b for k in first | second for b in clients.bodies[-20:])
+        bodies = [s.value for s in clients.answers()]
+        assert all(b.startswith('v2 ') for b in bodies[-20:])
+        assert not any(f"pid={k}\n" in b for k in first | second for b in bodies[-20:])
         pm.stop()
 
 

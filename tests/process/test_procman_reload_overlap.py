@@ -1,4 +1,4 @@
-"""Reload with overlapping generations (issue 15): the old children serve while the
+"""Reload with overlapping generations: the old children serve while the
 new code loads, and retire only once the new ones are ready.  Real processes, an
 application whose import takes 2.5 s, clients through nginx and on the socket."""
 
@@ -7,10 +7,9 @@ import pytest
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
-from tests.process.test_procman_reload import ClientLoop
+from tests.support.load import ClientLoop, fastcgiGet, urlGet
 from tests.support.nginx import Nginx
 from tests.support.procman import ROOT, Procman
 from tests.process.test_procman_lifecycle import MaxWatcher
@@ -40,72 +39,6 @@ def app(environ, start_response):
 def writeApp(directory, version, extra=''):
     (directory / 'slowapp.py').write_text(APP_SOURCE.format(
         version=version, importTime=SLOW_IMPORT, requestTime=REQUEST_TIME, extra=extra))
-
-
-class DirectClients:
-    """Threads sending FastCGI requests straight to the manager's socket; every
-    request's latency is kept with its start time, failures too."""
-
-    def __init__(self, pm, threads=2):
-        self.pm = pm
-        self.stopping = threading.Event()
-        self.lock = threading.Lock()
-        self.samples = []        # (start, latency, body)
-        self.failures = []
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-        for t in self.threads:
-            t.start()
-
-    def _run(self):
-        while not self.stopping.is_set():
-            start = time.monotonic()
-            try:
-                r = self.pm.request('/', timeout=30)
-                ok, body = r.status == 200, r.body.decode(errors='replace')
-            except OSError as e:
-                ok, body = False, repr(e)
-            latency = time.monotonic() - start
-            with self.lock:
-                if ok:
-                    self.samples.append((start, latency, body))
-                else:
-                    self.failures.append(body)
-
-    def count(self):
-        with self.lock:
-            return len(self.samples)
-
-    def stop(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(40)
-        return self.failures
-
-
-class TimedLoop(ClientLoop):
-    """ClientLoop (through nginx) that also records each request's latency."""
-
-    def _run(self):
-        import urllib.error
-        import urllib.request
-        while not self.stopping.is_set() and time.monotonic() < self.deadline:
-            start = time.monotonic()
-            try:
-                with urllib.request.urlopen(self.url, timeout=30) as r:
-                    body = r.read().decode()
-                    ok = r.status == 200
-            except (OSError, urllib.error.HTTPError) as e:
-                ok, body = False, repr(e)
-            with self.lock:
-                if ok:
-                    self.bodies.append(body)
-                    self.latencies.append(time.monotonic() - start)
-                else:
-                    self.failures.append(body)
-
-    def __init__(self, url, threads=2):
-        self.latencies = []
-        super().__init__(url, threads=threads, seconds=300)
 
 
 def slowProcman(tmp_path, procs, extra=''):
@@ -146,29 +79,26 @@ def test_sighup_new_code_no_gap(tmp_path, procs):
     pm = slowProcman(tmp_path, procs)
     pidBefore = pm.pid
     with Nginx(tmp_path, fastcgi_pass=f'unix:{pm.socket}') as nginx:
-        viaNginx = TimedLoop(nginx.url + '/')
-        direct = DirectClients(pm)
-        try:
+        with ClientLoop(urlGet(nginx.url + '/'), threads=2, seconds=300) as viaNginx, \
+                ClientLoop(fastcgiGet(pm), threads=2) as direct:
             waitFor(lambda: direct.count() >= 20 and viaNginx.count() >= 20, 20,
-                     message="requests flowing")
+                    message="requests flowing")
             first = set(pm.children())
             writeApp(pm.code, 'v2')
             pm.signal(signal.SIGHUP)
             waitReloaded(pm, 1)
             count = direct.count()
             waitFor(lambda: direct.count() >= count + 20, 20, message="requests after")
-        finally:
-            directFailures = direct.stop()
-            nginxFailures = viaNginx.stop()
+    directFailures, nginxFailures = direct.failures(), viaNginx.failures()
     assert directFailures == [] and nginxFailures == [], (directFailures + nginxFailures)[:5]
-    worst = max(lat for _, lat, _ in direct.samples)
-    worstNginx = max(viaNginx.latencies)
+    worst = max(s.latency for s in direct.answers())
+    worstNginx = max(s.latency for s in viaNginx.answers())
     assert worst <= REQUEST_TIME + 0.5, worst
     assert worstNginx <= REQUEST_TIME + 0.5, worstNginx
     now = set(pm.children())
     assert len(now) >= 2 and not now & first
     assert all(not pidAlive(p) for p in first)
-    lastBodies = [b for _, _, b in direct.samples[-20:]] + viaNginx.bodies[-20:]
+    lastBodies = [s.value for s in direct.answers()[-20:] + viaNginx.answers()[-20:]]
     assert all(b.startswith('v2 pid=') for b in lastBodies), lastBodies
     assert {int(b.split('pid=')[1]) for b in lastBodies} <= now
     assert pm.pid == pidBefore and pm.readPid() == pidBefore and pm.proc.returncode is None
@@ -186,8 +116,7 @@ def reloadCommand(pm):
 def test_failed_reloads_cost_nothing(tmp_path, procs):
     pm = slowProcman(tmp_path, procs)
     config = Path(pm.path).read_text()
-    direct = DirectClients(pm)
-    try:
+    with ClientLoop(fastcgiGet(pm), threads=2) as direct:
         waitFor(lambda: direct.count() >= 20, 20, message="requests flowing")
         serving = set(pm.children())
 
@@ -219,10 +148,9 @@ def test_failed_reloads_cost_nothing(tmp_path, procs):
         waitFor(lambda: not set(pm.children()) & serving, 30, message="old pool retired")
         count = direct.count()
         waitFor(lambda: direct.count() >= count + 10, 20, message="requests after")
-    finally:
-        failures = direct.stop()
+    failures = direct.failures()
     assert failures == [], failures[:5]
-    assert all(b.startswith('v4 ') for _, _, b in direct.samples[-5:])
+    assert all(s.value.startswith('v4 ') for s in direct.answers()[-5:])
     assert pm.readPid() == pm.pid and pm.proc.returncode is None
     pm.stop()
 
@@ -230,8 +158,7 @@ def test_failed_reloads_cost_nothing(tmp_path, procs):
 def test_config_edited_during_the_check_waits_for_the_next_reload(tmp_path, procs):
     pm = slowProcman(tmp_path, procs)
     config = Path(pm.path).read_text()
-    direct = DirectClients(pm)
-    try:
+    with ClientLoop(fastcgiGet(pm), threads=2) as direct:
         waitFor(lambda: direct.count() >= 20, 20, message="requests flowing")
         serving = set(pm.children())
         writeApp(pm.code, 'v2')
@@ -248,10 +175,9 @@ def test_config_edited_during_the_check_waits_for_the_next_reload(tmp_path, proc
         pm.waitLog('restart refused')
         assert 'MaxProcesses' in pm.log().split('restart refused')[-1].splitlines()[0]
         assert pm.children()
-    finally:
-        failures = direct.stop()
+    failures = direct.failures()
     assert failures == [], failures[:5]
-    assert all(b.startswith('v2 ') for _, _, b in direct.samples[-5:])
+    assert all(s.value.startswith('v2 ') for s in direct.answers()[-5:])
     pm.write(config)
     pm.stop()
 
@@ -273,7 +199,7 @@ def fdKinds(pid):
 def test_ten_reloads_under_load(tmp_path, procs):
     pm = slowProcman(tmp_path, procs)
     watcher = MaxWatcher(pm.pid)
-    direct = DirectClients(pm)
+    direct = ClientLoop(fastcgiGet(pm), threads=2).start()
     fds = None
     try:
         waitFor(lambda: direct.count() >= 20, 20, message="requests flowing")
@@ -288,10 +214,11 @@ def test_ten_reloads_under_load(tmp_path, procs):
         count = direct.count()
         waitFor(lambda: direct.count() >= count + 10, 20, message="requests after")
     finally:
-        failures = direct.stop()
         most = watcher.stop()
+        direct.stop()
+    failures = direct.failures()
     assert failures == [], failures[:5]
-    assert all(b.startswith('v11 ') for _, _, b in direct.samples[-5:])
+    assert all(s.value.startswith('v11 ') for s in direct.answers()[-5:])
     # MaxProcesses 3 + Prefork 2, and one more: the check process, or the one
     # replacement a stopping child may have.
     assert most <= 3 + 2 + 1, most
@@ -336,8 +263,7 @@ def test_sigterm_during_a_reload_stops_both_generations_gracefully(tmp_path, pro
 def test_code_broken_after_the_check_keeps_the_old_generation(tmp_path, procs):
     pm = slowProcman(tmp_path, procs)
     flag = tmp_path / 'broken'
-    direct = DirectClients(pm)
-    try:
+    with ClientLoop(fastcgiGet(pm), threads=2) as direct:
         waitFor(lambda: direct.count() >= 20, 20, message="requests flowing")
         writeApp(pm.code, 'v2', extra=f"if os.path.exists({str(flag)!r}):\n"
                                       f"    raise RuntimeError('broken after the check')")
@@ -360,10 +286,9 @@ def test_code_broken_after_the_check_keeps_the_old_generation(tmp_path, procs):
         pm.waitLog('the previous generation has stopped')
         count = direct.count()
         waitFor(lambda: direct.count() >= count + 5, 20, message="requests after the switch")
-    finally:
-        failures = direct.stop()
+    failures = direct.failures()
     assert failures == [], failures[:5]
-    assert all(b.startswith('v2 ') for _, _, b in direct.samples[-5:])
+    assert all(s.value.startswith('v2 ') for s in direct.answers()[-5:])
     assert pm.readPid() == pm.pid and pm.proc.returncode is None
     pm.stop()
 

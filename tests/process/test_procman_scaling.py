@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from tests.procman.scaling_apps import Load, Sampler, pidOf, readBoard, waitState
+from tests.procman.scaling_apps import Sampler, pidGet, pidOf, readBoard, waitState
+from tests.support.load import ClientLoop
 from tests.support.procman import Procman
 from tests.support.procs import pidAlive, waitFor
 
@@ -35,15 +36,15 @@ def test_scale_up_to_max_on_pending_connections_then_down_one_at_a_time(tmp_path
     pm.start()
     with Sampler(pm) as sampler:
         began = time.monotonic()
-        with Load(pm, 8, '/sleep?0.5') as load:
+        with ClientLoop(pidGet(pm, '/sleep?0.5'), threads=8) as load:
             # RunEvery is 30 s: only the pending-connection path can be this quick.
             deadline = 3 * START_INTERVAL + 3 * BOOT
             waitFor(lambda: len(pm.children()) == 4, deadline,
                      message="the pool to reach MaxProcesses 4")
             reached = time.monotonic() - began
-            waitFor(lambda: len(load.results) >= 24, 30, message="24 requests served")
+            waitFor(lambda: load.finished() >= 24, 30, message="24 requests served")
             stopped = time.monotonic()
-        assert not load.errors()
+        assert not load.failures()
         waitFor(lambda: len(pm.children()) == 1, idle + 4 * 1.0 + 5,
                  message="the pool back at MinProcesses 1")
         waitFor(lambda: sampler.samples[-1][1] == 1, 5, message="a sample of the last step")
@@ -143,10 +144,10 @@ def test_max_requests_with_jitter_recycles_staggered_and_keeps_the_floor(tmp_pat
     limits = {p: s['limit'] for p, s in readBoard(pm.scoreboard)[1].items()}
     assert all(20 <= v <= 40 for v in limits.values()), limits
     with Sampler(pm) as sampler:
-        with Load(pm, 3, '/') as load:
+        with ClientLoop(pidGet(pm, '/'), threads=3) as load:
             waitFor(lambda: pm.log().count("recycled after") >= 8, 60,
                      message="8 recycled children")
-        assert not load.errors()
+        assert not load.failures()
     counts = sampler.counts()
     assert min(counts) >= 3, counts
     recycled = [(int(n), int(limit)) for n, limit in

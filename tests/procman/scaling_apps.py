@@ -75,39 +75,9 @@ class Sampler:
         return [n for _, n in self.samples]
 
 
-class Load:
-    """``clients`` threads sending ``path`` in a loop until stopped; results kept."""
-
-    def __init__(self, pm, clients, path):
-        self.pm = pm
-        self.path = path
-        self.stopping = threading.Event()
-        self.results = []            # (pid or exception, finish time)
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, daemon=True)
-                        for _ in range(clients)]
-
-    def run(self):
-        while not self.stopping.is_set():
-            try:
-                outcome = pidOf(self.pm.request(self.path, timeout=30))
-            except Exception as e:   # kept and asserted on by the test
-                outcome = e
-            with self.lock:
-                self.results.append((outcome, time.monotonic()))
-
-    def __enter__(self):
-        for t in self.threads:
-            t.start()
-        return self
-
-    def stop(self):
-        self.stopping.set()
-        for t in self.threads:
-            t.join(60)
-
-    def __exit__(self, *exc):
-        self.stop()
-
-    def errors(self):
-        return [r for r, _ in self.results if isinstance(r, Exception)]
+def pidGet(pm, path):
+    """A tests.support.load sender: ``path`` over FastCGI; the value is the answering
+    child's pid, and an answer other than 200 fails with an AssertionError."""
+    def send(requestId):
+        return True, pidOf(pm.request(path, timeout=30))
+    return send

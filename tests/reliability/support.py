@@ -1,26 +1,21 @@
-"""Tools the reliability tests share: a load generator, a child killer, /proc probes.
+"""Tools the reliability tests share: a child killer and /proc probes.
 
-    load = Load(url, clients=8, path='/sleep?0.01').start()
     killer = Killer(pm, every=0.2).start()
-    ...                                  # let them run
-    killer.stop(); load.stop()
-    load.results                         # [(requestId, status or error text), ...]
+    ...                                  # load from tests.support.load meanwhile
+    killer.stop()                        # the pids it killed
     zombies(pm.pid), openFds(pm.pid)
 
 Everything here runs in threads of the test process and talks to real
 processes over real sockets; nothing is mocked.
 """
 
-import http.client
-import itertools
 import os
 import random
 import signal
 import threading
 import time
-import urllib.parse
 
-__all__ = ['Load', 'Killer', 'zombies', 'openFds', 'rawChildren', 'vmRSS']
+__all__ = ['Killer', 'zombies', 'openFds', 'rawChildren', 'vmRSS']
 
 
 def rawChildren(pid):
@@ -66,83 +61,6 @@ def vmRSS(pid):
     except (FileNotFoundError, ProcessLookupError):
         return None
     return None
-
-
-class Load:
-    """``clients`` threads sending requests through ``url`` until stopped.
-
-    Each request carries a unique id in the query string (``id=N``, after
-    ``path``'s own query).  ``results`` lists ``(id, outcome)``: the HTTP
-    status as an int, or the text of the connection error.  A client whose
-    connection fails opens a new one for its next request.
-    """
-
-    def __init__(self, url, clients=8, path='/', method='GET', timeout=30.0):
-        parts = urllib.parse.urlsplit(url)
-        self.host, self.port = parts.hostname, parts.port
-        self.clients = clients
-        self.path = path
-        self.method = method
-        self.timeout = timeout
-        self.results = []
-        self.latencies = []     # seconds per request, in completion order
-        self._ids = itertools.count(1)
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = []
-
-    def start(self):
-        for _ in range(self.clients):
-            t = threading.Thread(target=self._client, daemon=True)
-            t.start()
-            self._threads.append(t)
-        return self
-
-    def stop(self, timeout=60.0):
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout)
-        assert not any(t.is_alive() for t in self._threads), "load clients did not stop"
-        return self.results
-
-    def _target(self, requestId):
-        sep = '&' if '?' in self.path else '?'
-        return f"{self.path}{sep}id={requestId}"
-
-    def _client(self):
-        conn = None
-        while not self._stop.is_set():
-            with self._lock:
-                requestId = next(self._ids)
-            if conn is None:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
-            began = time.monotonic()
-            try:
-                conn.request(self.method, self._target(requestId),
-                             body=b'' if self.method == 'POST' else None)
-                resp = conn.getresponse()
-                resp.read()
-                outcome = resp.status
-                if resp.will_close:
-                    conn.close()
-                    conn = None
-            except (OSError, http.client.HTTPException) as e:
-                outcome = f"{type(e).__name__}: {e}"
-                conn.close()
-                conn = None
-            with self._lock:
-                self.results.append((requestId, outcome))
-                self.latencies.append(time.monotonic() - began)
-        if conn is not None:
-            conn.close()
-
-    def count(self):
-        with self._lock:
-            return len(self.results)
-
-    def failures(self):
-        with self._lock:
-            return [(i, o) for i, o in self.results if o != 200]
 
 
 def _isConfigCheck(pid):

@@ -4,7 +4,8 @@ import collections
 
 import pytest
 
-from tests.reliability.support import Killer, Load, openFds, zombies
+from tests.reliability.support import Killer, openFds, zombies
+from tests.support.load import ClientLoop, KeptAliveHttp
 from tests.support.nginx import Nginx
 from tests.support.procman import Procman
 from tests.support.procs import waitFor
@@ -38,15 +39,17 @@ def test_sigkill_a_child_every_200ms_for_30s(tmp_path, procs):
     try:
         waitFor(lambda: _settled(pm, FLOOR), 20, message="the pool to settle")
         fdsBefore = openFds(pm.pid)
-        load = Load(nginx.url, clients=8, path='/?ms=20').start()
-        waitFor(lambda: load.count() > 50, 20, message="the load to get going")
-        killer = Killer(pm, every=0.2).start()
-        waitFor(lambda: len(killer.killed) >= CHAOS_SECONDS / 0.2,
-                 CHAOS_SECONDS + 30, interval=0.2, message="30 s of kills")
-        kills = killer.stop()
-        results = load.stop()
+        with ClientLoop(KeptAliveHttp(nginx.url, path='/?ms=20'), threads=8) as load:
+            waitFor(lambda: load.finished() > 50, 20, message="the load to get going")
+            killer = Killer(pm, every=0.2).start()
+            try:
+                waitFor(lambda: len(killer.killed) >= CHAOS_SECONDS / 0.2,
+                        CHAOS_SECONDS + 30, interval=0.2, message="30 s of kills")
+            finally:
+                kills = killer.stop()
+        results = load.samples()
 
-        failures = [(i, o) for i, o in results if o != 200]
+        failures = [(s.id, s.value) for s in results if not s.ok]
         kinds = collections.Counter(o for _, o in failures)
         served = len(results) - len(failures)
         assert served > 5 * len(kills), (served, len(kills), kinds)

@@ -16,8 +16,9 @@ import time
 import pytest
 
 from peak_lite.running.procman.scoreboard import readScoreboard
-from tests.reliability.support import Killer, Load
+from tests.reliability.support import Killer
 from tests.support.fcgi_client import FastCGIClient, environFor
+from tests.support.load import ClientLoop, KeptAliveHttp
 from tests.support.nginx import Nginx
 from tests.support.procman import Procman
 from tests.support.procs import waitFor
@@ -29,82 +30,97 @@ SECONDS = 10.0
 POOL = f"MinProcesses 1\nMaxProcesses {WORKERS}\nIdleTimeout 60"
 
 
-def _stack(tmp_path, procs, command, fastcgi, clients):
-    """procman and nginx, with every kept connection held by the first of two workers.
+@pytest.fixture
+def stack(tmp_path, procs):
+    """``stack(command, fastcgi, clients)``: procman and nginx, with every kept connection
+    held by the first of two workers; returns ``(pm, nginx)``.
 
     Which worker accepts which of nginx's connections is a race, and nginx
     reuses its most recently freed connection, so a pool where one worker
     holds them all stays that way.  The pool starts with one worker and
     ``clients`` concurrent requests make nginx open (and keep) that many
     connections to it; then SIGTTIN adds the second worker, which holds none.
+
+    nginx is stopped at teardown whatever failed, the warm-up included; the
+    ``procs`` fixture kills what is left of procman after that.
     """
-    pm = Procman(tmp_path, procs, command=command, prefork=1, extra=POOL).start()
-    if fastcgi:
-        nginx = Nginx(tmp_path, fastcgi_pass=f'unix:{pm.socket}', keep_conn=True)
-    else:
-        nginx = Nginx(tmp_path, proxy_pass=f'unix:{pm.socket}')
-    nginx.start()
-    warm = Load(nginx.url, clients=clients, path='/?ms=50').start()
-    waitFor(lambda: warm.count() >= 4 * clients, 20, message="nginx to open its connections")
-    assert all(o == 200 for _, o in warm.stop())
-    pm.signal(signal.SIGTTIN)
-    pm.waitChildren(WORKERS)
-    return pm, nginx
+    started = []
+
+    def make(command, fastcgi, clients):
+        pm = Procman(tmp_path, procs, command=command, prefork=1, extra=POOL).start()
+        if fastcgi:
+            nginx = Nginx(tmp_path, fastcgi_pass=f'unix:{pm.socket}', keep_conn=True)
+        else:
+            nginx = Nginx(tmp_path, proxy_pass=f'unix:{pm.socket}')
+        started.append(nginx)
+        nginx.start()
+        with ClientLoop(KeptAliveHttp(nginx.url, path='/?ms=50'), threads=clients) as warm:
+            waitFor(lambda: warm.finished() >= 4 * clients, 20,
+                    message="nginx to open its connections")
+        assert all(s.ok for s in warm.samples())
+        pm.signal(signal.SIGTTIN)
+        pm.waitChildren(WORKERS)
+        return pm, nginx
+
+    yield make
+    for nginx in started:
+        nginx.stop()
 
 
 def _run(load, seconds):
-    load.start()
-    started = time.monotonic()
-    waitFor(lambda: time.monotonic() - started >= seconds, seconds + 10, interval=0.1,
-             message=f"{seconds} s of load")
-    return load.stop()
+    with load:
+        started = time.monotonic()
+        waitFor(lambda: time.monotonic() - started >= seconds, seconds + 10, interval=0.1,
+                message=f"{seconds} s of load")
+    return load.samples()
 
 
 @pytest.mark.parametrize('command,fastcgi', [
     ('CGI tests.reliability.apps:sleepy', True),
     ('HTTP tests.reliability.apps:sleepy', False),
 ], ids=['fastcgi-keep-conn', 'http-keepalive'])
-def test_two_clients_of_a_slow_page_never_wait_behind_a_busy_worker(
-        tmp_path, procs, command, fastcgi):
+def test_two_clients_of_a_slow_page_never_wait_behind_a_busy_worker(stack, command, fastcgi):
     """2 workers, 2 closed-loop clients of a 0.2 s page: at most 2 % take over 0.35 s.
 
     Before the fix, 98 % of them took 0.4 s: nginx wrote each request on a
     kept connection whichever worker held it, so one worker was busy while
     the other sat idle with its connections empty.
     """
-    pm, nginx = _stack(tmp_path, procs, command, fastcgi, clients=2)
+    pm, nginx = stack(command, fastcgi, clients=2)
     try:
-        load = Load(nginx.url, clients=2, path='/?ms=200')
-        results = _run(load, SECONDS)
-        failures = [o for _, o in results if o != 200]
+        results = _run(ClientLoop(KeptAliveHttp(nginx.url, path='/?ms=200'), threads=2),
+                       SECONDS)
+        failures = [s.value for s in results if not s.ok]
         assert not failures, collections.Counter(failures).most_common(3)
-        slow = [t for t in load.latencies if t > 0.35]
+        slow = [s.latency for s in results if s.latency > 0.35]
         assert len(results) >= 40, len(results)
         assert len(slow) <= 0.02 * len(results), (
             f"{len(slow)} of {len(results)} requests took over 0.35 s "
-            f"(worst {max(load.latencies):.3f} s)")
+            f"(worst {max(s.latency for s in results):.3f} s)")
     finally:
         nginx.stop()
         pm.stop()
 
 
-def test_a_killed_worker_loses_at_most_its_own_request(tmp_path, procs):
+def test_a_killed_worker_loses_at_most_its_own_request(stack):
     """6 clients of a 0.1 s page, one worker SIGKILLed every second: failures <= kills.
 
     Requests nginx wrote on the killed worker's other kept connections were
     handed to the pool before it died, so only the one it was serving may
     fail.
     """
-    pm, nginx = _stack(tmp_path, procs, 'CGI tests.reliability.apps:sleepy', True, clients=6)
+    pm, nginx = stack('CGI tests.reliability.apps:sleepy', True, clients=6)
     try:
-        load = Load(nginx.url, clients=6, path='/?ms=100').start()
-        waitFor(lambda: load.count() > 20, 20, message="the load to get going")
-        killer = Killer(pm, every=1.0).start()
-        waitFor(lambda: len(killer.killed) >= SECONDS, SECONDS + 20, interval=0.1,
-                 message=f"{SECONDS:.0f} kills")
-        kills = killer.stop()
-        results = load.stop()
-        failures = [(i, o) for i, o in results if o != 200]
+        with ClientLoop(KeptAliveHttp(nginx.url, path='/?ms=100'), threads=6) as load:
+            waitFor(lambda: load.finished() > 20, 20, message="the load to get going")
+            killer = Killer(pm, every=1.0).start()
+            try:
+                waitFor(lambda: len(killer.killed) >= SECONDS, SECONDS + 20, interval=0.1,
+                        message=f"{SECONDS:.0f} kills")
+            finally:
+                kills = killer.stop()
+        results = load.samples()
+        failures = [(s.id, s.value) for s in results if not s.ok]
         kinds = collections.Counter(o for _, o in failures)
         assert len(results) - len(failures) > 5 * len(kills), (len(results), kinds)
         assert len(failures) <= len(kills), (

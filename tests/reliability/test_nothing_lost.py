@@ -8,7 +8,8 @@ import psycopg
 import pytest
 
 from tests.reliability.apps import DB_ENV
-from tests.reliability.support import Killer, Load, zombies
+from tests.reliability.support import Killer, zombies
+from tests.support.load import ClientLoop, KeptAliveHttp
 from tests.support.nginx import Nginx
 from tests.support.procman import Procman
 from tests.support.procs import waitFor
@@ -59,24 +60,27 @@ def test_every_200_has_its_row_and_no_row_lacks_one(tmp_path, procs, pgDb):
     nginx = Nginx(tmp_path, fastcgi_pass=f'unix:{pm.socket}', keep_conn=False, workers=2)
     nginx.start()
     try:
-        load = Load(nginx.url, clients=6, path='/?ms=20', method='POST').start()
-        waitFor(lambda: load.count() > 30, 20, message="the load to get going")
-        killer = Killer(pm, every=0.2).start()
-        started = time.monotonic()
-        for restart in (1, 2):
-            waitFor(lambda: time.monotonic() - started > restart * CHAOS_SECONDS / 3, 30,
-                     interval=0.1, message="the time for a restart")
-            pm.signal(signal.SIGHUP)
-            waitFor(lambda: _restarts(pm) >= restart, 30,
-                     message=f"restart {restart} of the manager")
-        waitFor(lambda: time.monotonic() - started > CHAOS_SECONDS, 30, interval=0.1,
-                 message="the end of the chaos")
-        kills = killer.stop()
-        results = load.stop()
+        with ClientLoop(KeptAliveHttp(nginx.url, path='/?ms=20', method='POST'),
+                        threads=6) as load:
+            waitFor(lambda: load.finished() > 30, 20, message="the load to get going")
+            killer = Killer(pm, every=0.2).start()
+            try:
+                started = time.monotonic()
+                for restart in (1, 2):
+                    waitFor(lambda: time.monotonic() - started > restart * CHAOS_SECONDS / 3,
+                            30, interval=0.1, message="the time for a restart")
+                    pm.signal(signal.SIGHUP)
+                    waitFor(lambda: _restarts(pm) >= restart, 30,
+                            message=f"restart {restart} of the manager")
+                waitFor(lambda: time.monotonic() - started > CHAOS_SECONDS, 30, interval=0.1,
+                        message="the end of the chaos")
+            finally:
+                kills = killer.stop()
+        results = load.samples()
         assert pm.proc.returncode is None
 
-        answered = {i for i, o in results if o == 200}
-        failed = {i: o for i, o in results if o != 200}
+        answered = {s.id for s in results if s.ok}
+        failed = {s.id: s.value for s in results if not s.ok}
         rows = _rows(pgDb)
         lost = sorted(answered - rows)
         unanswered = sorted(rows - answered)
@@ -120,19 +124,20 @@ def test_restart_keep_alive(tmp_path, procs, pgDb):
                   extra_location='fastcgi_next_upstream error timeout non_idempotent;')
     nginx.start()
     try:
-        load = Load(nginx.url, clients=6, path='/?ms=20', method='POST').start()
-        for restart in (1, 2, 3):
-            waitFor(lambda: load.count() > restart * 200, 30, message="requests served")
-            pm.signal(signal.SIGHUP)
-            waitFor(lambda: _restarts(pm) >= restart, 30,
-                     message=f"restart {restart} of the manager")
-            # At least the floor: under this load the new manager grows its
-            # pool within milliseconds of READY, so exactly FLOOR may never
-            # be seen.
-            pm.waitChildren(FLOOR, exact=False)
-        results = load.stop()
-        failed = [(i, o) for i, o in results if o != 200]
-        answered = {i for i, o in results if o == 200}
+        with ClientLoop(KeptAliveHttp(nginx.url, path='/?ms=20', method='POST'),
+                        threads=6) as load:
+            for restart in (1, 2, 3):
+                waitFor(lambda: load.finished() > restart * 200, 30, message="requests served")
+                pm.signal(signal.SIGHUP)
+                waitFor(lambda: _restarts(pm) >= restart, 30,
+                        message=f"restart {restart} of the manager")
+                # At least the floor: under this load the new manager grows its
+                # pool within milliseconds of READY, so exactly FLOOR may never
+                # be seen.
+                pm.waitChildren(FLOOR, exact=False)
+        results = load.samples()
+        failed = [(s.id, s.value) for s in results if not s.ok]
+        answered = {s.id for s in results if s.ok}
         assert answered <= _rows(pgDb)
         assert not failed, (f"{len(failed)} of {len(results)} requests failed across 3 restarts: "
                             f"{failed[:5]}")

@@ -47,12 +47,25 @@ class Notes(WebApp):
         return f"note {word}"
 
 
-def test_a_webapp_is_a_wsgi_application():
-    assert verifyObject(IWSGIApplication, Notes(None, db=SQLiteConnection(':memory:')))
+@pytest.fixture
+def sqlite():
+    """``sqlite(address)`` makes a SQLiteConnection that is closed when the test ends."""
+    made = []
+
+    def connect(address):
+        made.append(SQLiteConnection(address))
+        return made[-1]
+    yield connect
+    for conn in made:
+        conn.close()
 
 
-def test_routes_segments_and_json(tmp_path):
-    app = buildCommitted(Notes, None, db=SQLiteConnection(str(tmp_path / 'n.db')))
+def test_a_webapp_is_a_wsgi_application(sqlite):
+    assert verifyObject(IWSGIApplication, Notes(None, db=sqlite(':memory:')))
+
+
+def test_routes_segments_and_json(tmp_path, sqlite):
+    app = buildCommitted(Notes, None, db=sqlite(str(tmp_path / 'n.db')))
     assert call(app, 'POST', '/notes', b'tea')[0] == '201 Created'
     status, headers, body, _ = call(app, 'GET', '/notes')
     assert (status, headers['Content-Type'], body) == ('200 OK', 'application/json', b'["tea"]')
@@ -60,17 +73,17 @@ def test_routes_segments_and_json(tmp_path):
     assert call(app, 'HEAD', '/notes/tea')[:3:2] == ('200 OK', b'')
 
 
-def test_404_and_405_with_allow():
-    app = Notes(None, db=SQLiteConnection(':memory:'))
+def test_404_and_405_with_allow(sqlite):
+    app = Notes(None, db=sqlite(':memory:'))
     assert call(app, 'GET', '/nothing')[0] == '404 Not Found'
     status, headers, _, _ = call(app, 'DELETE', '/notes')
     assert status == '405 Method Not Allowed' and headers['Allow'] == 'GET, HEAD, POST'
 
 
-def test_each_request_commits_or_aborts_its_own_transaction(tmp_path):
+def test_each_request_commits_or_aborts_its_own_transaction(tmp_path, sqlite):
     path = str(tmp_path / 'n.db')
     # Built as every command builds: the table exists before the first request.
-    app = buildCommitted(Notes, None, db=SQLiteConnection(path))
+    app = buildCommitted(Notes, None, db=sqlite(path))
     call(app, 'POST', '/notes', b'kept')
     with pytest.raises(RuntimeError):
         call(app, 'POST', '/notes', b'lost', query='fail=1')
@@ -91,8 +104,8 @@ class Site(Notes):
     mounts = {'/legacy': 'legacy', '/': 'everything'}
 
 
-def test_mounts_shift_the_path_and_routes_win():
-    app = Site(None, db=SQLiteConnection(':memory:'))
+def test_mounts_shift_the_path_and_routes_win(sqlite):
+    app = Site(None, db=sqlite(':memory:'))
     assert call(app, 'GET', '/legacy/a/b')[2] == b'/legacy|/a/b|Site'
     assert call(app, 'GET', '/legacyx')[2] == b'|/legacyx|Site'
     assert call(app, 'GET', '/other')[2] == b'|/other|Site'

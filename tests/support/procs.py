@@ -1,4 +1,14 @@
-"""Waiting on conditions, and running real processes that leave nothing behind."""
+"""Waiting on conditions, and running real processes that leave nothing behind.
+
+``waitFor`` and ``childrenOf`` are the project's one polling wait and one
+child listing: the benchmarks import them too (bench/procs.py).
+
+``Proc`` is a test's process: its output goes to the test, and ``stop()``
+SIGKILLs its whole group at once and asserts that nothing of it is left,
+because a leftover is a test failure.  A benchmark's server is a different
+thing (``bench.procs.Started``): it is stopped the way an operator stops it
+and its failures are reported, not asserted.
+"""
 
 import os
 import signal
@@ -9,11 +19,12 @@ import time
 VENV_BIN = os.path.dirname(sys.executable)
 
 
-def waitFor(condition, timeout=10.0, interval=0.01, message=None):
+def waitFor(condition, timeout=10.0, interval=0.01, message=None, error=AssertionError):
     """Poll ``condition()`` until it returns a true value; return that value.
 
-    Raises AssertionError after ``timeout`` seconds, naming ``message`` or the
-    condition.  This is the only way tests wait: never a bare sleep.
+    Raises ``error`` after ``timeout`` seconds, naming ``message`` or the
+    condition: an AssertionError, a test failure, unless the caller is a
+    benchmark.  This is the only way tests wait: never a bare sleep.
     """
     deadline = time.monotonic() + timeout
     while True:
@@ -21,8 +32,7 @@ def waitFor(condition, timeout=10.0, interval=0.01, message=None):
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(
-                f"timed out after {timeout}s waiting for {message or condition!r}")
+            raise error(f"timed out after {timeout:g} s waiting for {message or condition!r}")
         time.sleep(interval)
 
 
@@ -53,12 +63,19 @@ def groupPids(pgid):
 
 
 def childrenOf(pid):
-    """Pids of the live direct children of ``pid``."""
+    """Pids of the live direct children of ``pid``, whichever of its threads forked them."""
     try:
-        with open(f'/proc/{pid}/task/{pid}/children') as f:
-            return [int(p) for p in f.read().split() if pidAlive(int(p))]
+        tasks = os.listdir(f'/proc/{pid}/task')
     except FileNotFoundError:
         return []
+    kids = []
+    for task in tasks:
+        try:
+            with open(f'/proc/{pid}/task/{task}/children') as f:
+                kids.extend(int(p) for p in f.read().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return [kid for kid in kids if pidAlive(kid)]
 
 
 class Proc:
