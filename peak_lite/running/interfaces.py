@@ -97,10 +97,12 @@ class IListener(Interface):
 class IListeners(Interface):
     """A process manager's listening sockets, in config order.
 
-    Built by ``Listeners.open(addresses, environ, stdin=0, owner=None)``, which
-    adopts sockets carried across the manager's own exec by full address, closes
-    the carried ones no address names, then binds the rest; without addresses it
-    inherits (carried, systemd's ``LISTEN_FDS``, or a listening fd 0).
+    Built by ``Listeners.open(addresses, environ, stdin=0, owner=None,
+    carryName=CARRY_ENV)``, which adopts sockets carried across the manager's
+    own exec by full address, closes the carried ones no address names, then
+    binds the rest; without addresses it inherits (carried, systemd's
+    ``LISTEN_FDS``, or a listening fd 0).  ``Listeners.carried(environ,
+    carryName)`` takes the carried ones only.
     """
 
     listeners = Attribute("list of IListener")
@@ -109,9 +111,9 @@ class IListeners(Interface):
     def fds():
         """Their descriptors, in order."""
 
-    def carryAcrossExec(environ):
+    def carryAcrossExec(environ, carryName='PEAK_PROCMAN_FDS'):
         """Make the descriptors inheritable and record them (address and file identity
-        too) in ``environ`` for the manager that exec will start."""
+        too) in ``environ[carryName]`` for the manager that exec will start."""
 
     def installInChild():
         """In a forked child: move the sockets to fds 0, 3, 4... and set

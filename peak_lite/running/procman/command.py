@@ -19,6 +19,7 @@ from peak_lite.running.procman.manager import HELD_SIGNALS, Manager
 from peak_lite.running.procman.logs import StdErr, setupLogging
 from peak_lite.running.procman.preload import checkApp, preload
 from peak_lite.running.procman.scoreboard import checkSemaphore
+from peak_lite.running.procman.status.takeover import holdCarried
 from peak_lite.running.sockets import Listeners, SocketError
 from peak_lite.util.interfaces import AlreadyLocked, LockError
 from peak_lite.util.lockfile import PidFile
@@ -99,11 +100,12 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
         terminal = os.dup(2)
         try:
             listeners = openListeners(cfg, environ, _fileno(self.stdin))
+            statusFds = holdCarried(environ)    # the status listener: see status/keeper.py
             stderr.point(cfg)
             setupLogging()
             failed = None
             try:
-                subject = preload(cfg, self.io(), listeners.fds())
+                subject = preload(cfg, self.io(), listeners.fds() + statusFds)
                 self._checkSocket(cfg, subject, listeners.sockets)
             except Exception as e:
                 if not environ.get(CARRY_GENERATION):

@@ -85,6 +85,10 @@ class OldGeneration:
     def stopping(self):
         return [pid for pid, stage in self.stage.items() if stage is not None]
 
+    def serving(self):
+        """Those not asked to stop: they accept until they are retired."""
+        return [pid for pid, stage in self.stage.items() if stage is None]
+
     def fds(self):
         """Descriptors a new child must not inherit."""
         return list(self.pipeFds)

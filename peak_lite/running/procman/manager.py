@@ -166,7 +166,7 @@ class Manager(Reloading, Pool):
         signal.pthread_sigmask(signal.SIG_BLOCK,
                                HELD_SIGNALS | (STOP_SIGNALS if self.carry else set()))
         if self.statusService is not None:
-            self.statusService.close()
+            self.statusService.detach()      # closed in finish(), or carried by exec
         self.loop.close()
         return self.finish()
 
@@ -183,10 +183,12 @@ class Manager(Reloading, Pool):
         if self.shutdown == 'restart':
             self.tally.carryAcrossExec(self.environ)
             restart.reexec(self.environ, self.listeners, self.pidfile, self.pid,
-                           self.check.takeConfig())
+                           self.check.takeConfig(), self.statusService)
             self.shutdown = 'stop'   # exec failed
         if not self.stoppingSent:
             self.notifier.send('STOPPING=1')
+        if self.statusService is not None:
+            self.statusService.close()
         self.listeners.close()
         self.board.close()
         if self.pidfile is not None:

@@ -85,7 +85,8 @@ class Reloading:
                 os.unlink(self.board.path)
             except OSError:
                 pass
-        restart.reexec(env, self.listeners, self.pidfile, self.pid, self.check.takeConfig())
+        restart.reexec(env, self.listeners, self.pidfile, self.pid, self.check.takeConfig(),
+                       self.statusService)
         self.shutdown = 'stop'
         self.carry = False
 

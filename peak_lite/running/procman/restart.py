@@ -19,6 +19,7 @@ import sys
 import tempfile
 
 from peak_lite.running.process import ProcessProxy
+from peak_lite.running.procman.status.keeper import KEEPER_ENV, STATUS_CARRY_ENV
 from peak_lite.running.sockets import CARRY_ENV
 from peak_lite.util.lockfile import PidFile
 
@@ -209,16 +210,20 @@ def readCheck(proxy, out):
     return False, (text.splitlines()[-1] if text else proxy.describeExit())
 
 
-def reexec(environ, listeners, pidfile, pid, configFd=None):
+def reexec(environ, listeners, pidfile, pid, configFd=None, status=None):
     """exec the manager afresh; returns only if exec failed (after logging why).
 
     ``configFd``: the config bytes the reload's check passed, for the new image.
+    ``status``: the IStatusService, carried across the exec by its keeper; the
+    caller closes it if exec fails.
     """
     env = dict(environ)
     if configFd is not None:
         os.set_inheritable(configFd, True)
         env[CONFIG_FD_ENV] = str(configFd)
     listeners.carryAcrossExec(env)
+    if status is not None:
+        status.carryAcrossExec(env)     # forks the status keeper: see status/keeper.py
     if pidfile is not None:
         pidfile.inheritAcrossExec(env)
     argv = managerArgv()
@@ -242,6 +247,6 @@ def _withCheck(args):
 def _withoutCarried(environ):
     env = dict(environ)
     for name in (CARRY_ENV, PidFile.ENV, 'NOTIFY_SOCKET', 'LISTEN_FDS', 'LISTEN_PID',
-                 CONFIG_FD_ENV, 'PEAK_PROCMAN_GENERATION'):
+                 CONFIG_FD_ENV, 'PEAK_PROCMAN_GENERATION', STATUS_CARRY_ENV, KEEPER_ENV):
         env.pop(name, None)
     return env

@@ -41,16 +41,18 @@ class Listeners:
         return [listener.sock for listener in self.listeners]
 
     @classmethod
-    def open(cls, addresses, environ, stdin=0, owner=None):
+    def open(cls, addresses, environ, stdin=0, owner=None, carryName=CARRY_ENV):
         """Open or adopt the sockets ``addresses`` name; else inherit.
 
         Without addresses: the sockets carried across our own exec, else
         systemd's ``LISTEN_FDS``, else fd 0 if it is a listening socket.
-        ``owner`` (``(uid, gid)``) is given to the unix sockets.  Raises
+        ``owner`` (``(uid, gid)``) is given to the unix sockets.  ``carryName``:
+        the environment variable the carried sockets are recorded in (a set
+        carried apart, such as the status listener, has its own).  Raises
         SocketError naming the address that cannot be opened; nothing is left
         open then.
         """
-        carried = _carried(environ)
+        carried = _carried(environ, carryName)
         if not addresses:
             if carried:
                 return cls(carried)
@@ -82,14 +84,20 @@ class Listeners:
     def fds(self):
         return [listener.fileno() for listener in self.listeners]
 
-    def carryAcrossExec(self, environ):
+    @classmethod
+    def carried(cls, environ, carryName=CARRY_ENV):
+        """The sockets our previous self carried across exec under ``carryName``, taken
+        out of ``environ``, none of them bound afresh."""
+        return cls(_carried(environ, carryName))
+
+    def carryAcrossExec(self, environ, carryName=CARRY_ENV):
         records = []
         for listener in self.listeners:
             os.set_inheritable(listener.fileno(), True)
             records.append([listener.fileno(),
                             str(listener.address) if listener.address else None,
                             list(listener.fileId) if listener.fileId else None])
-        environ[CARRY_ENV] = json.dumps(records)
+        environ[carryName] = json.dumps(records)
         environ.pop('LISTEN_FDS', None)
         environ.pop('LISTEN_PID', None)
 
@@ -129,14 +137,14 @@ def _take(carried, address):
     return None
 
 
-def _carried(environ):
+def _carried(environ, name=CARRY_ENV):
     """The listeners our previous self carried across exec (and took out of environ)."""
-    value = environ.pop(CARRY_ENV, '')
+    value = environ.pop(name, '')
     if value.startswith('['):
         try:
             records = [(int(fd), spec, fileId) for fd, spec, fileId in json.loads(value)]
         except (ValueError, TypeError):
-            log.warning("%s=%r is not a list of sockets; ignoring it", CARRY_ENV, value)
+            log.warning("%s=%r is not a list of sockets; ignoring it", name, value)
             return []
     else:       # the plain "3,4" of earlier versions
         records = [(int(part), None, None) for part in value.split(',') if part.isdigit()]

@@ -2,7 +2,7 @@
 
 from zope.interface import Attribute, Interface
 
-__all__ = ['ITally', 'IStatusService']
+__all__ = ['ITally', 'IStatusService', 'IStatusKeeper']
 
 
 class ITally(Interface):
@@ -52,5 +52,29 @@ class IStatusService(Interface):
     def closeInChild():
         """In a freshly forked child: close our copies of the sockets."""
 
+    def detach():
+        """The manager's loop is ending: stop serving from it, closing nothing (a
+        restart's exec may carry the socket and the clients, see keeper.py)."""
+
+    def carryAcrossExec(environ):
+        """Right before a restart's exec: keep the listening socket open across it,
+        named in ``environ``, and fork the status keeper, which answers until the
+        new image serves.  Never fails the restart: without a keeper, requests wait
+        in the socket's backlog."""
+
+    def serveFrom(manager, loop):
+        """In the status keeper: answer from ``manager`` (a stand-in with what is
+        read of a Manager) on ``loop``, the clients we had included."""
+
     def close():
-        """Stop listening and drop the clients (the manager is stopping)."""
+        """Stop listening and drop the clients (the manager is stopping, or its exec
+        failed: then the keeper is killed first).  Called once, after ``detach``."""
+
+
+class IStatusKeeper(Interface):
+    """The manager's handle on the status keeper it forked before its exec."""
+
+    pid = Attribute("The keeper's pid")
+
+    def kill():
+        """The exec failed: kill the keeper and reap it (nothing if it is gone)."""

@@ -8,6 +8,11 @@ pipelining work; a client gets CLIENT_TIMEOUT seconds for each request and
 at most MAX_CLIENTS are served at once (the one idle the longest goes
 first).  Nothing here ever blocks the loop, so the status keeps answering
 while every worker is busy, during reloads and during drains.
+
+Across a restart's exec the server moves: ``detach()`` leaves the manager's
+loop closing nothing, the status keeper (keeper.py) ``attach()``es it to a
+loop of its own, clients and half-read requests included, and ``drain()``s
+it once the new image serves.
 """
 
 import errno
@@ -38,12 +43,53 @@ class StatusServer:
 
     def __init__(self, sock, loop, respond, timeout=CLIENT_TIMEOUT):
         self.sock = sock
-        self.loop = loop
+        self.loop = None             # None while detached
         self.respond = respond
         self.timeout = timeout
         self.clients = {}
+        self.accepting = True
+        self.draining = False
         sock.setblocking(False)
-        loop.addReader(sock.fileno(), self._accept)
+        self.attach(loop)
+
+    def attach(self, loop):
+        """Serve on ``loop``: the listener, and the clients we hold (see ``detach``)."""
+        self.loop = loop
+        if self.accepting:
+            loop.addReader(self.sock.fileno(), self._accept)
+        for client in self.clients.values():
+            client.attach()
+
+    def detach(self):
+        """Leave our loop, closing nothing: the loop is closing, and a restart's exec
+        may hand the listener and the clients to the status keeper."""
+        if self.loop is None:
+            return
+        if self.accepting:
+            self.loop.removeReader(self.sock.fileno())
+        for client in self.clients.values():
+            client.detach()
+        self.loop = None
+
+    def pause(self):
+        """Accept nothing for now: connections wait in the socket's backlog."""
+        if self.accepting and self.loop is not None:
+            self.loop.removeReader(self.sock.fileno())
+        self.accepting = False
+
+    def resume(self):
+        if not self.accepting and not self.draining and self.loop is not None:
+            self.loop.addReader(self.sock.fileno(), self._accept)
+            self.accepting = True
+
+    def drain(self):
+        """Stop accepting for good (another process accepts on the socket now); close the
+        idle clients, and the others once answered, with ``Connection: close``."""
+        self.pause()
+        self.draining = True
+        for client in list(self.clients.values()):
+            if client.idle():
+                client.close()
 
     def fds(self):
         return [self.sock.fileno()] + list(self.clients)
@@ -67,7 +113,8 @@ class StatusServer:
     def close(self):
         for client in list(self.clients.values()):
             client.close()
-        self.loop.removeReader(self.sock.fileno())    # the socket's owner closes it
+        self.pause()                 # the socket's owner closes it
+        self.loop = None
 
     def closeInChild(self):
         """In a forked child: drop our copies of the sockets, touching nothing shared."""
@@ -89,10 +136,27 @@ class _Client:
         self.closing = False
         self.writing = False
         self.since = time.monotonic()
+        self.timer = None
+        self.answered = 0
         sock.setblocking(False)
         server.clients[self.fd] = self
-        server.loop.addReader(self.fd, self._readable)
-        self.timer = server.loop.callLater(server.timeout, self._expire)
+        self.attach()
+
+    def attach(self):
+        """Be served by our server's loop, with a fresh timeout."""
+        self.server.loop.selector.register(
+            self.fd, selectors.EVENT_WRITE if self.writing else selectors.EVENT_READ,
+            self._readable)
+        self._restartTimer()
+
+    def detach(self):
+        self.timer.cancel()
+        self.server.loop.removeReader(self.fd)
+
+    def idle(self):
+        """True between requests of a kept-alive connection: nothing read of the next
+        one, nothing left to send.  A new connection waits for its first request."""
+        return self.answered and not self.inbox and not self.outbox
 
     def _expire(self):
         if not self.inbox and not self.outbox:
@@ -150,6 +214,7 @@ class _Client:
             headers[name.strip().lower()] = value.strip()
         connection = headers.get('connection', '').lower()
         keep = 'close' not in connection and (version == 'HTTP/1.1' or 'keep-alive' in connection)
+        keep = keep and not self.server.draining
         if method not in ('GET', 'HEAD'):
             self._answer(405, 'text/plain', b'only GET and HEAD\n', keep=False,
                          extra='Allow: GET, HEAD\r\n')
@@ -176,6 +241,7 @@ class _Client:
             self.closing = True
             self.inbox = b''
         self.outbox += head.encode('latin-1') + b'\r\n' + body
+        self.answered += 1
 
     def _flush(self):
         while self.outbox:
@@ -194,7 +260,7 @@ class _Client:
                 self.server.loop.selector.modify(self.fd, selectors.EVENT_WRITE,
                                                  self._readable)
             return
-        if self.closing:
+        if self.closing or (self.server.draining and self.idle()):
             self.close()
             return
         if self.writing:
@@ -204,15 +270,16 @@ class _Client:
             self._process()         # requests held back while answers were queued
 
     def _restartTimer(self):
-        self.timer.cancel()
+        if self.timer is not None:
+            self.timer.cancel()
         self.since = time.monotonic()
         self.timer = self.server.loop.callLater(self.server.timeout, self._expire)
 
     def close(self):
         if self.server.clients.pop(self.fd, None) is None:
             return
-        self.timer.cancel()
-        self.server.loop.removeReader(self.fd)
+        if self.server.loop is not None:
+            self.detach()
         try:
             self.sock.shutdown(socket.SHUT_RDWR)
         except OSError:

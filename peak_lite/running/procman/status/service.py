@@ -1,9 +1,11 @@
 """The status listener's endpoints, answered from the manager's memory and scoreboard.
 
 - ``/metrics``: see metrics.py;
-- ``/healthz``: 200 while the manager's loop runs (it is the loop that answers);
-- ``/readyz``: 200 while a child accepts; 503 from SIGTERM on (and during
-  ``DrainDelay``), or while no child has finished starting;
+- ``/healthz``: 200 while the manager's loop runs (it is the loop that answers),
+  and through a restart's exec, when the status keeper answers (keeper.py);
+- ``/readyz``: 200 while a child accepts, of either generation during an
+  overlapping reload; 503 from SIGTERM on (and during ``DrainDelay``), or
+  while no child has finished starting;
 - ``/status``: the ``peak procman --status --json`` document (control.poolDocument);
 - ``/``: an HTML page for people (page.py).
 """
@@ -20,9 +22,11 @@ from peak_lite.running.procman.interfaces import ConfigError
 from peak_lite.running.procman.scoreboard import BUSY, IDLE
 from peak_lite.running.procman.status import metrics, page
 from peak_lite.running.procman.status.interfaces import IStatusService
+from peak_lite.running.procman.status.keeper import STATUS_CARRY_ENV, startKeeper
 from peak_lite.running.procman.status.probes import MemoryReader, queueLengths
 from peak_lite.running.procman.status.server import StatusServer
-from peak_lite.running.sockets import Listener
+from peak_lite.running.procman.status.takeover import Takeover
+from peak_lite.running.sockets import Listeners
 
 log = logging.getLogger('peak_lite.procman')
 
@@ -43,18 +47,26 @@ VERSION = _version()
 def openStatus(manager):
     """The manager's StatusService, listening on ``StatusListen``; None without one.
 
-    An address that cannot be bound is a ConfigError at the StatusListen line.
+    After a restart's exec it adopts the socket its previous self carried, if
+    the address is the same, and takes over from the status keeper once its
+    loop turns (see keeper.py).  An address that cannot be bound is a
+    ConfigError at the StatusListen line.
     """
     cfg = manager.cfg
     address = getattr(cfg, 'StatusListen', None)
     if address is None:
+        Listeners.carried(manager.environ, STATUS_CARRY_ENV).close()
+        Takeover(manager.environ)
         return None
     try:
-        listener = Listener.bind(address)
+        listener, = Listeners.open([address], manager.environ,
+                                   carryName=STATUS_CARRY_ENV).listeners
     except SocketError as e:
         raise ConfigError(f"StatusListen {e}", cfg.filename,
                           cfg.lineOf('StatusListen') or 1) from None
-    return StatusService(manager, listener)
+    service = StatusService(manager, listener)
+    service.takeover = Takeover(manager.environ, service.server, manager.loop)
+    return service
 
 
 @implementer(IStatusService)
@@ -65,6 +77,8 @@ class StatusService:
         self.manager = manager
         self.listener = listener
         self.memory = MemoryReader()
+        self.keeper = None           # the one we fork before a restart's exec
+        self.takeover = None         # from the one our previous self forked
         self.server = StatusServer(listener.sock, manager.loop, self.respond)
         log.info("status listener on %s", listener.describe())
 
@@ -95,6 +109,8 @@ class StatusService:
         if m.shutdown in ('stop', 'quit') or m.draining:
             return 'stopping'
         # A reload is not a stop: ready while a child of either generation accepts.
+        if m.old is not None and m.old.serving():
+            return ''
         for child in m.children.values():
             if child.stopStage is None and m.board.read(child.slot)[1] in (IDLE, BUSY):
                 return ''
@@ -132,8 +148,27 @@ class StatusService:
                     pid=m.pid)
 
     def closeInChild(self):
+        if self.takeover is not None:
+            self.takeover.close()
         self.server.closeInChild()
 
+    def detach(self):
+        self.server.detach()
+
+    def carryAcrossExec(self, environ):
+        self.keeper = startKeeper(self, self.manager, environ,
+                                  self.manager.cfg.ReloadCheckTimeout)
+        Listeners([self.listener]).carryAcrossExec(environ, STATUS_CARRY_ENV)
+
+    def serveFrom(self, manager, loop):
+        self.manager = manager
+        self.server.attach(loop)
+
     def close(self):
+        if self.keeper is not None:
+            self.keeper.kill()
+            self.keeper = None
+        if self.takeover is not None:
+            self.takeover.close()
         self.server.close()
         self.listener.close()
