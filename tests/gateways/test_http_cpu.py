@@ -16,8 +16,8 @@ import socket
 from tests.gateways.conftest import address
 from tests.support import fcgi_client as fc
 
-REQUESTS = 3000
-ROUNDS = 3
+REQUESTS = 1000
+ROUNDS = 8
 RATIO = 1.2
 
 HTTP_REQUEST = (b'GET /hello?x=1 HTTP/1.1\r\nHost: localhost\r\n'
