@@ -1,0 +1,156 @@
+"""The manager's parts as objects, in one process: contracts and what each owns.
+
+Each part is built the way the manager builds it, from explicit
+collaborators: a real config, loop, scoreboard and tally, with hand-written
+fakes for processes (no fork happens here).
+"""
+
+import time
+
+import pytest
+from zope.interface.verify import verifyObject
+
+from peak_lite.running.procman.config import loadConfig
+from peak_lite.running.procman.interfaces import (
+    IGrowth, IGuards, IManagerView, IPool, IReloading)
+from peak_lite.running.procman.loop import ManagerLoop
+from peak_lite.running.procman.notify import Notifier
+from peak_lite.running.procman.pool import Child, Pool
+from peak_lite.running.procman.reloading import Reloading
+from peak_lite.running.procman.scoreboard import BUSY, IDLE, SLOT, openScoreboard
+from peak_lite.running.procman.status import Tally
+from peak_lite.running.procman.view import ManagerView
+from peak_lite.running.process import ParentPipe, Reaper
+from peak_lite.running.sockets import Listeners
+
+
+class FakeProxy:
+    """A child process that never existed: signals are recorded, not sent."""
+
+    def __init__(self, pid):
+        self.pid = pid
+        self.startedAt = time.monotonic()
+        self.isRunning = True
+        self.exitStatus = 0
+        self.exitSignal = None
+        self.signals = []
+
+    def sendSignal(self, sig):
+        self.signals.append(sig)
+        return True
+
+    def describeExit(self):
+        return "exited with status 0"
+
+
+class FakeListeners:
+    """``fds()`` of real sockets the test controls."""
+
+    def __init__(self, socks=()):
+        self.socks = list(socks)
+
+    def fds(self):
+        return [s.fileno() for s in self.socks]
+
+
+class Parts:
+    """A config, a loop, a scoreboard, a tally and a pool, as the manager makes them."""
+
+    def __init__(self, tmp_path, text="", listeners=None):
+        path = tmp_path / 'app.conf'
+        path.write_text("Command CGI tests.procman.apps:hello\nMinProcesses 1\n"
+                        "MaxProcesses 4\nStartInterval 0.5\n" + text)
+        self.cfg = loadConfig(str(path))
+        self.loop = ManagerLoop()
+        self.board = openScoreboard(self.cfg)
+        self.tally = Tally()
+        self.mode = None
+        self.ready = []
+        self.listeners = listeners or FakeListeners()
+        self.pool = Pool(self.cfg, self.loop, self.board, self.tally, Notifier({}),
+                         self.listeners, ending=lambda: self.mode,
+                         onReady=lambda: self.ready.append(True))
+        self.pids = iter(range(900000, 999999))
+
+    def fork(self):
+        """What the manager does after a fork, with a fake child."""
+        slot = self.board.allocate(-1, 1)
+        proxy = FakeProxy(next(self.pids))
+        self.board.setPid(slot, proxy.pid)
+        child = Child(proxy, slot, 1, 0)
+        self.pool.started(child)
+        return child
+
+    def setState(self, child, state):
+        requests = self.board.read(child.slot)[2]
+        SLOT.pack_into(self.board.map, self.board.offset(child.slot), child.pid, state,
+                       requests, time.monotonic(), child.number)
+
+    def close(self):
+        self.loop.close()
+        self.board.close()
+
+
+@pytest.fixture
+def parts(tmp_path):
+    made = Parts(tmp_path)
+    yield made
+    made.close()
+
+
+def test_each_part_provides_its_contract(parts, tmp_path):
+    assert verifyObject(IPool, parts.pool)
+    assert verifyObject(IGrowth, parts.pool.growth)
+    assert verifyObject(IGuards, parts.pool.guards)
+    pipe = ParentPipe()
+    try:
+        reloading = Reloading(parts.cfg, {}, parts.loop, Reaper(), Listeners(), None,
+                              parts.board, pipe, parts.tally, 1)
+        assert verifyObject(IReloading, reloading)
+        assert not reloading.previousServing() and reloading.settled()
+    finally:
+        pipe.close()
+    view = ManagerView(parts.cfg, parts.loop, 1, parts.board, parts.tally, Listeners(),
+                       parts.pool, mode=lambda: parts.mode, draining=lambda: False)
+    assert verifyObject(IManagerView, view)
+
+
+def test_the_pool_alone_owns_the_records_others_read_them(parts):
+    child = parts.fork()
+    records = parts.pool.records()
+    assert dict(records) == {child.pid: child}
+    with pytest.raises(TypeError):
+        records[1] = child
+    view = ManagerView(parts.cfg, parts.loop, 1, parts.board, parts.tally, Listeners(),
+                       parts.pool, mode=lambda: parts.mode, draining=lambda: False)
+    assert child.pid in view.children and view.shutdown is None
+    parts.mode = 'stop'
+    assert view.shutdown == 'stop'
+    # An exit comes back through the pool, which books it and frees the slot.
+    assert parts.pool.exited(FakeProxy(123)) is None
+    assert parts.pool.exited(child.proxy) is child
+    assert not parts.pool.records() and parts.board.read(child.slot)[0] == 0
+
+
+def test_the_pool_tells_its_owner_when_ready_through_the_callable(parts):
+    child = parts.fork()
+    assert not parts.ready
+    parts.setState(child, IDLE)
+    parts.pool.maintain()
+    assert parts.ready == [True] and parts.pool.readySent
+
+
+def test_growth_is_paced_by_start_interval_after_a_growth_start(parts):
+    first = parts.fork()
+    parts.setState(first, IDLE)
+    parts.pool.maintain()
+    parts.setState(first, BUSY)
+    parts.pool.wantGrowth()
+    assert parts.pool.startDue()
+    began = time.monotonic()
+    second = parts.fork()
+    parts.setState(second, BUSY)
+    parts.pool.wantGrowth()
+    assert not parts.pool.startDue()        # StartInterval 0.5 has not passed
+    timer = parts.pool.startTimer
+    assert timer is not None and abs(timer.when - (began + 0.5)) < 0.05
