@@ -5,6 +5,7 @@ collaborators: a real config, loop, scoreboard and tally, with hand-written
 fakes for processes (no fork happens here).
 """
 
+import socket
 import time
 
 import pytest
@@ -46,8 +47,9 @@ class FakeProxy:
 class FakeListeners:
     """``fds()`` of real sockets the test controls."""
 
-    def __init__(self, socks=()):
+    def __init__(self, socks=(), inherited=False):
         self.socks = list(socks)
+        self.inherited = inherited
 
     def fds(self):
         return [s.fileno() for s in self.socks]
@@ -154,3 +156,106 @@ def test_growth_is_paced_by_start_interval_after_a_growth_start(parts):
     assert not parts.pool.startDue()        # StartInterval 0.5 has not passed
     timer = parts.pool.startTimer
     assert timer is not None and abs(timer.when - (began + 0.5)) < 0.05
+
+
+class Backlog:
+    """A listening unix socket with ``n`` connections waiting, never accepted."""
+
+    def __init__(self, tmp_path, n=1):
+        self.server = socket.socket(socket.AF_UNIX)
+        self.server.bind(str(tmp_path / 'backlog.sock'))
+        self.server.listen(8)
+        self.clients = []
+        for _ in range(n):
+            c = socket.socket(socket.AF_UNIX)
+            c.connect(str(tmp_path / 'backlog.sock'))
+            self.clients.append(c)
+
+    def close(self):
+        for c in self.clients + [self.server]:
+            c.close()
+
+
+def readyWith(tmp_path, inherited):
+    """A pool that becomes ready while a connection waits on its socket."""
+    backlog = Backlog(tmp_path)
+    made = Parts(tmp_path, listeners=FakeListeners([backlog.server], inherited))
+    child = made.fork()
+    made.setState(child, IDLE)
+    made.pool.maintain()
+    assert made.pool.readySent
+    return made, backlog
+
+
+@pytest.mark.parametrize('inherited', [False, True])
+def test_a_backlog_at_ready_delays_growth_only_on_sockets_open_before_us(tmp_path,
+                                                                       inherited):
+    """On sockets the manager bound itself, what waits at ready is load on a pool that
+    is starting; on inherited ones (a restart's gap) it is worked off first."""
+    made, backlog = readyWith(tmp_path, inherited)
+    try:
+        paced = made.pool.lastGrowth + made.cfg.StartInterval
+        if inherited:
+            assert paced > time.monotonic() + 0.4
+        else:
+            assert paced < time.monotonic()
+    finally:
+        made.close()
+        backlog.close()
+
+
+def test_a_child_between_two_requests_does_not_hide_a_waiting_connection(tmp_path):
+    """Every child but one busy, that one just idle, and a connection waiting: the
+    pool is looked at again in a moment instead of cooling (and the wake flag's
+    re-arm waiting a second)."""
+    made, backlog = readyWith(tmp_path, False)
+    try:
+        busy = made.fork()
+        made.setState(busy, BUSY)
+        between = next(c for c in made.pool.live() if c is not busy)
+        made.setState(between, IDLE)
+        growth = made.pool.growth
+        growth.woke()
+        made.pool.refresh()
+        growth.look()
+        assert not made.pool.grow
+        made.setState(between, BUSY)       # it took a request: every child is busy
+        deadline = time.monotonic() + 0.5
+        while not made.pool.grow and time.monotonic() < deadline:
+            made.loop.runOnce(timeout=deadline - time.monotonic())
+        assert made.pool.grow == 1 and made.pool.startDue()
+    finally:
+        made.close()
+        backlog.close()
+
+
+def test_a_connection_seen_waiting_during_the_pacing_counts_when_it_ends(tmp_path):
+    """Seen waiting before StartInterval allowed a start: a start follows at its end
+    if every child is still busy, though the connection was taken meanwhile (the
+    requests behind it may wait on kept-alive connections, which no listening
+    socket shows); none follows if a child is idle by then."""
+    for stillBusy in (True, False):
+        (tmp_path / str(stillBusy)).mkdir()
+        backlog = Backlog(tmp_path / str(stillBusy))
+        made = Parts(tmp_path / str(stillBusy), listeners=FakeListeners([backlog.server]))
+        try:
+            first = made.fork()
+            made.setState(first, IDLE)
+            made.pool.maintain()
+            made.setState(first, BUSY)
+            made.pool.lastGrowth = time.monotonic()      # a growth start just now
+            growth = made.pool.growth
+            made.pool.refresh()
+            growth.look()                                # all busy, waiting: not yet
+            assert not made.pool.grow
+            backlog.close()                              # taken meanwhile
+            made.listeners.socks = []
+            if not stillBusy:
+                made.setState(first, IDLE)
+            deadline = time.monotonic() + 1.0
+            while (not made.pool.grow and growth.lookTimer is not None
+                   and time.monotonic() < deadline):
+                made.loop.runOnce(timeout=deadline - time.monotonic())
+            assert made.pool.grow == (1 if stillBusy else 0)
+        finally:
+            made.close()

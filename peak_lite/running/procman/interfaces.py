@@ -170,7 +170,7 @@ class IScalingPolicy(Interface):
 class IPool(Interface):
     """The children of this generation: the one owner of their records.
 
-    Each record (``pool.Child``) has ``pid``, ``proxy``, ``slot``, ``number``,
+    Each record (``records.Child``) has ``pid``, ``proxy``, ``slot``, ``number``,
     ``limit``, ``startedAt``, the scoreboard's ``state``, ``requests`` and
     ``lastChange`` as of the last ``refresh()``, and the pool's own
     ``stopStage``, ``stopReason``, ``stopAskedAt``, ``replacing`` and
@@ -245,6 +245,9 @@ class IPool(Interface):
     def wantGrowth():
         """Load calls for one more child: start it, paced by StartInterval."""
 
+    def growthDue():
+        """The monotonic time from which a start on load may follow."""
+
     def stopAll(mode):
         """The manager stops ('stop', 'restart': gracefully; 'quit': quickly)."""
 
@@ -259,7 +262,7 @@ class IGrowth(Interface):
     """When load calls for one more child (growth.py); asks the pool, which paces.
 
     Looks at the pool only through IPool's ``live()``, ``records()``,
-    ``refresh()`` and ``wantGrowth()``.
+    ``refresh()``, ``growthDue()`` and ``wantGrowth()``.
     """
 
     def woke():
@@ -267,7 +270,12 @@ class IGrowth(Interface):
 
     def look():
         """Every child busy and a connection waiting: ask the pool for one more.
-        Arms the timers (or the scoreboard's wake) for the next look."""
+        Then arm what brings the next look: the scoreboard's wake while not every
+        child is busy; else a timer at ``growthDue()``, or a watch on the
+        listening sockets, or at most ``REARM`` later."""
+
+    def grew():
+        """The pool started a child on load: look again when the next may start."""
 
     def armWake():
         """Arm the scoreboard's wake flag while there is room for one more child."""

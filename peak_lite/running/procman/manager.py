@@ -56,8 +56,9 @@ from peak_lite.running.procman import policy, restart
 from peak_lite.running.procman.child import ChildCommand
 from peak_lite.running.procman.loop import ManagerLoop
 from peak_lite.running.procman.notify import Notifier
-from peak_lite.running.procman.pool import Child, Pool
+from peak_lite.running.procman.pool import Pool
 from peak_lite.running.procman.privileges import dropPrivileges
+from peak_lite.running.procman.records import Child
 from peak_lite.running.procman.reloading import Reloading
 from peak_lite.running.procman.scoreboard import openScoreboard
 from peak_lite.running.procman.status import Tally, openStatus

@@ -29,37 +29,18 @@ from peak_lite.running.procman import policy, scaling
 from peak_lite.running.procman.growth import Growth
 from peak_lite.running.procman.guards import Guards
 from peak_lite.running.procman.interfaces import IPool
-from peak_lite.running.procman.scoreboard import STARTING, STATES
+from peak_lite.running.procman.records import Child
+from peak_lite.running.procman.scoreboard import STARTING
 
 log = logging.getLogger('peak_lite.procman')
 
-__all__ = ['Pool', 'Child']
+__all__ = ['Pool', 'Child']   # Child: see records.py
 
 READY_POLL = 0.02       # while the first children boot, before READY=1
 QUICK_DEATH = policy.QUICK_DEATH
 BACKOFF_CAP = 30.0
 # A young child that died of one of these was killed from outside, not crashed.
 KILLED_BY = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT}
-
-
-class Child:
-    """The pool's record of one child."""
-
-    def __init__(self, proxy, slot, number, limit):
-        self.proxy = proxy
-        self.pid = proxy.pid
-        self.slot = slot
-        self.number = number
-        self.limit = limit
-        self.startedAt = proxy.startedAt
-        self.stopStage = None        # None, 'HUP', 'TERM' or 'KILL'
-        self.stopReason = None
-        self.stopAskedAt = None      # monotonic time of the request to stop
-        self.replacing = None        # recycle reason, while its replacement is on its way
-        self.stackAsked = False      # RequestTimeout: its stack asked for, its kill due
-        self.state = STATES.index('starting')
-        self.requests = 0
-        self.lastChange = time.monotonic()
 
 
 def _running():
@@ -78,6 +59,7 @@ class Pool:
         self.board = board
         self.tally = tally
         self.notifier = notifier
+        self.listeners = listeners
         self.hasCode = hasCode       # False: a reload's code failed to load (see Manager)
         self.ending = ending
         self.previousServing = previousServing
@@ -183,6 +165,8 @@ class Pool:
             self.stopChild(old, old.replacing)
         if self.readySent:
             self.growth.armWake()
+        if self.startingGrowth:
+            self.growth.grew()
         self.maintain()
 
     def _streakCheck(self, child):
@@ -192,6 +176,11 @@ class Pool:
     def wantGrowth(self):
         """Growth (growth.py) found load for one more child: start it, paced."""
         self.grow = max(self.grow, 1)
+
+    def growthDue(self):
+        """The monotonic time from which a start on load may follow: StartInterval
+        after the last one, and not before a backoff ends."""
+        return max(self.lastGrowth + self.cfg.StartInterval, self.notBefore)
 
     def forkFailed(self, error):
         """fork() failed (EAGAIN, ENOMEM): back off like a crash streak, log once per streak."""
@@ -227,12 +216,14 @@ class Pool:
             self.loop.callLater(READY_POLL, self._readyCheck)
             return
         self.readySent = True
-        if self.growth.connectionPending():
-            # Connections queued while the pool was down (a restart's gap) are
-            # worked off for StartInterval before that backlog can grow the pool.
+        if getattr(self.listeners, 'inherited', False) and self.growth.connectionPending():
+            # Connections queued while no pool served these sockets (a restart's gap,
+            # a predecessor's stop, socket activation) are worked off for
+            # StartInterval before that backlog can grow the pool.  On sockets this
+            # manager bound, whatever waits arrived while its pool started: load.
             self.lastGrowth = time.monotonic()
-        self.growth.armWake()
         log.info("ready: %d children", len(self.live()))
+        self.growth.look()           # arms the wake; or, every child busy already, grows
         self.onReady()
 
     # -- exits -------------------------------------------------------------
