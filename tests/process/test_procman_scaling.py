@@ -240,3 +240,29 @@ def test_growth_looks_again_when_start_interval_allows_not_a_second_later(tmp_pa
         assert interval - 0.02 < started[n] - started[n - 1] < interval + 0.3, (sent, started)
     assert pm.log().count("started child") == 4, pm.log()
     pm.stop()
+
+
+@pytest.mark.slow
+def test_a_request_right_after_a_busy_child_is_killed_gets_its_repair_not_growth(
+        tmp_path, procs):
+    """The killed child reads busy until it is reaped, and its 200 MB take the kernel
+    a few milliseconds to tear down: a connection arriving meanwhile must not look
+    like every child busy with a connection waiting.  One start, the repair."""
+    pm = Procman(tmp_path, procs, command='CGI tests.procman.ops_apps:ops', prefork=1,
+                 extra="MinProcesses 1\nMaxProcesses 2\nIdleTimeout 600\n"
+                       "import tests.procman.ops_big")
+    pm.start()
+    pm.waitLog("ready: 1 children")
+    victim = pm.children()[0]
+    threading.Thread(target=lambda: _quietly(pm.request, '/hold',
+                                             query=str(tmp_path / 'never'), timeout=30),
+                     daemon=True).start()
+    waitState(pm, victim, 'busy')
+    os.kill(victim, signal.SIGKILL)
+    replacement = pidOf(pm.request('/', timeout=30))
+    assert replacement != victim
+    log = pm.log()
+    assert "starting one more" not in log, log
+    assert log.count("started child") == 2, log
+    assert pm.children() == [replacement]
+    pm.stop()

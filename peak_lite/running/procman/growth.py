@@ -22,8 +22,9 @@ looks again by itself, at the first moment a start could follow:
   backoff ends), at that moment: looking sooner could not start anything,
   and looking later would waste the pacing.  A connection seen waiting
   meanwhile counts then, if every child is still busy;
-- once a start could follow but no connection waits, when one arrives: the
-  listening sockets are watched, once (one wakeup, then the watch is gone);
+- once a start could follow but no connection waits, ``SETTLE`` after one
+  arrives: the listening sockets are watched, once (one wakeup, then the
+  watch is gone);
 - when a connection waits but one child is not busy, ``SETTLE`` later: a
   child between two requests looks idle for an instant, and one look must
   not take a saturated pool for a pool with room (a few times at most);
@@ -175,11 +176,16 @@ class Growth:
         self.watched = []
 
     def _arrived(self):
+        """A connection arrived while every child was busy: look ``SETTLE`` later.
+
+        A connection that waits counts, not one taken at once: a child that was
+        just killed still reads busy until it is reaped (its SIGCHLD comes once
+        the kernel has torn it down), and its repair, not growth, is what the
+        connection needs."""
         self._unwatch()              # the connection stays queued: never spin on it
         if self.ending() or not self.warm:
             return
-        self.pool.refresh()
-        self.look()
+        self._lookAt(time.monotonic() + SETTLE, replace=True)
 
     # -- cool: the scoreboard's wake --------------------------------------------
 
