@@ -107,6 +107,9 @@ class IListeners(Interface):
 
     listeners = Attribute("list of IListener")
     sockets = Attribute("list of their socket.socket objects")
+    inherited = Attribute("True when a socket was open before this process: carried "
+                          "across its exec or handed over by its predecessor, systemd's, "
+                          "or fd 0.  Connections may have queued on it meanwhile")
 
     def fds():
         """Their descriptors, in order."""

@@ -198,3 +198,72 @@ def _quietly(call, *args, **kw):
         call(*args, **kw)
     except (OSError, EOFError, ConnectionError):
         pass
+
+
+def _busy(pm):
+    return sum(1 for s in readBoard(pm.scoreboard)[1].values() if s['state'] == 'busy')
+
+
+@pytest.mark.slow
+def test_growth_looks_again_when_start_interval_allows_not_a_second_later(tmp_path, procs):
+    """Each connection arrives only once every child is busy and none is waiting, so
+    the child that finds every child busy finds no connection pending either.
+
+    The pool must still grow as soon as a connection waits (the first start) and
+    then once per StartInterval (the second and third), not at the next of the
+    manager's slow looks (once a second while every child stays busy).
+    """
+    interval = 0.5
+    pm = manager(tmp_path, procs, "MinProcesses 1\nMaxProcesses 4\nIdleTimeout 600")
+    with open(pm.path) as f:
+        pm.write(f.read().replace(f'StartInterval {START_INTERVAL}',
+                                  f'StartInterval {interval}'))
+    pm.start()
+    pm.waitLog("ready: 1 children")
+    clients, sent, started = [], {}, {}
+    try:
+        for n in range(1, 5):
+            sent[n] = time.monotonic()
+            clients.append(threading.Thread(
+                target=lambda: _quietly(pm.request, '/sleep?4', timeout=30), daemon=True))
+            clients[-1].start()
+            if n > 1:
+                pm.waitChildren(n, 5)
+                started[n] = time.monotonic()
+            waitFor(lambda: _busy(pm) == n, 5, message=f"{n} children busy")
+    finally:
+        for client in clients:
+            client.join(30)
+    # The first start follows the waiting connection at once; then one start per
+    # StartInterval, never sooner, and not a slow look (a second) later.
+    assert started[2] - sent[2] < 0.3, (sent, started)
+    for n in (3, 4):
+        assert interval - 0.02 < started[n] - started[n - 1] < interval + 0.3, (sent, started)
+    assert pm.log().count("started child") == 4, pm.log()
+    pm.stop()
+
+
+@pytest.mark.slow
+def test_a_request_right_after_a_busy_child_is_killed_gets_its_repair_not_growth(
+        tmp_path, procs):
+    """The killed child reads busy until it is reaped, and its 200 MB take the kernel
+    a few milliseconds to tear down: a connection arriving meanwhile must not look
+    like every child busy with a connection waiting.  One start, the repair."""
+    pm = Procman(tmp_path, procs, command='CGI tests.procman.ops_apps:ops', prefork=1,
+                 extra="MinProcesses 1\nMaxProcesses 2\nIdleTimeout 600\n"
+                       "import tests.procman.ops_big")
+    pm.start()
+    pm.waitLog("ready: 1 children")
+    victim = pm.children()[0]
+    threading.Thread(target=lambda: _quietly(pm.request, '/hold',
+                                             query=str(tmp_path / 'never'), timeout=30),
+                     daemon=True).start()
+    waitState(pm, victim, 'busy')
+    os.kill(victim, signal.SIGKILL)
+    replacement = pidOf(pm.request('/', timeout=30))
+    assert replacement != victim
+    log = pm.log()
+    assert "starting one more" not in log, log
+    assert log.count("started child") == 2, log
+    assert pm.children() == [replacement]
+    pm.stop()

@@ -116,8 +116,7 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
             if self.handover is not None:
                 self.handover.complete()
             manager = Manager(cfg, subject, listeners, pidfile, stderr, environ,
-                              'peak procman')
-            manager.loadFailure = failed
+                              'peak procman', loadFailure=failed)
         except BaseException as e:
             if pidfile is not None and os.getpid() == pidfile.owner:
                 pidfile.remove()

@@ -1,27 +1,43 @@
 """The pool's guards on single children: RequestTimeout's stack, then kill; MaxMemory.
 
-Part of ``Pool`` (see pool.py), kept apart so the pool's pacing reads on its
-own.  A child busy past ``RequestTimeout`` is asked for its Python stack
-(stuck.py), which is logged with its request line before the child is
-killed; a child whose private memory (USS, memory.py) is above
-``MaxMemory`` is recycled after its current request.
+Part of the pool (see pool.py), given it explicitly.  A child busy past
+``RequestTimeout`` is asked for its Python stack (stuck.py), which is logged
+with its request line before the child is killed; a child whose private
+memory (USS, memory.py) is above ``MaxMemory`` is recycled after its current
+request.  The guards decide nothing themselves: ``scaling.Policy`` says which
+child is overdue or too big; the guards gather what it needs (the stack, the
+memory) and have the pool stop and replace the child.
 """
 
 import logging
 import time
 
+from zope.interface import implementer
+
 from peak_lite.running.procman import memory, scaling, stuck
+from peak_lite.running.procman.interfaces import IGuards
 
 log = logging.getLogger('peak_lite.procman')
 
 __all__ = ['Guards']
 
 
+@implementer(IGuards)
 class Guards:
-    """RequestTimeout's stack and MaxMemory; a part of Pool, using its attributes."""
+    """See IGuards and the module docstring.  With MaxMemory, the memory check is
+    timed from construction on."""
 
-    def _askStack(self, child):
-        """RequestTimeout: ask the child for its stack; kill it once that is logged."""
+    def __init__(self, cfg, loop, policy, pool, ending):
+        self.cfg = cfg
+        self.loop = loop
+        self.policy = policy
+        self.pool = pool
+        self.ending = ending
+        if cfg.MaxMemory:
+            self.loop.callLater(memory.MEMORY_CHECK_EVERY, self._memoryCheck)
+
+    def askStack(self, child):
+        """See IGuards."""
         child.stackAsked = True
         start, served = stuck.dumpSize(child.pid), child.requests
         child.proxy.sendSignal(stuck.STACK_SIGNAL)
@@ -30,13 +46,13 @@ class Guards:
     def _killStuck(self, child, start, served):
         if not child.proxy.isRunning:
             return
-        self.refresh()
+        self.pool.refresh()
         if child.requests != served:
             # Its request ended in the meantime: the stack is history, the child is fine.
             child.stackAsked = False
             log.warning("child %d finished its request just after RequestTimeout; not "
                         "killed", child.pid)
-            self.housekeeping()
+            self.pool.housekeeping()
             return
         request, stack = stuck.readStack(child.pid, start)
         log.error("child %d has been busy on one request for %.2fs (RequestTimeout %.1fs): "
@@ -46,21 +62,20 @@ class Guards:
                   stack or '(none: the child did not answer)')
         if child.stopStage == 'HUP':         # draining: its replacement is arranged
             child.stopReason = 'timeout'
-            self._signalChild(child, 'TERM')
+            self.pool.signalChild(child, 'TERM')
             return
-        self.stopChild(child, 'timeout', quick=True)
-        self.owed += 1
-        self.maintain()
+        self.pool.replace(child, 'timeout', quick=True)
+        self.pool.maintain()
 
     def _memoryCheck(self):
         """MaxMemory: recycle, after its current request, a child above it (USS)."""
         self.loop.callLater(memory.MEMORY_CHECK_EVERY, self._memoryCheck)
-        if self.shutdown:
+        if self.ending():
             return
-        live = self.liveChildren()
+        live = self.pool.live()
         usage = {c.pid: used['uss'] for c in live
                  for used in [memory.memoryOf(c.pid)] if used is not None}
-        decisions = self.policy.memoryDecisions(live, self.floor, usage)
+        decisions = self.policy.memoryDecisions(live, self.pool.floor, usage)
         for decision in decisions:
             child = decision.child
             log.warning("child %d holds %.1f MB of private memory (USS), above MaxMemory "
@@ -69,9 +84,8 @@ class Guards:
                         ', once its replacement runs' if decision.action ==
                         scaling.REPLACE_FIRST else '')
             if decision.action == scaling.RECYCLE:
-                self.stopChild(child, decision.reason)
+                self.pool.replace(child, decision.reason)
             else:
-                child.replacing = decision.reason
-            self.owed += 1
+                self.pool.replaceFirst(child, decision.reason)
         if decisions:
-            self.maintain()
+            self.pool.maintain()

@@ -163,3 +163,196 @@ class IScalingPolicy(Interface):
 
     def floorVictim(live, floor, now):
         """After the floor was lowered: the child to stop at once, or None."""
+
+
+# -- the manager's parts (see manager.py for who does what) -----------------
+
+class IPool(Interface):
+    """The children of this generation: the one owner of their records.
+
+    Each record (``records.Child``) has ``pid``, ``proxy``, ``slot``, ``number``,
+    ``limit``, ``startedAt``, the scoreboard's ``state``, ``requests`` and
+    ``lastChange`` as of the last ``refresh()``, and the pool's own
+    ``stopStage``, ``stopReason``, ``stopAskedAt``, ``replacing`` and
+    ``stackAsked``.  Everyone else reads the records through ``records()``
+    or ``live()`` and changes them only through the methods below.
+
+    The pool never forks and never reaps.  Every method runs in the
+    manager's loop (or between two of its turns), never in a signal handler.
+    """
+
+    floor = Attribute("int: the floor, MinProcesses moved by SIGTTIN/SIGTTOU")
+    readySent = Attribute("True once this generation's first children were ready")
+    quickDeaths = Attribute("int: children in a row that died young, unasked")
+
+    def records():
+        """A read-only mapping pid -> record of every child, stopping ones included."""
+
+    def live():
+        """The records of the children not asked to stop, as a new list."""
+
+    def refresh():
+        """Copy each child's scoreboard slot into its record."""
+
+    def target():
+        """How many children the pool must reach before it is ready (then: the floor)."""
+
+    def startDue():
+        """True when the manager should fork one child now.  Else False, and a
+        timer is armed for when one is due, if one will be."""
+
+    def started(child):
+        """The manager forked ``child`` (a new record): book it; stop the child it
+        replaces, if any."""
+
+    def forkFailed(error):
+        """fork() raised ``error``: back off."""
+
+    def slotsFull():
+        """No scoreboard slot was free for a fork: try again later."""
+
+    def exited(proxy):
+        """The reaper saw ``proxy`` exit.  The record of that child, taken out of
+        the pool with its counts added to the tally and its slot cleared, or
+        None when it is not one of ours."""
+
+    def maintain():
+        """Re-plan after any change (a start, an exit, a signal)."""
+
+    def housekeeping():
+        """Act on the policy's decisions now; look again by its next deadline."""
+
+    def childWoke():
+        """A child wrote to the manager's wake pipe (already drained)."""
+
+    def changeFloor(delta):
+        """SIGTTIN (+1) or SIGTTOU (-1)."""
+
+    def stopChild(child, reason, quick=False):
+        """Stop one child: SIGHUP, SIGTERM after StopTimeout, SIGKILL after
+        KillTimeout; ``quick``: SIGTERM first."""
+
+    def signalChild(child, stage):
+        """Send SIG``stage`` ('HUP', 'TERM', 'KILL') to a child being stopped now,
+        escalating from there."""
+
+    def replace(child, reason, quick=False):
+        """Stop ``child`` and start its replacement at once."""
+
+    def replaceFirst(child, reason):
+        """Start ``child``'s replacement at once, and stop ``child`` once it runs."""
+
+    def wantGrowth():
+        """Load calls for one more child: start it, paced by StartInterval."""
+
+    def growthDue():
+        """The monotonic time from which a start on load may follow."""
+
+    def stopAll(mode):
+        """The manager stops ('stop', 'restart': gracefully; 'quit': quickly)."""
+
+    def signalAll(sig):
+        """Send ``sig`` (a name or number) to every child."""
+
+    def statusText():
+        """The one-line STATUS= text: busy, idle and total children."""
+
+
+class IGrowth(Interface):
+    """When load calls for one more child (growth.py); asks the pool, which paces.
+
+    Looks at the pool only through IPool's ``live()``, ``records()``,
+    ``refresh()``, ``growthDue()`` and ``wantGrowth()``.
+    """
+
+    def woke():
+        """A child found every child busy and wrote to the wake pipe."""
+
+    def look():
+        """Every child busy and a connection waiting: ask the pool for one more.
+        Then arm what brings the next look: the scoreboard's wake while not every
+        child is busy; else a timer at ``growthDue()``, or a watch on the
+        listening sockets, or at most ``REARM`` later."""
+
+    def grew():
+        """The pool started a child on load: look again when the next may start."""
+
+    def armWake():
+        """Arm the scoreboard's wake flag while there is room for one more child."""
+
+    def connectionPending():
+        """True when a connection waits on a listening socket, unaccepted."""
+
+
+class IGuards(Interface):
+    """RequestTimeout's stack and MaxMemory (guards.py); act through IPool."""
+
+    def askStack(child):
+        """``child`` is busy past RequestTimeout: ask for its stack, then kill and
+        replace it, unless its request ended meanwhile."""
+
+
+class IReloading(Interface):
+    """A reload's course (reloading.py): SIGHUP, the check, its outcome, and the
+    previous generation this image retires.  Acts on the manager only through
+    the callables it was given."""
+
+    def requestRestart():
+        """SIGHUP: start the check, or coalesce into the running one."""
+
+    def previousServing():
+        """True while children of a previous generation (carried across a reload's
+        exec) are still running."""
+
+    def settled():
+        """True when neither a check nor a previous generation is running."""
+
+    def fds():
+        """Descriptors a newly forked child must close."""
+
+    def owns(proxy):
+        """True when ``proxy`` is the check's or a previous generation child's."""
+
+    def exited(proxy):
+        """One that ``owns()`` exited: book it."""
+
+    def newChildExited(child, proxy, quickDeaths):
+        """A child of this generation exited: a reload whose new children keep
+        dying young fails, and the previous generation keeps serving."""
+
+    def generationReady():
+        """This generation is ready: retire the previous one; publish the outcome."""
+
+    def reloadFailed(reason):
+        """The reload that exec'd this image failed: say so; keep the previous
+        generation serving."""
+
+    def stop(quick=False):
+        """The manager stops: kill the check; retire the previous generation."""
+
+    def execCarrying(records, statusService=None):
+        """exec the new image carrying this generation's ``records`` (and any
+        previous generation) still serving, and ``statusService``'s listener
+        with a keeper answering on it until the new image does.  Returns only
+        if exec failed."""
+
+    def takeConfig():
+        """The descriptor of the config bytes the passed check read, or None."""
+
+
+class IManagerView(Interface):
+    """What the status listener may read of the manager (view.py); read-only."""
+
+    cfg = Attribute("the IProcmanConfig")
+    loop = Attribute("the manager's loop, for the listener's readers and timers")
+    pid = Attribute("the manager's pid")
+    board = Attribute("the scoreboard")
+    tally = Attribute("the manager's ITally")
+    listeners = Attribute("the listening sockets (IListeners)")
+    children = Attribute("read-only mapping pid -> record of this generation's children")
+    shutdown = Attribute("None while running, else 'stop', 'quit' or 'restart'")
+    draining = Attribute("True during DrainDelay after SIGTERM")
+    environ = Attribute("the manager's environment: the status socket and keeper a "
+                        "reload's exec carried are named there")
+    old = Attribute("the previous generation still serving after a reload's exec "
+                    "(generation.OldGeneration), or None")

@@ -1,7 +1,25 @@
 """The process manager: keeps a pool of preforked children and reacts to signals.
 
-The manager decides; the scoreboard records; the policy (``scaling.Policy``)
-computes; the reaper reaps; the loop (``loop.ManagerLoop``) waits.
+Who does what:
+- the **manager** (this module) decides: it owns the process-wide things (the
+  loop and its signal table, the reaper, the wake pipe, the pid file, the
+  sockets, stderr, the notify socket) and the lifecycle (running, draining,
+  stopping, restarting); it forks, reaps, and routes each event to the part
+  it belongs to;
+- the **scoreboard** (scoreboard.py) records what the children write;
+- the **pool** (pool.py) owns the children's records and acts: when to start
+  one (pacing, backoff), whom to stop, with its parts ``Growth`` (growth.py,
+  load) and ``Guards`` (guards.py, hung requests, memory);
+- the **policy** (``scaling.Policy``) computes the decisions, from the
+  records, the floor, the clock and the config;
+- **reloading** (reloading.py) owns a reload's check, its outcome and the
+  previous generation (generation.py) it retires;
+- the **loop** (``loop.ManagerLoop``) waits.
+
+Each part gets its collaborators in its constructor, and what it needs of
+the manager as callables (``ending``, ``onReady``, ``mode``, ``beginRestart``...),
+never the manager itself.  The status listener gets a read-only
+``ManagerView`` (view.py).
 
 ``run()`` turns the loop one turn at a time and forks *between* turns, never
 inside a callback: in the new child, ``run()`` returns the child's command at
@@ -10,7 +28,7 @@ runs it.  Every other decision runs as a loop callback: signals through the
 one dispatch table of ``signalTable()``, children's wakeups through the
 scoreboard's wake pipe, and timers.
 
-When to start a child:
+When to start a child (pool.py):
 - a *repair* (a child that died outside a crash streak, or one replaced for
   its request limit or a request timeout) and the floor (``MinProcesses``,
   moved by SIGTTIN/SIGTTOU) start at once;
@@ -36,15 +54,15 @@ from peak_lite.running.process import (
     killLeftovers)
 from peak_lite.running.procman import policy, restart
 from peak_lite.running.procman.child import ChildCommand
-from peak_lite.running.procman.generation import OldGeneration
 from peak_lite.running.procman.loop import ManagerLoop
 from peak_lite.running.procman.notify import Notifier
 from peak_lite.running.procman.pool import Pool
-from peak_lite.running.procman.reloading import Reloading
 from peak_lite.running.procman.privileges import dropPrivileges
-from peak_lite.running.procman.reloadstatus import ReloadStatus
-from peak_lite.running.procman.scoreboard import STATES, openScoreboard
+from peak_lite.running.procman.records import Child
+from peak_lite.running.procman.reloading import Reloading
+from peak_lite.running.procman.scoreboard import openScoreboard
 from peak_lite.running.procman.status import Tally, openStatus
+from peak_lite.running.procman.view import ManagerView
 
 log = logging.getLogger('peak_lite.procman')
 
@@ -56,34 +74,18 @@ HELD_SIGNALS = {signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, s
 # Held too from a reload's exec until the new image's loop runs: the old
 # generation serves meanwhile, and must be stopped gracefully, not orphaned.
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGQUIT}
-QUICK_DEATHS_REFUSE = 3  # new children dying at start, in a row: the reload failed
 SAFETY_NET = 30.0       # an idle manager still reaps and reports this often
 
 
-class Child:
-    """The manager's record of one child."""
+class Manager:
+    """One procman instance.  ``run()`` returns an exit code, or a child's command.
 
-    def __init__(self, proxy, slot, number, limit):
-        self.proxy = proxy
-        self.pid = proxy.pid
-        self.slot = slot
-        self.number = number
-        self.limit = limit
-        self.startedAt = proxy.startedAt
-        self.stopStage = None        # None, 'HUP', 'TERM' or 'KILL'
-        self.stopReason = None
-        self.stopAskedAt = None      # monotonic time of the request to stop
-        self.replacing = None        # recycle reason, while its replacement is on its way
-        self.stackAsked = False      # RequestTimeout: its stack asked for, its kill due
-        self.state = STATES.index('starting')
-        self.requests = 0
-        self.lastChange = time.monotonic()
+    ``loadFailure``: in an image exec'd by a reload whose code no longer loads
+    (``subject`` None), why; the previous generation keeps serving.
+    """
 
-
-class Manager(Reloading, Pool):
-    """One procman instance's pool.  ``run()`` returns an exit code, or a child's command."""
-
-    def __init__(self, cfg, subject, listeners, pidfile, stderr, environ, title):
+    def __init__(self, cfg, subject, listeners, pidfile, stderr, environ, title,
+                 loadFailure=None):
         self.cfg = cfg
         self.subject = subject
         self.listeners = listeners
@@ -91,32 +93,40 @@ class Manager(Reloading, Pool):
         self.stderr = stderr
         self.environ = environ
         self.title = title
+        self.loadFailure = loadFailure
         self.pid = os.getpid()
-        self.children = {}
         self.numbers = 0
         self.shutdown = None         # None, 'stop', 'quit' or 'restart'
         self.stopped = False
+        self.carry = False           # stopped to exec with the children still serving
+        self.draining = self.drained = False     # DrainDelay, after SIGTERM
+        self.stoppingSent = False
         self.board = openScoreboard(cfg)
         self.notifier = Notifier(environ)
-        self.reloads = ReloadStatus(cfg.PidFile, log)
         self.parentPipe = ParentPipe()
         self.wakeR, self.wakeW = map(highFd, os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC))
         self.reaper = Reaper(self.processExited)
         self.loop = ManagerLoop()
-        self.old = OldGeneration.fromEnviron(environ, cfg, self.loop, self.reaper)
-        self.reloadPending = self.old is not None    # its outcome is ours to publish
-        self.reloadAgain = False
-        self.carry = False
-        self.loadFailure = None      # this image could not load its code (subject None)
-        self.check = restart.ReloadCheck(environ, listeners, cfg.ReloadCheckTimeout, self.loop,
-                                         self.reaper, self._checkDone, self.reloads.checking,
-                                         configPath=cfg.filename)
+        self.tally = Tally.fromEnvironment(environ)   # what the scoreboard forgets
+        self.reloading = Reloading(
+            cfg, environ, self.loop, self.reaper, listeners, pidfile, self.board,
+            self.parentPipe, self.tally, self.pid, mode=self.mode,
+            beginRestart=lambda: self.beginShutdown('restart'), switch=self.switch,
+            previousGone=self.previousGone)
+        self.pool = Pool(cfg, self.loop, self.board, self.tally, self.notifier, listeners,
+                         hasCode=subject is not None, ending=self.mode,
+                         previousServing=self.reloading.previousServing,
+                         onReady=self.poolReady)
         self.template = ProcessTemplate(self.makeChildCommand, childSetup=self.childSetup)
         self._spawningSlot = None
-        Pool.__init__(self)
-        self.tally = Tally.fromEnvironment(environ)   # what the scoreboard forgets
-        self.draining = self.drained = False     # DrainDelay, after SIGTERM
-        self.statusService = openStatus(self)
+        self.view = ManagerView(cfg, self.loop, self.pid, environ, self.board, self.tally,
+                                listeners, self.pool, self.reloading, mode=self.mode,
+                                draining=lambda: self.draining)
+        self.statusService = openStatus(self.view)
+
+    def mode(self):
+        """The shutdown mode: None while running, else 'stop', 'quit' or 'restart'."""
+        return self.shutdown
 
     # -- running ---------------------------------------------------------
 
@@ -124,15 +134,15 @@ class Manager(Reloading, Pool):
         """The one place a signal to the manager becomes an action (see loop.py)."""
         return {
             signal.SIGCHLD: self.reap,
-            signal.SIGHUP: self.requestRestart,
+            signal.SIGHUP: self.reloading.requestRestart,
             signal.SIGTERM: lambda: self.beginShutdown('stop'),
             signal.SIGINT: lambda: self.beginShutdown('stop'),
             signal.SIGQUIT: lambda: self.beginShutdown('quit'),
             signal.SIGUSR1: self.reopenLogs,
             signal.SIGUSR2: lambda: log.info("SIGUSR2 received: it has no meaning for the "
                                              "manager; ignored"),
-            signal.SIGTTIN: lambda: self.changeFloor(+1),
-            signal.SIGTTOU: lambda: self.changeFloor(-1),
+            signal.SIGTTIN: lambda: self.pool.changeFloor(+1),
+            signal.SIGTTOU: lambda: self.pool.changeFloor(-1),
         }
 
     def run(self):
@@ -145,17 +155,18 @@ class Manager(Reloading, Pool):
         log.info("manager %d started: %s, %d-%d children, serving %s", self.pid,
                  self.cfg.filename, self.cfg.MinProcesses, self.cfg.MaxProcesses,
                  self.listeners.describe())
-        if self.old is not None and self.subject is None:
-            self.reloadFailed(f"the code no longer loads after its check passed: "
-                              f"{self.loadFailure}; no child will be started or replaced "
-                              f"until a reload succeeds")
-        elif self.old is not None:
+        if self.reloading.previousServing() and self.subject is None:
+            self.reloading.reloadFailed(
+                f"the code no longer loads after its check passed: {self.loadFailure}; no "
+                f"child will be started or replaced until a reload succeeds")
+        elif self.reloading.previousServing():
             log.info("reload: %d children of the previous generation keep serving until "
-                     "%d new ones are ready", len(self.old), self.target())
+                     "%d new ones are ready", self.reloading.previousCount(),
+                     self.pool.target())
         self.reap()                  # children of a previous generation, carried by exec
-        self.maintain()
+        self.pool.maintain()
         while not self.stopped:
-            if self.startDue():
+            if self.pool.startDue():
                 stub = self.spawn()
                 if stub is not None:
                     return stub      # we are the new child: its command, for the trampoline
@@ -172,7 +183,9 @@ class Manager(Reloading, Pool):
 
     def finish(self):
         if self.carry:
-            self.execCarrying()      # returns only if exec failed
+            self.reloading.execCarrying(self.pool.records(), self.statusService)  # returns if exec failed
+            self.shutdown = 'stop'
+            self.carry = False
         killed = killLeftovers()
         if killed:
             log.warning("killed %d leftover descendant(s) of the children: %s", len(killed),
@@ -183,7 +196,7 @@ class Manager(Reloading, Pool):
         if self.shutdown == 'restart':
             self.tally.carryAcrossExec(self.environ)
             restart.reexec(self.environ, self.listeners, self.pidfile, self.pid,
-                           self.check.takeConfig(), self.statusService)
+                           self.reloading.takeConfig(), self.statusService)
             self.shutdown = 'stop'   # exec failed
         if not self.stoppingSent:
             self.notifier.send('STOPPING=1')
@@ -192,7 +205,7 @@ class Manager(Reloading, Pool):
         self.listeners.close()
         self.board.close()
         if self.pidfile is not None:
-            self.reloads.remove()
+            self.reloading.removeStatus()
             self.pidfile.remove()
         log.info("manager %d stopped", self.pid)
         return 0
@@ -202,7 +215,7 @@ class Manager(Reloading, Pool):
         self.loop.callLater(SAFETY_NET, self.safetyNet)
         self.reap()
         if not self.shutdown:
-            self.housekeeping()
+            self.pool.housekeeping()
 
     # -- forking -----------------------------------------------------------
 
@@ -212,22 +225,21 @@ class Manager(Reloading, Pool):
         limit = policy.requestLimit(self.cfg)
         slot = self.board.allocate(-1, self.numbers, limit)
         if slot is None:             # every slot held by children still stopping
-            log.warning("scoreboard full: no child started; trying again in 1s")
-            self.grow = 0
-            self.notBefore = time.monotonic() + 1.0
+            self.pool.slotsFull()
             return None
         self._spawningSlot = slot
         try:
             proxy, stub = self.template.spawn(self)
         except OSError as e:
             self.board.clear(slot)   # a failed fork keeps no slot
-            self.forkFailed(e)
+            self.pool.forkFailed(e)
             return None
         if stub is not None:
             return stub
         self.board.setPid(slot, proxy.pid)
         self.tally.spawned()
-        self.started(Child(proxy, slot, self.numbers, limit))
+        self.reaper.track(proxy)
+        self.pool.started(Child(proxy, slot, self.numbers, limit))
         return None
 
     def childSetup(self):
@@ -238,8 +250,7 @@ class Manager(Reloading, Pool):
             self.statusService.closeInChild()
         self.notifier.close()        # the socket object's own close: no stale number later
         fds = [self.wakeR, self.pidfile.fd if self.pidfile is not None else None]
-        fds += self.old.fds() if self.old is not None else []
-        fds.append(self.check.configFd)
+        fds += self.reloading.fds()
         childBootstrap(self.pid, closeFds=[fd for fd in fds if fd is not None],
                        parentPipe=self.parentPipe)
         self.listeners.installInChild()
@@ -256,37 +267,47 @@ class Manager(Reloading, Pool):
         self.reaper.reap()
 
     def processExited(self, proxy):
-        if self.old is not None and self.old.owns(proxy):
-            self.tally.exits['reload'] += 1     # the previous generation, retired
-            if self.old.exited(proxy):
-                self.old = None
-                self.oldGone()
+        """The reaper saw ``proxy`` exit: route it to whoever owns it."""
+        if self.reloading.owns(proxy):          # the previous generation, or the check
+            self.reloading.exited(proxy)
             if self.shutdown:
                 self.checkShutdownDone()
             return
-        if self.check.owns(proxy):
-            self.check.exited(proxy)
-            if self.shutdown:
-                self.checkShutdownDone()
-            return
-        child = self.children.pop(proxy.pid, None)
+        child = self.pool.exited(proxy)
         if child is None:
             return
-        # Its own count, not the last look's copy: a child that served before
-        # it was killed, however young, did not crash at startup.
-        child.requests = self.board.read(child.slot)[2]
-        self.tally.exited(child, self.board)     # its counts outlive its slot
-        self.board.clear(child.slot)
-        self.childGone(child, proxy)
-        if (self.overlapping() and self.reloadPending
-                and self.quickDeaths >= QUICK_DEATHS_REFUSE):
-            self.reloadFailed(f"the new generation's children die before they are ready "
-                              f"(child {child.pid} {proxy.describeExit()}, "
-                              f"{self.quickDeaths} in a row)")
+        self.reloading.newChildExited(child, proxy, self.pool.quickDeaths)
         if self.shutdown:
             self.checkShutdownDone()
         else:
-            self.maintain()
+            self.pool.maintain()
+
+    def childWoke(self):
+        """A child wrote to the wake pipe: it reached its request limit, or found
+        every child busy.  The pool recycles what is due, and grows if a
+        connection waits."""
+        try:
+            while os.read(self.wakeR, 512):
+                pass
+        except BlockingIOError:
+            pass
+        self.pool.childWoke()
+
+    def poolReady(self):
+        """This generation's first children are ready: READY=1, unless a previous
+        generation still serves (then once it has gone); retire that one."""
+        if not self.reloading.previousServing():
+            self.sendReady()
+        self.reloading.generationReady()
+
+    def previousGone(self):
+        if self.pool.readySent and not self.shutdown:
+            self.sendReady()         # systemd's reload ends: only new code runs now
+
+    def sendReady(self):
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.notifier.send('READY=1', f'MAINPID={self.pid}', f'MONOTONIC_USEC={usec}',
+                           f'STATUS={self.pool.statusText()}')
 
     # -- shutdown and restart --------------------------------------------
 
@@ -302,18 +323,24 @@ class Manager(Reloading, Pool):
             usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
             self.notifier.send('RELOADING=1', f'MONOTONIC_USEC={usec}')
         else:
-            self.check.kill()
-            self.reloadAgain = False
             self.stoppingSent = self.notifier.send('STOPPING=1')
-            if self.old is not None:
-                self.old.retire(quick=(mode == 'quit'))
+            self.reloading.stop(quick=(mode == 'quit'))
         log.info("%s: stopping %d children", {'stop': 'graceful stop', 'quit': 'quick stop',
-                                              'restart': 'restart'}[mode], len(self.children))
-        for child in list(self.children.values()):
-            if mode == 'quit' and child.stopStage == 'HUP':
-                child.stopStage = None
-            self.stopChild(child, mode, quick=(mode == 'quit'))
+                                              'restart': 'restart'}[mode],
+                 len(self.pool.records()))
+        self.pool.stopAll(mode)
         self.checkShutdownDone()
+
+    def switch(self):
+        """A reload's check passed (``Reload overlap``): stop the loop, the children
+        still serving, to exec the new code carrying them (see reloading.py)."""
+        self.shutdown = 'restart'
+        self.carry = True
+        self.stopped = True
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.notifier.send('RELOADING=1', f'MONOTONIC_USEC={usec}')
+        log.info("reload: the %d children keep serving while the new code loads",
+                 len(self.pool.records()))
 
     def _drainFirst(self, mode):
         """DrainDelay: a graceful stop first only turns /readyz to 503, for that long."""
@@ -332,13 +359,9 @@ class Manager(Reloading, Pool):
         self.beginShutdown('stop')
 
     def checkShutdownDone(self):
-        if (self.shutdown and not self.children and not self.check.running
-                and self.old is None):
+        if self.shutdown and not self.pool.records() and self.reloading.settled():
             self.stopped = True
 
     def reopenLogs(self):
         self.stderr.reopen()
-        for child in self.children.values():
-            child.proxy.sendSignal('SIGUSR1')
-
-
+        self.pool.signalAll('SIGUSR1')

@@ -1,40 +1,72 @@
-"""The pool's bookkeeping: when to start, whom to stop, and when to look again.
+"""The pool: the one owner of the children's records; when to start one, whom to stop.
 
-``Pool`` is the Manager's base: it owns the pool's counters (the floor, the
-repairs owed, the growth wanted, the backoff) and acts on ``scaling.Policy``'s
-decisions.  It never forks: ``startDue()`` only says whether the manager
-should fork now, and arms a timer for when it will be due.
+``Pool`` records and acts.  It holds a ``Child`` record per child of this
+generation (stopping ones included), copied from the child's scoreboard slot
+by ``refresh()``, and the counters that pace starts: the floor, the repairs
+owed, the growth wanted, the backoff.  It carries out the decisions that
+``scaling.Policy`` computes (stop gracefully or quickly, with escalation,
+and replace), with two parts of its own, each given the pool explicitly:
+``Growth`` (growth.py: when load calls for one more child) and ``Guards``
+(guards.py: hung requests and memory).
+
+It never forks and never reaps: ``startDue()`` only says whether the manager
+should fork now, and arms a timer for when it will be due; the manager forks
+and books the child with ``started()``, reaps and hands the exit to
+``exited()``.  What it needs of the manager comes in through its
+constructor: ``ending()`` (the manager's shutdown mode, None while it runs),
+``previousServing()`` (a reload's previous generation still serves) and
+``onReady()`` (this generation's first children are ready).
 """
 
 import logging
-import os
-import select
 import signal
 import time
+import types
 
-from peak_lite.running.procman import memory, policy, scaling
+from zope.interface import implementer
+
+from peak_lite.running.procman import policy, scaling
+from peak_lite.running.procman.growth import Growth
 from peak_lite.running.procman.guards import Guards
+from peak_lite.running.procman.interfaces import IPool
+from peak_lite.running.procman.records import Child
 from peak_lite.running.procman.scoreboard import STARTING
 
 log = logging.getLogger('peak_lite.procman')
 
-__all__ = ['Pool']
+__all__ = ['Pool', 'Child']   # Child: see records.py
 
 READY_POLL = 0.02       # while the first children boot, before READY=1
-REARM = 1.0             # an unproductive all-busy wakeup re-arms after this long
 QUICK_DEATH = policy.QUICK_DEATH
 BACKOFF_CAP = 30.0
 # A young child that died of one of these was killed from outside, not crashed.
 KILLED_BY = {signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT}
 
 
-class Pool(Guards):
-    """See the module docstring.  Expects the Manager's cfg, loop, board, children,
-    notifier, listeners, shutdown and wakeR."""
+def _running():
+    return None
 
-    def __init__(self):
-        self.policy = scaling.Policy(self.cfg)
-        self.floor = self.cfg.MinProcesses
+
+@implementer(IPool)
+class Pool:
+    """See IPool and the module docstring."""
+
+    def __init__(self, cfg, loop, board, tally, notifier, listeners, hasCode=True,
+                 ending=_running, previousServing=lambda: False, onReady=lambda: None,
+                 policy=None):
+        self.cfg = cfg
+        self.loop = loop
+        self.board = board
+        self.tally = tally
+        self.notifier = notifier
+        self.listeners = listeners
+        self.hasCode = hasCode       # False: a reload's code failed to load (see Manager)
+        self.ending = ending
+        self.previousServing = previousServing
+        self.onReady = onReady
+        self.policy = policy if policy is not None else scaling.Policy(cfg)
+        self.children = {}           # pid -> Child: ours alone; others get records()
+        self.floor = cfg.MinProcesses
         self.owed = 0                # repairs: start at once
         self.grow = 0                # growth above the floor: paced by StartInterval
         self.lastStart = float('-inf')
@@ -45,18 +77,18 @@ class Pool(Guards):
         self.notBefore = 0.0         # backoff: no start before this monotonic time
         self.startTimer = None
         self.checkTimer = None
-        self.rulesWarm = False       # every child was busy at the last look
-        self.lastWake = float('-inf')  # a child's last all-busy wakeup
-        self.armTimer = None
-        self.ruleTimers = []
         self.readySent = False
-        self.stoppingSent = False
-        if self.cfg.MaxMemory:
-            self.loop.callLater(memory.MEMORY_CHECK_EVERY, self._memoryCheck)
+        self.growth = Growth(cfg, loop, board, listeners, self.policy, self, ending)
+        self.guards = Guards(cfg, loop, self.policy, self, ending)
 
-    # -- the pool --------------------------------------------------------
+    # -- the records -------------------------------------------------------
 
-    def liveChildren(self):
+    def records(self):
+        """See IPool."""
+        return types.MappingProxyType(self.children)
+
+    def live(self):
+        """See IPool."""
         return [c for c in self.children.values() if c.stopStage is None]
 
     def refresh(self):
@@ -68,7 +100,7 @@ class Pool(Guards):
 
     def overlapping(self):
         """A reload's new generation is starting while the old one still serves."""
-        return self.old is not None and not self.readySent
+        return self.previousServing() and not self.readySent
 
     def target(self):
         if self.readySent:
@@ -78,11 +110,13 @@ class Pool(Guards):
             return max(1, self.cfg.Prefork)
         return max(self.cfg.Prefork, self.floor)
 
+    # -- starting ----------------------------------------------------------
+
     def startDue(self):
         """True if the manager should fork one child now; else arm a timer for when."""
-        if self.shutdown or self.subject is None:
-            return False             # (None: a reload's code failed to load; see Manager)
-        live = self.liveChildren()
+        if self.ending() or not self.hasCode:
+            return False
+        live = self.live()
         total = len(self.children)
         replacing = sum(1 for c in live if c.replacing)
         floor = min(self.floor, self.target()) if self.overlapping() else self.floor
@@ -116,7 +150,6 @@ class Pool(Guards):
         if self.startingGrowth:
             self.lastGrowth = self.lastStart
         self.children[child.pid] = child
-        self.reaper.track(child.proxy)
         if self.forkFailures:
             log.info("forks work again after %d failed", self.forkFailures)
             self.forkFailures = 0
@@ -127,78 +160,88 @@ class Pool(Guards):
         log.info("started child %d (worker %d)", child.pid, child.number)
         if self.quickDeaths:
             self.loop.callAt(self.lastStart + QUICK_DEATH, self._streakCheck, child)
-        old = next((c for c in self.liveChildren() if c.replacing), None)
+        old = next((c for c in self.live() if c.replacing), None)
         if old is not None:
             self.stopChild(old, old.replacing)
         if self.readySent:
-            self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
+            self.growth.armWake()
+        if self.startingGrowth:
+            self.growth.grew()
         self.maintain()
 
     def _streakCheck(self, child):
         if self.quickDeaths and child.proxy.isRunning:
             self.quickDeaths = 0     # a child survived: the crash streak is over
 
+    def wantGrowth(self):
+        """Growth (growth.py) found load for one more child: start it, paced."""
+        self.grow = max(self.grow, 1)
+
+    def growthDue(self):
+        """The monotonic time from which a start on load may follow: StartInterval
+        after the last one, and not before a backoff ends."""
+        return max(self.lastGrowth + self.cfg.StartInterval, self.notBefore)
+
+    def forkFailed(self, error):
+        """fork() failed (EAGAIN, ENOMEM): back off like a crash streak, log once per streak."""
+        self.forkFailures += 1
+        delay = min(max(self.cfg.StartInterval, 0.05) * 2 ** self.forkFailures, BACKOFF_CAP)
+        self.notBefore = time.monotonic() + delay
+        if self.forkFailures == 1:
+            log.error("fork failed: %s; backing off (up to %gs between tries) until forks "
+                      "work again", error.strerror or error, BACKOFF_CAP)
+
+    def slotsFull(self):
+        """Every scoreboard slot is held by a child still stopping: try again in 1s."""
+        log.warning("scoreboard full: no child started; trying again in 1s")
+        self.grow = 0
+        self.notBefore = time.monotonic() + 1.0
+
     def maintain(self):
         """Re-plan after any change: READY=1, housekeeping's next look, notify STATUS."""
-        if self.shutdown:
+        if self.ending():
             return
-        if not self.readySent and len(self.liveChildren()) >= self.target():
+        if not self.readySent and len(self.live()) >= self.target():
             self._readyCheck()
         self.housekeeping()
 
     def _readyCheck(self):
-        """Tell systemd READY=1 once the first children have left the starting state."""
-        if self.shutdown or self.readySent:
+        """READY once the first children have left the starting state."""
+        if self.ending() or self.readySent:
             return
-        if len(self.liveChildren()) < self.target():
+        if len(self.live()) < self.target():
             return                   # a child died meanwhile: maintain() looks again
         self.refresh()
-        if any(c.state == STARTING for c in self.liveChildren()):
+        if any(c.state == STARTING for c in self.live()):
             self.loop.callLater(READY_POLL, self._readyCheck)
             return
         self.readySent = True
-        if self._connectionPending():
-            # Connections queued while the pool was down (a restart's gap) are
-            # worked off for StartInterval before that backlog can grow the pool.
+        if getattr(self.listeners, 'inherited', False) and self.growth.connectionPending():
+            # Connections queued while no pool served these sockets (a restart's gap,
+            # a predecessor's stop, socket activation) are worked off for
+            # StartInterval before that backlog can grow the pool.  On sockets this
+            # manager bound, whatever waits arrived while its pool started: load.
             self.lastGrowth = time.monotonic()
-        self.board.armWake(len(self.liveChildren()) < self.cfg.MaxProcesses)
-        log.info("ready: %d children", len(self.liveChildren()))
-        if self.old is None:         # after a reload: once the old generation is gone
-            self.sendReady()
-        self.generationReady()
+        log.info("ready: %d children", len(self.live()))
+        self.growth.look()           # arms the wake; or, every child busy already, grows
+        self.onReady()
 
-    def sendReady(self):
-        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        self.notifier.send('READY=1', f'MAINPID={self.pid}', f'MONOTONIC_USEC={usec}',
-                           f'STATUS={self.statusText()}')
+    # -- exits -------------------------------------------------------------
 
-    def stopChild(self, child, reason, quick=False):
-        """Graceful: HUP, TERM after StopTimeout, KILL after KillTimeout.  Quick: TERM, KILL."""
-        if child.stopStage is not None:
-            return
-        child.stopReason = reason
-        child.stopAskedAt = time.monotonic()
-        self.board.markStopping(child.slot)
-        self._signalChild(child, 'TERM' if quick else 'HUP')
+    def exited(self, proxy):
+        """See IPool."""
+        child = self.children.pop(proxy.pid, None)
+        if child is None:
+            return None
+        # Its own count, not the last look's copy: a child that served before
+        # it was killed, however young, did not crash at startup.
+        child.requests = self.board.read(child.slot)[2]
+        self.tally.exited(child, self.board)     # its counts outlive its slot
+        self.board.clear(child.slot)
+        self._childGone(child, proxy)
+        return child
 
-    def _signalChild(self, child, stage):
-        child.stopStage = stage
-        if not child.proxy.sendSignal(f'SIG{stage}'):
-            return
-        delay = {'HUP': self.cfg.StopTimeout, 'TERM': self.cfg.KillTimeout}.get(stage)
-        if delay is not None:
-            self.loop.callLater(delay, self._escalate, child, stage)
-
-    def _escalate(self, child, stage):
-        if not child.proxy.isRunning or child.stopStage != stage:
-            return
-        following = 'TERM' if stage == 'HUP' else 'KILL'
-        log.warning("child %d still running %.1fs after SIG%s; sending SIG%s", child.pid,
-                    self.cfg.StopTimeout if stage == 'HUP' else self.cfg.KillTimeout, stage,
-                    following)
-        self._signalChild(child, following)
-
-    def childGone(self, child, proxy):
+    def _childGone(self, child, proxy):
         """Book a reaped child: a crash streak's backoff, or a repair owed."""
         age = time.monotonic() - child.startedAt
         how = proxy.describeExit()
@@ -223,15 +266,67 @@ class Pool(Guards):
         if child.stopStage is None and not child.replacing:
             self.owed += 1           # a child that died unasked is replaced, floor or not
 
+    # -- stopping ----------------------------------------------------------
+
+    def stopChild(self, child, reason, quick=False):
+        """Graceful: HUP, TERM after StopTimeout, KILL after KillTimeout.  Quick: TERM, KILL."""
+        if child.stopStage is not None:
+            return
+        child.stopReason = reason
+        child.stopAskedAt = time.monotonic()
+        self.board.markStopping(child.slot)
+        self.signalChild(child, 'TERM' if quick else 'HUP')
+
+    def signalChild(self, child, stage):
+        """Send SIG``stage`` now and escalate from there if the child outlives its timeout."""
+        child.stopStage = stage
+        if not child.proxy.sendSignal(f'SIG{stage}'):
+            return
+        delay = {'HUP': self.cfg.StopTimeout, 'TERM': self.cfg.KillTimeout}.get(stage)
+        if delay is not None:
+            self.loop.callLater(delay, self._escalate, child, stage)
+
+    def _escalate(self, child, stage):
+        if not child.proxy.isRunning or child.stopStage != stage:
+            return
+        following = 'TERM' if stage == 'HUP' else 'KILL'
+        log.warning("child %d still running %.1fs after SIG%s; sending SIG%s", child.pid,
+                    self.cfg.StopTimeout if stage == 'HUP' else self.cfg.KillTimeout, stage,
+                    following)
+        self.signalChild(child, following)
+
+    def stopAll(self, mode):
+        """See IPool."""
+        quick = mode == 'quit'
+        for child in list(self.children.values()):
+            if quick and child.stopStage == 'HUP':
+                child.stopStage = None
+            self.stopChild(child, mode, quick=quick)
+
+    def signalAll(self, sig):
+        """See IPool."""
+        for child in self.children.values():
+            child.proxy.sendSignal(sig)
+
+    def replace(self, child, reason, quick=False):
+        """Stop ``child`` and owe its replacement (a repair: it starts at once)."""
+        self.stopChild(child, reason, quick=quick)
+        self.owed += 1
+
+    def replaceFirst(self, child, reason):
+        """Start ``child``'s replacement first; ``started()`` stops it then."""
+        child.replacing = reason
+        self.owed += 1
+
     # -- housekeeping: the policy's decisions, acted on ---------------------
 
     def housekeeping(self):
         """Act on the policy's decisions; sleep until its next deadline."""
-        if self.shutdown:
+        if self.ending():
             return
         self.refresh()
         now = time.monotonic()     # the scoreboard's clock too (see scoreboard.py)
-        live = self.liveChildren()
+        live = self.live()
         idleStopping = any(c.stopReason == 'idle' for c in self.children.values())
         draining = [c for c in self.children.values() if c.stopStage == 'HUP']
         for decision in self.policy.housekeeping(live, self.floor, now, idleStopping,
@@ -239,13 +334,11 @@ class Pool(Guards):
             child = decision.child
             if decision.action == scaling.TIMEOUT:
                 if not child.stackAsked:
-                    self._askStack(child)
+                    self.guards.askStack(child)
             elif decision.action == scaling.RECYCLE:
-                self.stopChild(child, decision.reason)
-                self.owed += 1
+                self.replace(child, decision.reason)
             elif decision.action == scaling.REPLACE_FIRST:
-                child.replacing = decision.reason
-                self.owed += 1
+                self.replaceFirst(child, decision.reason)
             else:
                 log.info("child %d idle for %.1fs (IdleTimeout %.1fs), %d running above "
                          "the floor of %d: stopping it", child.pid,
@@ -255,7 +348,7 @@ class Pool(Guards):
         if self.checkTimer is not None:
             self.checkTimer.cancel()
         # A child whose stack was asked for is killed by its own timer, not polled.
-        due = self.policy.nextCheck([c for c in self.liveChildren() if not c.stackAsked],
+        due = self.policy.nextCheck([c for c in self.live() if not c.stackAsked],
                                     self.floor, now)
         self.checkTimer = self.loop.callAt(due, self.housekeeping) if due else None
         self.notifier.status(self.statusText())
@@ -264,96 +357,13 @@ class Pool(Guards):
         counts = self.board.counts()
         return f"{counts['busy']} busy, {counts['idle']} idle, {len(self.children)} total"
 
-    # -- growth: the children's wakeups and the BusyStarter rules --------------
-
     def childWoke(self):
-        """A child wrote to the wake pipe: it reached its request limit, or found
-        every child busy.  Recycle what is due; grow if a connection waits."""
-        try:
-            while os.read(self.wakeR, 512):
-                pass
-        except BlockingIOError:
-            pass
-        if self.shutdown:
+        """See IPool."""
+        if self.ending():
             return
-        self.lastWake = time.monotonic()
+        self.growth.woke()
         self.housekeeping()
-        self.lookForGrowth(fromWake=True)
-
-    def lookForGrowth(self, fromWake=False):
-        live = self.liveChildren()
-        if not self.policy.wantsGrowth(live, len(self.children)):
-            self._cool()
-            return
-        if self._connectionPending():
-            log.info("every child is busy and a connection is waiting: starting one more")
-            self.grow = max(self.grow, 1)
-            self.board.armWake(True)
-        else:
-            self._rearm()
-        self._warm()
-
-    def _warm(self):
-        """Every child is busy: poll (1/s and each rule's RunEvery) until that ends."""
-        if self.rulesWarm:
-            return
-        self.rulesWarm = True
-        self.ruleTimers = [self.loop.callLater(REARM, self._poll)]
-        for rule in self.cfg.busyStarters:
-            self.ruleTimers.append(self.loop.callLater(rule.RunEvery, self._rule, rule))
-
-    def _cool(self):
-        """Not every child is busy: no polling; the scoreboard's wake tells us when."""
-        self.rulesWarm = False
-        for timer in self.ruleTimers:
-            timer.cancel()
-        self.ruleTimers = []
-        self._rearm()
-
-    def _rearm(self):
-        """Arm the scoreboard's wake, at most once per REARM after a child used it: a
-        pool that keeps brushing against all-busy must not wake us per request."""
-        if self.armTimer is not None:
-            self.armTimer.cancel()
-            self.armTimer = None
-        room = len(self.liveChildren()) < self.cfg.MaxProcesses
-        at = self.lastWake + REARM
-        if not room or time.monotonic() >= at:
-            self.board.armWake(room)
-        else:
-            self.armTimer = self.loop.callAt(at, self._rearm)
-
-    def _poll(self):
-        if self.shutdown or not self.rulesWarm:
-            return
-        self.ruleTimers = [t for t in self.ruleTimers if not t.cancelled]
-        self.ruleTimers.append(self.loop.callLater(REARM, self._poll))
-        self.refresh()
-        self.lookForGrowth()
-
-    def _rule(self, rule):
-        """The BusyStarter rule: every child busy and room left, so start one more."""
-        if self.shutdown or not self.rulesWarm:
-            return
-        self.ruleTimers.append(self.loop.callLater(rule.RunEvery, self._rule, rule))
-        self.refresh()
-        if self.policy.wantsGrowth(self.liveChildren(), len(self.children)):
-            log.info("every child is busy: starting one more (BusyStarter, priority %d)",
-                     rule.Priority)
-            self.grow = max(self.grow, 1)
-
-    def _connectionPending(self):
-        fds = self.listeners.fds()
-        return bool(fds) and bool(select.select(fds, [], [], 0)[0])
-
-    def forkFailed(self, error):
-        """fork() failed (EAGAIN, ENOMEM): back off like a crash streak, log once per streak."""
-        self.forkFailures += 1
-        delay = min(max(self.cfg.StartInterval, 0.05) * 2 ** self.forkFailures, BACKOFF_CAP)
-        self.notBefore = time.monotonic() + delay
-        if self.forkFailures == 1:
-            log.error("fork failed: %s; backing off (up to %gs between tries) until forks "
-                      "work again", error.strerror or error, BACKOFF_CAP)
+        self.growth.look()
 
     def changeFloor(self, delta):
         """SIGTTIN / SIGTTOU: raise or lower the floor by one, between 1 and MaxProcesses."""
@@ -361,8 +371,7 @@ class Pool(Guards):
         log.info("floor %d -> %d", self.floor, floor)
         self.floor = floor
         self.refresh()
-        victim = self.policy.floorVictim(self.liveChildren(), floor, time.monotonic())
+        victim = self.policy.floorVictim(self.live(), floor, time.monotonic())
         if victim is not None:
             self.stopChild(victim, 'floor lowered')
         self.maintain()
-

@@ -33,8 +33,9 @@ log = logging.getLogger('peak_lite.running.sockets')
 class Listeners:
     """See IListeners."""
 
-    def __init__(self, listeners=()):
+    def __init__(self, listeners=(), inherited=False):
         self.listeners = list(listeners)
+        self.inherited = inherited
 
     @property
     def sockets(self):
@@ -55,12 +56,12 @@ class Listeners:
         carried = _carried(environ, carryName)
         if not addresses:
             if carried:
-                return cls(carried)
+                return cls(carried, inherited=True)
             systemd = _systemdFds(environ)
             if systemd:
-                return cls(systemd)
+                return cls(systemd, inherited=True)
             if isListeningSocket(stdin):
-                return cls([Listener(socket.socket(fileno=os.dup(stdin)))])
+                return cls([Listener(socket.socket(fileno=os.dup(stdin)))], inherited=True)
             return cls()
         adopted = [_take(carried, address) for address in addresses]
         for leftover in carried:      # before binding: an address may have moved
@@ -73,6 +74,7 @@ class Listeners:
                 else:
                     adopted[adopted.index(listener)] = None
                     listener.update(address, owner)
+                    result.inherited = True
                 result.listeners.append(listener)
         except BaseException:
             result.close()
