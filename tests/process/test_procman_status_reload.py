@@ -13,8 +13,9 @@ import time
 import pytest
 
 from tests.process.test_procman_reload_overlap import (
-    APP_SOURCE, REQUEST_TIME, DirectClients, fdKinds, slowProcman, waitReloaded, writeApp,
+    APP_SOURCE, REQUEST_TIME, fdKinds, slowProcman, waitReloaded, writeApp,
     zombies)
+from tests.support.load import ClientLoop, fastcgiGet
 from tests.support.procman import Procman
 from tests.support.procs import childrenOf, groupPids, waitFor
 from tests.support.status import freePort, get, parse
@@ -160,7 +161,7 @@ def test_tcp_status_answers_throughout_an_overlapping_reload(tmp_path, procs):
     pm = slowProcman(tmp_path, procs, extra=f"StatusListen 127.0.0.1:{port}")
     for _ in range(3):
         pm.request('/')
-    clients = DirectClients(pm, threads=1)
+    clients = ClientLoop(fastcgiGet(pm), threads=1).start()
     prober = Prober(('127.0.0.1', port), ('/healthz', '/metrics', '/readyz'), pm.pid)
     try:
         probesAfter(prober, '/metrics')
@@ -172,7 +173,8 @@ def test_tcp_status_answers_throughout_an_overlapping_reload(tmp_path, procs):
         probesAfter(prober, '/metrics')
     finally:
         prober.stop()
-        failures = clients.stop()
+        clients.stop()
+        failures = clients.failures()
     assert failures == [], failures[:5]
     prober.assertNoGap()
     assert prober.keepersSeen       # it was a keeper that answered during the exec
