@@ -10,7 +10,7 @@ import time
 import pytest
 
 from peak_lite.running.procman.manager import SAFETY_NET
-from peak_lite.running.procman.pool import REARM
+from peak_lite.running.procman.growth import REARM
 from tests.procman.scaling_apps import pidOf
 from tests.support.fcgi_client import FastCGIClient, environFor
 from tests.support.procman import Procman, peakArgv
