@@ -358,3 +358,26 @@ def test_a_new_status_address_is_bound_and_the_old_one_closed(tmp_path, procs):
     with pytest.raises(ConnectionRefusedError):
         get(('127.0.0.1', first), '/healthz')
     pm.stop()
+
+
+def test_every_request_is_counted_across_an_overlapping_reload(tmp_path, procs):
+    # The previous generation serves on while the new image imports its code:
+    # those requests count too, read from its scoreboard, which the exec carries.
+    port = freePort()
+    pm = slowProcman(tmp_path, procs, extra=f"StatusListen 127.0.0.1:{port}")
+    with ClientLoop(fastcgiGet(pm), threads=2) as clients:
+        waitFor(lambda: clients.count() >= 20, 20, message="requests before the reload")
+        writeApp(pm.code, 'v2')
+        pm.signal(signal.SIGHUP)
+        pm.waitLog('restarting: exec')
+        served = clients.count()
+        waitFor(lambda: clients.count() >= served + 20, 20,
+                message="requests the previous generation serves during the import")
+        waitReloaded(pm, 1)
+        waitFor(lambda: clients.served('v2'), 20, message="the new code serving")
+    assert clients.failures() == []
+    total = clients.finished()
+    _, _, body = get(('127.0.0.1', port), '/metrics')
+    requests = parse(body.decode())[('peak_requests_total', frozenset())]
+    assert requests == total, (requests, total)
+    pm.stop()

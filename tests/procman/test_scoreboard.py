@@ -13,7 +13,7 @@ from zope.interface.verify import verifyClass, verifyObject
 from peak_lite.running.interfaces import IWorkerStatus
 from peak_lite.running.procman.interfaces import ProcmanError
 from peak_lite.running.procman.scoreboard import (
-    BUSY, IDLE, STARTING, STOPPING, UNKNOWN, Scoreboard, readScoreboard)
+    BUSY, IDLE, STARTING, STOPPING, UNKNOWN, CarriedBoard, Scoreboard, readScoreboard)
 from peak_lite.running.procman.slotstatus import SlotStatus
 
 HEADER = struct.Struct('<8sIIIiIId24x')
@@ -175,3 +175,42 @@ def test_a_slow_request_lands_in_its_bucket_and_nonsense_sums_read_as_zero():
     struct.pack_into('<d', board.map, board.offset(slot) + 32, math.nan)
     assert board.counters(slot)[0] == 0.0
     board.close()
+
+
+def test_an_anonymous_board_cannot_be_shrunk_by_anyone_holding_it():
+    board = Scoreboard(2)
+    try:
+        with pytest.raises(PermissionError):
+            os.ftruncate(board.fd, 0)
+        assert not os.get_inheritable(board.fd)
+    finally:
+        board.close()
+
+
+@pytest.mark.parametrize('onFile', [False, True])
+def test_a_carried_board_reads_the_live_counts_and_writes_nothing(tmp_path, onFile):
+    board = Scoreboard(3, str(tmp_path / 'scoreboard') if onFile else None)
+    slot = board.allocate(os.getpid(), 1)
+    status = SlotStatus(board, slot)
+    try:
+        fd = board.carryFd()
+        assert os.get_inheritable(fd) and board.carried
+        carried = CarriedBoard(fd)
+        with pytest.raises(OSError):
+            os.fstat(fd)                 # closed: the mapping is all it keeps
+        with status.busy():
+            status.responded(200)
+        assert carried.slotOf(os.getpid()) == slot and carried.slotOf(1) is None
+        assert carried.read(slot)[2] == 1 and carried.counters(slot)[1][0] == 1
+        with pytest.raises(TypeError):
+            carried.map[0] = 0
+        carried.close()
+    finally:
+        board.close()
+
+
+def test_a_carried_descriptor_that_is_no_board_is_refused(tmp_path):
+    path = tmp_path / 'junk'
+    path.write_bytes(b'x' * 4096)
+    with pytest.raises(ProcmanError, match='not one of this layout'):
+        CarriedBoard(os.open(path, os.O_RDONLY))

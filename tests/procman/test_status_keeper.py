@@ -160,13 +160,20 @@ def test_the_keepers_view_counts_each_request_once_and_only_live_children(procs)
         for _ in range(3):
             with slot.busy():
                 slot.responded(200)
-        tally = Tally()
+        absorbed = Tally()
         for child in (me, gone):
-            tally.absorb(child, board)    # as a reload's exec does
+            absorbed.absorb(child, board)    # as an exec does that cannot carry the board
+        state = LastState(_Manager(board, {me.pid: me, gone.pid: gone}, absorbed))
+        assert state.tally.totals(board, [me.slot])[0] == 3      # not 6
+        os.close(board.carryFd())            # as a reload's exec does: the counts stay live
+        tally = Tally()
         manager = _Manager(board, {me.pid: me, gone.pid: gone}, tally)
         state = LastState(manager)
         assert list(state.children) == [me.pid]
-        assert state.tally.totals(board, [me.slot])[0] == 3      # not 6
+        assert state.tally.totals(board, [me.slot])[0] == 3
+        with slot.busy():
+            slot.responded(200)
+        assert state.tally.totals(board, [me.slot])[0] == 4
         sock = socket.create_server(('127.0.0.1', 0))
         manager.loop = loop = ManagerLoop()
         service = StatusService(manager, Listener(sock))
@@ -174,7 +181,7 @@ def test_the_keepers_view_counts_each_request_once_and_only_live_children(procs)
         service.serveFrom(state, loop)                            # as the keeper does
         assert service.notReady() == ''                          # it is idle, alive
         code, _, body = service.respond('GET', '/metrics', {})
-        assert code == 200 and b'peak_requests_total 3\n' in body
+        assert code == 200 and b'peak_requests_total 4\n' in body
         service.close()
         loop.close()
     finally:

@@ -8,11 +8,15 @@ serving until ``Prefork`` children of the new generation are ready, then
 retires it (SIGHUP, ``StopTimeout``, SIGTERM, ``KillTimeout``, SIGKILL).
 
 Carried in the environment (``CARRY_GENERATION``), as JSON: the old
-children's pids, and the write end of the pipe whose EOF tells them that
-their manager died (see ``process.ParentPipe``), kept open across the exec
-so that they do not take the exec for a death.  The old scoreboard is not
-carried: the new generation gets a fresh one, sized by the new config; the
-old children keep writing to theirs, which only they still map.
+children's pids, the write end of the pipe whose EOF tells them that their
+manager died (see ``process.ParentPipe``), kept open across the exec so that
+they do not take the exec for a death, and a descriptor of their scoreboard.
+The new generation gets a fresh scoreboard, sized by the new config; the
+old children keep writing to theirs, which the new image maps read-only
+(``scoreboard.CarriedBoard``): their counts are in its totals while they
+serve, and added to its tally as each of them exits.  A generation carried a
+second time (a reload during a reload) is not on that board: its counts up
+to the second exec were added to the tally before it.
 """
 
 import fcntl
@@ -20,6 +24,8 @@ import json
 import logging
 import os
 
+from peak_lite.running.procman.interfaces import ProcmanError
+from peak_lite.running.procman.scoreboard import CarriedBoard
 from peak_lite.running.process import ProcessProxy
 
 log = logging.getLogger('peak_lite.procman')
@@ -29,22 +35,30 @@ __all__ = ['CARRY_GENERATION', 'OldGeneration', 'carryGeneration']
 CARRY_GENERATION = 'PEAK_PROCMAN_GENERATION'
 
 
-def carryGeneration(env, pids, stopping, pipeFds):
-    """Put the children ``pids`` (``stopping``: those already asked to stop) and the
-    parent pipes' write ends ``pipeFds`` into ``env``; keep the pipes open across exec."""
+def carryGeneration(env, pids, stopping, pipeFds, boardFd=None):
+    """Put the children ``pids`` (``stopping``: those already asked to stop), the
+    parent pipes' write ends ``pipeFds`` and their scoreboard's ``boardFd`` into
+    ``env``; keep the pipes open across exec (``boardFd`` is inheritable already)."""
     for fd in pipeFds:
         flags = fcntl.fcntl(fd, fcntl.F_GETFD)
         fcntl.fcntl(fd, fcntl.F_SETFD, flags & ~fcntl.FD_CLOEXEC)
     env[CARRY_GENERATION] = json.dumps(dict(pids=sorted(pids), stopping=sorted(stopping),
-                                            pipes=list(pipeFds)))
+                                            pipes=list(pipeFds), board=boardFd))
 
 
 class OldGeneration:
     """The children of the image before the exec: kept serving, then retired."""
 
-    def __init__(self, pids, stopping, pipeFds, cfg, loop, reaper):
+    def __init__(self, pids, stopping, pipeFds, cfg, loop, reaper, boardFd=None):
         self.cfg = cfg
         self.loop = loop
+        self.board = None
+        if boardFd is not None:
+            try:
+                self.board = CarriedBoard(boardFd)
+            except (OSError, ProcmanError) as e:
+                log.warning("the previous generation's scoreboard was not carried (%s): "
+                            "its requests from now on are not counted", e)
         self.children = {}
         self.stage = {}
         self.pipeFds = []
@@ -71,10 +85,12 @@ class OldGeneration:
             pids = [int(p) for p in data['pids']]
             stopping = {int(p) for p in data.get('stopping', ())}
             pipes = [int(fd) for fd in data.get('pipes', ())]
+            board = data.get('board')
+            board = None if board is None else int(board)
         except (ValueError, KeyError, TypeError):
             log.error("ignoring a malformed %s: %r", CARRY_GENERATION, text[:200])
             return None
-        return cls(pids, stopping, pipes, cfg, loop, reaper)
+        return cls(pids, stopping, pipes, cfg, loop, reaper, board)
 
     def __len__(self):
         return len(self.children)
@@ -93,11 +109,34 @@ class OldGeneration:
         """Descriptors a new child must not inherit."""
         return list(self.pipeFds)
 
+    def carriedSlots(self):
+        """``(board, slot)`` of each child still here whose slot the carried board holds."""
+        if self.board is None:
+            return []
+        found = [(self.board, self.board.slotOf(pid)) for pid in self.children]
+        return [pair for pair in found if pair[1] is not None]
+
+    def absorbAll(self, tally):
+        """Add every child's counts so far to ``tally``; forget the board (before
+        this generation is carried again, without it)."""
+        for board, index in self.carriedSlots():
+            tally.absorbSlot(board, index)
+        self.closeBoard()
+
+    def closeBoard(self):
+        if self.board is not None:
+            self.board.close()
+            self.board = None
+
     def owns(self, proxy):
         return self.children.get(proxy.pid) is proxy
 
-    def exited(self, proxy):
-        """One of ours was reaped.  True once the whole generation is gone."""
+    def exited(self, proxy, tally):
+        """One of ours was reaped: its counts go to ``tally``.  True once the whole
+        generation is gone."""
+        index = self.board.slotOf(proxy.pid) if self.board is not None else None
+        if index is not None:
+            tally.absorbSlot(self.board, index)
         del self.children[proxy.pid]
         stage = self.stage.pop(proxy.pid, None)
         if stage is None and not self.retiring:
@@ -147,6 +186,7 @@ class OldGeneration:
         self._signal(pid, following)
 
     def close(self):
+        self.closeBoard()
         for fd in self.pipeFds:
             try:
                 os.close(fd)

@@ -249,7 +249,8 @@ class Manager:
         if self.statusService is not None:
             self.statusService.closeInChild()
         self.notifier.close()        # the socket object's own close: no stale number later
-        fds = [self.wakeR, self.pidfile.fd if self.pidfile is not None else None]
+        fds = [self.wakeR, self.pidfile.fd if self.pidfile is not None else None,
+               self.board.fd]
         fds += self.reloading.fds()
         childBootstrap(self.pid, closeFds=[fd for fd in fds if fd is not None],
                        parentPipe=self.parentPipe)

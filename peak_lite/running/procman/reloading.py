@@ -95,7 +95,7 @@ class Reloading:
             self.check.exited(proxy)
             return
         self.tally.exits['reload'] += 1     # the previous generation, retired
-        if self.old.exited(proxy):
+        if self.old.exited(proxy, self.tally):
             self.old = None
             log.info("the previous generation has stopped")
             self.previousGone()
@@ -165,9 +165,14 @@ class Reloading:
             pids += self.old.pids()
             stopping += self.old.stopping()
             pipes += self.old.fds()
-        carryGeneration(env, pids, stopping, pipes)
-        for child in records.values():
-            self.tally.absorb(child, self.board)     # the new image cannot read their slots
+            self.old.absorbAll(self.tally)      # only this board goes with them
+        boardFd = self.board.carryFd()
+        if boardFd is None:
+            log.warning("the scoreboard cannot be carried across the exec: the requests "
+                        "the children serve from now on are not counted")
+            for child in records.values():
+                self.tally.absorb(child, self.board)
+        carryGeneration(env, pids, stopping, pipes, boardFd)
         self.tally.carryAcrossExec(env)
         if self.board.path is not None:
             # The new image maps a fresh file: the old children keep writing to theirs.

@@ -50,10 +50,17 @@ a time that is not finite as unknown too.
 The file's mapping is made with mmap(2) directly and its descriptor closed at
 once: CPython's ``mmap.mmap`` keeps a private dup of the descriptor, which
 every child would inherit, able to ``ftruncate`` the file and kill the
-manager with SIGBUS.  The file is 0600, owned by the manager's user.
+manager with SIGBUS.  The file is 0600, owned by the manager's user.  With
+no Semaphore file the scoreboard is a memfd sealed against shrinking and
+growing, so that no holder of it can cause that SIGBUS either.
+
+A reload's exec carries the board to the new image (``carryFd``), which maps
+it read-only (``CarriedBoard``): the previous generation's counts keep
+adding up there until each of its children exits.
 """
 
 import ctypes
+import fcntl
 import math
 import mmap
 import os
@@ -64,7 +71,7 @@ import time
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
 from peak_lite.util.safefile import openTrusted
 
-__all__ = ['Scoreboard', 'STATES', 'BUCKETS', 'CODE_CLASSES', 'readScoreboard', 'openScoreboard',
+__all__ = ['Scoreboard', 'CarriedBoard', 'STATES', 'BUCKETS', 'CODE_CLASSES', 'readScoreboard', 'openScoreboard',
            'checkSemaphore', 'slotsFor', 'clock', 'stateName', 'MAX_REQUEST_LIMIT',
            'MAX_SLOTS', 'MAX_CHILD_NUMBER']
 
@@ -122,11 +129,13 @@ class Scoreboard:
         self.slots = slots
         self.path = path
         size = HEADER.size + SLOT_SIZE * slots
-        self._unmap = None
+        self.fd = None
+        self.carried = False         # carryFd() gave it to a new image
         if path is None:
-            self.map = mmap.mmap(-1, size, mmap.MAP_SHARED)
+            self.fd = _sealedMemory(size)
+            self.map, self._unmap = _mapShared(self.fd, size)
         else:
-            self.map, self._unmap = _fileMap(path, size)
+            self.map, self._unmap, self._inode = _fileMap(path, size)
         HEADER.pack_into(self.map, 0, MAGIC, VERSION, slots, SLOT_SIZE, os.getpid(), 0, 0,
                          time.time())
         for i in range(slots):
@@ -201,12 +210,59 @@ class Scoreboard:
     def armWake(self, wanted=True):
         WAKE.pack_into(self.map, WAKE_OFFSET, 1 if wanted else 0)
 
-    def close(self):
-        if self._unmap is None:
-            self.map.close()
+    def slotOf(self, pid):
+        """The index of the slot ``pid`` holds, or None."""
+        for i in range(self.slots):
+            if SLOT.unpack_from(self.map, self.offset(i))[0] == pid:
+                return i
+        return None
+
+    def carryFd(self):
+        """A descriptor of this board for a reload's exec (inheritable), or None.
+        The Semaphore file is opened again by its path, which must still be the
+        file mapped (it is unlinked right after, for the new image's own)."""
+        if self.path is None:
+            fd = os.dup(self.fd)
         else:
-            self.map.release()
-            self._unmap()
+            try:
+                fd = openTrusted(self.path, os.O_RDONLY, 0, 'Semaphore', ProcmanError)
+            except (OSError, ProcmanError):
+                return None
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) != self._inode:
+                os.close(fd)
+                return None
+        os.set_inheritable(fd, True)
+        self.carried = True
+        return fd
+
+    def close(self):
+        self.map.release()
+        self._unmap()
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class CarriedBoard(Scoreboard):
+    """The previous image's scoreboard, carried across a reload's exec: read-only.
+    ``CarriedBoard(fd)`` maps it and closes ``fd``; ProcmanError if it is no board."""
+
+    def __init__(self, fd):
+        self.path = self.fd = None
+        try:
+            size = os.fstat(fd).st_size
+            if size < HEADER.size:
+                raise ProcmanError(f"a carried scoreboard of {size} bytes is too small")
+            self.map, self._unmap = _mapShared(fd, size, writable=False)
+        finally:
+            os.close(fd)
+        magic, version, slots, slotSize = HEADER.unpack_from(self.map, 0)[:4]
+        if (magic != MAGIC or version != VERSION or slotSize != SLOT_SIZE
+                or HEADER.size + slots * SLOT_SIZE > size):
+            self.close()
+            raise ProcmanError("the carried scoreboard is not one of this layout")
+        self.slots = slots
 
 
 def slotsFor(cfg):
@@ -262,14 +318,29 @@ def _semaphoreError(cfg, rule, message):
 
 
 def _fileMap(path, size):
-    """(writable memoryview of the file's shared mapping, unmap function); no fd kept."""
+    """(writable memoryview of the file's shared mapping, unmap function, (dev, inode));
+    no fd kept."""
     fd = openTrusted(path, os.O_RDWR | os.O_CREAT, 0o600, 'Semaphore', ProcmanError)
     try:
         os.fchmod(fd, 0o600)
         os.ftruncate(fd, size)
-        return _mapShared(fd, size)
+        st = os.fstat(fd)
+        return _mapShared(fd, size) + ((st.st_dev, st.st_ino),)
     finally:
         os.close(fd)
+
+
+def _sealedMemory(size):
+    """A memfd of ``size`` bytes that nobody can shrink or grow (close-on-exec)."""
+    fd = os.memfd_create('peak-procman-scoreboard', os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        os.ftruncate(fd, size)
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS,
+                    fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -279,12 +350,15 @@ _libc.mmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_
 _libc.munmap.argtypes = (ctypes.c_void_p, ctypes.c_size_t)
 
 
-def _mapShared(fd, size):
-    address = _libc.mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, fd, 0)
+def _mapShared(fd, size, writable=True):
+    prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+    address = _libc.mmap(None, size, prot, mmap.MAP_SHARED, fd, 0)
     if address in (None, ctypes.c_void_p(-1).value):
         err = ctypes.get_errno()
         raise ProcmanError(f"cannot map the scoreboard: {os.strerror(err)}")
     view = memoryview((ctypes.c_char * size).from_address(address)).cast('B')
+    if not writable:
+        view = view.toreadonly()
     return view, lambda: _libc.munmap(address, size)
 
 

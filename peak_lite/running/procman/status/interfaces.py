@@ -26,9 +26,10 @@ class ITally(Interface):
     def reloaded(ok):
         """A reload check finished, accepted (``ok``) or refused."""
 
-    def totals(board, slots):
+    def totals(board, slots, carried=()):
         """(requests, duration sum, (2xx..5xx), per-bucket counts): the exited children's
-        plus those of the live children's ``slots``.  Never smaller than a previous
+        plus those of the live children's ``slots`` of ``board`` and of the previous
+        generation's ``carried`` ``(board, slot)`` pairs.  Never smaller than a previous
         call's."""
 
 

@@ -1,9 +1,9 @@
 """What the status keeper shows (see keeper.py): the manager as the exec left it.
 
-Children's states are read live from their scoreboard, shared memory the
-keeper still maps; its counters are those carried across the exec, the
-totals the new image goes on from, so that no counter goes backwards when
-it takes over.
+Children's states and counts are read live from their scoreboard, shared
+memory the keeper still maps, on top of the tally carried across the exec:
+the same sum the new image shows once it takes over (it maps that board
+too), so that no counter goes backwards.
 """
 
 from peak_lite.running.sockets import Listeners
@@ -15,8 +15,10 @@ class LastState:
     """The manager as the keeper shows it: what StatusService reads of a Manager.
 
     Children: those the exec left, while they live, in their states as their
-    scoreboard says now.  Counts: the tally carried across the exec (the
-    children's counts are in it already), which the new image goes on from.
+    scoreboard says now.  Counts: the tally carried across the exec plus every
+    one of those children's slots, dead or alive (a slot keeps its counts:
+    the keeper reaps nobody).  When the board could not be carried, the
+    children's counts are in the tally already.
     """
 
     def __init__(self, manager):
@@ -25,10 +27,11 @@ class LastState:
         self.board = manager.board
         self.shutdown = None
         self.draining = False
-        self.tally = _CarriedCounts(manager.tally)
+        self._children = dict(manager.children)
+        slots = [c.slot for c in self._children.values()] if manager.board.carried else []
+        self.tally = _CarriedCounts(manager.tally, slots)
         self.listeners = Listeners()      # the app's: closed here, no queue to show
         self.old = _LiveGeneration(manager.old) if manager.old is not None else None
-        self._children = dict(manager.children)
 
     @property
     def children(self):
@@ -37,16 +40,17 @@ class LastState:
 
 
 class _CarriedCounts:
-    """A tally whose totals leave out the live slots: they are counted in it already."""
+    """A tally whose totals count the slots of every child the exec left."""
 
-    def __init__(self, tally):
+    def __init__(self, tally, slots):
         self.tally = tally
+        self.slots = slots
         self.spawns = tally.spawns
         self.exits = tally.exits
         self.reloads = tally.reloads
 
-    def totals(self, board, slots):
-        return self.tally.totals(board, ())
+    def totals(self, board, slots, carried=()):
+        return self.tally.totals(board, self.slots)
 
 
 class _LiveGeneration:

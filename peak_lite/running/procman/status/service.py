@@ -131,8 +131,9 @@ class StatusService:
     def snapshot(self):
         m = self.manager
         children = sorted(m.children.values(), key=lambda c: c.number)
-        requests, durationSum, codes, buckets = m.tally.totals(m.board,
-                                                               [c.slot for c in children])
+        requests, durationSum, codes, buckets = m.tally.totals(
+            m.board, [c.slot for c in children],
+            m.old.carriedSlots() if m.old is not None else ())
         self.memory.forget([c.pid for c in children])
         memory = []
         for child in children:

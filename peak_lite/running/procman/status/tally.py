@@ -94,8 +94,12 @@ class Tally:
     def absorb(self, child, board):
         """Add what ``child``'s slot counted to the totals: it exited, or an
         overlapping reload hands it to a new image that cannot read its slot."""
-        _, _, requests, _, _ = board.read(child.slot)
-        total, codes, buckets = board.counters(child.slot)
+        self.absorbSlot(board, child.slot)
+
+    def absorbSlot(self, board, index):
+        """Add what slot ``index`` of ``board`` counted to the totals."""
+        _, _, requests, _, _ = board.read(index)
+        total, codes, buckets = board.counters(index)
         self.requests += requests
         self.durationSum += total
         self.codes = [a + b for a, b in zip(self.codes, codes)]
@@ -104,11 +108,12 @@ class Tally:
     def reloaded(self, ok):
         self.reloads['accepted' if ok else 'refused'] += 1
 
-    def totals(self, board, slots):
-        """(requests, duration sum, codes, buckets): ours plus the live ``slots``'."""
+    def totals(self, board, slots, carried=()):
+        """(requests, duration sum, codes, buckets): ours plus the live ``slots``' of
+        ``board``, plus the ``(board, slot)`` pairs ``carried`` (a previous generation's)."""
         requests, durationSum = self.requests, self.durationSum
         codes, buckets = list(self.codes), list(self.buckets)
-        for index in slots:
+        for board, index in [(board, i) for i in slots] + list(carried):
             requests += board.read(index)[2]
             total, more, counts = board.counters(index)
             durationSum += total
