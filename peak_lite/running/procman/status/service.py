@@ -13,6 +13,7 @@
 import json
 import logging
 import os
+from importlib import metadata
 
 from zope.interface import implementer
 
@@ -35,9 +36,8 @@ __all__ = ['StatusService', 'openStatus', 'VERSION']
 
 def _version():
     try:
-        from importlib.metadata import version
-        return version('peak_lite')
-    except Exception:       # not installed as a distribution: still serve
+        return metadata.version('peak_lite')
+    except metadata.PackageNotFoundError:   # not installed as a distribution: still serve
         return 'unknown'
 
 
