@@ -116,10 +116,14 @@ class PidFile(FlockFile):
 
     def _writePid(self):
         # In place, on the locked descriptor: a rename would move the lock's
-        # inode away and let a second manager lock the new file.
+        # inode away and let a second manager lock the new file.  Written first,
+        # then cut to length, never truncated first: a reader (``--reload``
+        # polling while a restart's exec re-adopts the file) sees the old pid or
+        # the new one, never an empty file (a longer old pid's tail is past the
+        # newline only for that instant).
         data = f"{os.getpid()}\n".encode()
-        os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, data, 0)
+        os.ftruncate(self.fd, len(data))
         os.fsync(self.fd)
 
     def _readHolder(self):

@@ -171,3 +171,38 @@ def test_steady_load_does_not_wake_the_manager_per_request(tmp_path, procs):
         f"{wakeups} wakeups for {STEADY_REQUESTS} requests in {seconds:.1f} s; "
         f"the timers allow {allowed}")
     pm.stop()
+
+
+@pytest.mark.slow
+def test_a_pool_saturated_without_a_backlog_does_not_wake_the_manager_per_request(
+        tmp_path, procs):
+    """As many clients as children, each sending its next request as soon as it has
+    its answer: every child is busy nearly all the time, and no connection waits
+    for long.  The manager may look now and then, not at each request; and a
+    client back before its child has marked itself idle is no reason to grow."""
+    import threading
+    pm = Procman(tmp_path, procs, command=APP, prefork=2,
+                 extra="MinProcesses 2\nMaxProcesses 4\nIdleTimeout 600")
+    pm.start(children=2)
+    pm.waitLog("ready: 2 children")
+    served, stop = [], threading.Event()
+
+    def client():
+        while not stop.is_set():
+            pm.request('/sleep?0.01')
+            served.append(1)
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(2)]
+    for t in threads:
+        t.start()
+    waitFor(lambda: len(served) >= 20, 10, message="requests flowing")
+    before, count = _switches(pm.pid), len(served)
+    began = time.monotonic()
+    waitFor(lambda: time.monotonic() - began >= 3.0, 5, interval=0.1)
+    wakeups, requests = _switches(pm.pid) - before, len(served) - count
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert requests > 200
+    assert wakeups * 10 < requests, f"{wakeups} wakeups, {requests} requests"
+    assert pm.log().count("starting one more") <= 1, pm.log()
+    pm.stop()

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 from zope.interface.verify import verifyObject
@@ -148,3 +149,28 @@ def test_a_file_others_can_write_is_refused(tmp_path):
     with pytest.raises(LockError, match='writable by its group'):
         PidFile(str(path)).create()
     assert oct(os.stat(path).st_mode & 0o777) == oct(0o664)
+
+
+def test_rewriting_the_pid_after_exec_never_shows_a_reader_an_empty_file(procs, tmp_path):
+    """A manager re-adopts its pid file after a restart's exec and writes its pid again:
+    ``peak procman --reload``, polling the file meanwhile, must never read it empty
+    and take the manager for gone."""
+    path = str(tmp_path / 'app.pid')
+    pidfile = PidFile(path)
+    pidfile.create()
+    reader = procs([sys.executable, '-c', textwrap.dedent(f"""
+        import sys, time
+        from peak_lite.util.lockfile import readPidFile
+        deadline, empty, reads = time.monotonic() + 3, 0, 0
+        while time.monotonic() < deadline:
+            reads += 1
+            empty += readPidFile({path!r}) is None
+        print(empty, reads)
+        """)], stdout=subprocess.PIPE)
+    deadline = time.monotonic() + 3.5
+    while reader.popen.poll() is None and time.monotonic() < deadline:
+        PidFile(path).adopt(pidfile.fd)          # what the exec'd manager does
+    out, _ = reader.popen.communicate(timeout=10)
+    empty, reads = map(int, out.split())
+    assert reads > 1000 and empty == 0, (empty, reads)
+    pidfile.remove()

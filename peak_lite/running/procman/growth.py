@@ -23,12 +23,17 @@ looks again by itself, at the first moment a start could follow:
   and looking later would waste the pacing.  A connection seen waiting
   meanwhile counts then, if every child is still busy;
 - once a start could follow but no connection waits, ``SETTLE`` after one
-  arrives: the listening sockets are watched, once (one wakeup, then the
-  watch is gone);
+  arrives: the listening sockets are watched, once, and at most once per
+  ``REARM`` (a pool with as many busy clients as children and no backlog
+  would otherwise wake the manager per connection);
 - when a connection waits but one child is not busy, ``SETTLE`` later: a
   child between two requests looks idle for an instant, and one look must
   not take a saturated pool for a pool with room (a few times at most);
 - in any case at least once per ``REARM``.
+
+A start follows only when every child is busy and a connection waits (or
+waited, above) on two looks ``SETTLE`` apart: a child that has just answered
+reads busy for an instant, and its client may already be back.
 """
 
 import logging
@@ -69,6 +74,8 @@ class Growth:
         self.watched = []            # listening fds watched for a connection
         self.settling = 0            # looks in a row that found a child between requests
         self.waited = False          # a connection waited, every child busy, before due
+        self.confirming = False      # every child busy and a connection waiting, once
+        self.lastWatch = float('-inf')
 
     def woke(self):
         """See IGrowth."""
@@ -84,6 +91,7 @@ class Growth:
         now, due = time.monotonic(), self.pool.growthDue()
         live, total = self.pool.live(), len(self.pool.records())
         if not self.policy.wantsGrowth(live, total):
+            self.confirming = False
             if (self.settling < SETTLE_TRIES and now >= due
                     and total < self.cfg.MaxProcesses and self.connectionPending()):
                 # A child between two requests (or just started) will take the waiting
@@ -100,17 +108,27 @@ class Growth:
             # every child is still busy: by then it may have been taken, and the
             # requests behind it may wait where no listening socket shows them (on
             # kept-alive connections).
+            self.confirming = False
             self.waited = self.waited or self.connectionPending()
             self._lookAt(due)
             return
-        if self.connectionPending():
+        pending = self.connectionPending()
+        if (pending or self.waited) and not self.confirming:
+            # Seen once: a child that has just answered reads busy for an instant,
+            # and its client may be back already.  Still so SETTLE later: load.
+            self.confirming = True
+            self._lookAt(now + SETTLE, replace=True)
+            return
+        self.confirming = False
+        if pending:
             log.info("every child is busy and a connection is waiting: starting one more")
             self.pool.wantGrowth()   # the start moves the next look (see grew())
         elif self.waited:
             log.info("every child is busy and a connection was waiting: starting one more")
             self.pool.wantGrowth()
-        else:
-            self._watch()
+        elif now >= self.lastWatch + REARM:
+            self._watch()            # once per REARM: a pool saturated without a
+                                     # backlog must not wake us per connection
         self.waited = False
         self._lookAt(now + REARM)
 
@@ -139,6 +157,7 @@ class Growth:
         self.warm = False
         self.settling = 0
         self.waited = False
+        self.confirming = False
         self._unwatch()
         for timer in self.ruleTimers:
             timer.cancel()
@@ -166,6 +185,7 @@ class Growth:
 
     def _watch(self):
         """Look again as soon as a connection arrives on a listening socket: once."""
+        self.lastWatch = time.monotonic()
         self.watched = self.listeners.fds()
         for fd in self.watched:
             self.loop.addReader(fd, self._arrived)

@@ -236,6 +236,10 @@ class Manager:
             return None
         if stub is not None:
             return stub
+        # The new child is what a waiting connection needs; our bookkeeping (and
+        # the copy-on-write faults each of our first writes now takes) is not.
+        # When the scheduler put the child on our CPU, let it run first.
+        os.sched_yield()
         self.board.setPid(slot, proxy.pid)
         self.tally.spawned()
         self.reaper.track(proxy)

@@ -216,7 +216,7 @@ class Pool:
             self.loop.callLater(READY_POLL, self._readyCheck)
             return
         self.readySent = True
-        if getattr(self.listeners, 'inherited', False) and self.growth.connectionPending():
+        if self.listeners.inherited and self.growth.connectionPending():
             # Connections queued while no pool served these sockets (a restart's gap,
             # a predecessor's stop, socket activation) are worked off for
             # StartInterval before that backlog can grow the pool.  On sockets this
