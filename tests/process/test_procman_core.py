@@ -298,3 +298,27 @@ def test_a_draining_child_ignores_further_hups(tmp_path, procs):
         time.sleep(0.002)
     assert pm.proc.wait(20) == 0, pm.failure()
     assert f"child {kid} exited with status 0 (stop)" in pm.log(), pm.log()
+
+
+def _socketCount(pid):
+    return sum(os.readlink(f'/proc/{pid}/fd/{fd}').startswith('socket:')
+               for fd in os.listdir(f'/proc/{pid}/fd'))
+
+
+def test_a_draining_child_waits_for_the_request_of_a_connection_it_just_accepted(
+        tmp_path, procs):
+    # A client connects, the child accepts, and the child is told to stop before
+    # the request's first byte arrives (a loaded machine, a slow network): that
+    # request is on its way, not an idle kept-alive link, and must be served.
+    pm = Procman(tmp_path, procs, command=APP, prefork=1)
+    pm.start()
+    [kid] = pm.children()
+    sockets = _socketCount(kid)
+    with FastCGIClient(pm.socket) as client:
+        waitFor(lambda: _socketCount(kid) > sockets, 10, message="the child to accept")
+        os.kill(kid, signal.SIGHUP)      # a graceful stop: it drains what it holds
+        time.sleep(0.5)                  # the request comes late: that is the test
+        response = client.request(environFor('GET', '/'))
+    assert response.status == 200
+    assert f"pid={kid}\n" in response.body.decode(), "not served by the child that accepted"
+    pm.stop()

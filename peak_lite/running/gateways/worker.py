@@ -105,7 +105,10 @@ class Worker:
         stopping worker (no longer accepting) keeps serving its open
         connections, closing each after its response so it is not reused,
         until none is left, none has had a request for ``quiet`` seconds, or
-        ``limit`` seconds have passed.  Then it closes the rest.
+        ``limit`` seconds have passed.  Then it closes the rest.  A
+        connection accepted whose first byte has not arrived yet is no idle
+        link: its request is on its way, so while one is open the drain
+        waits up to ``limit`` for it, not ``quiet``.
         """
         self.draining = True
         end = time.monotonic() + limit
@@ -113,7 +116,8 @@ class Worker:
         # poll(), not select(): descriptors past 1024 are routine in a busy worker.
         while self.connections:
             now = time.monotonic()
-            wait = min(end, lastRequest + quiet) - now
+            pending = any(fd in self._fresh for fd in self.connections)
+            wait = (end if pending else min(end, lastRequest + quiet)) - now
             if wait <= 0:
                 break
             poller = select.poll()
