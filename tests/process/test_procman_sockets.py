@@ -19,7 +19,7 @@ import pytest
 from peak_lite.running.sockets import Listener, parseAddress
 from tests.support.nginx import Nginx, freePort
 from tests.support.procman import Procman, peakArgv
-from tests.support.procs import childrenOf, waitFor
+from tests.support.procs import childrenOf, fdTargets, waitFor
 
 root = pytest.mark.skipif(os.getuid() != 0, reason="needs root: other users' files and sockets")
 
@@ -236,14 +236,9 @@ def test_processes_the_app_starts_inherit_no_listening_socket(tmp_path, procs):
     conn.request('GET', '/')
     sleeper = int(conn.getresponse().read())
     conn.close()
-    held = []
-    for fd in os.listdir(f'/proc/{sleeper}/fd'):
-        try:
-            held.append(os.readlink(f'/proc/{sleeper}/fd/{fd}'))
-        except FileNotFoundError:
-            # Closed since the listing: the just-exec'd program's loader opens and
-            # closes its libraries.  An inherited listener would stay open.
-            pass
+    # A descriptor closed since the listing (the just-exec'd program's loader opens
+    # and closes its libraries) is left out; an inherited listener would stay open.
+    held = fdTargets(sleeper)
     assert not [link for link in held if link.startswith('socket:')], held
     with open(f'/proc/{sleeper}/environ', 'rb') as f:
         assert b'PEAK_LISTEN_FDS=' not in f.read()

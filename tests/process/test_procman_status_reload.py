@@ -17,7 +17,7 @@ from tests.process.test_procman_reload_overlap import (
     zombies)
 from tests.support.load import ClientLoop, fastcgiGet
 from tests.support.procman import Procman
-from tests.support.procs import childrenOf, groupPids, waitFor
+from tests.support.procs import childrenOf, fdTargets, groupPids, waitFor
 from tests.support.status import freePort, get, parse
 
 INTERVAL = 0.02
@@ -36,17 +36,6 @@ def keepers(pid):
         except OSError:
             pass
     return found
-
-
-def fdTargets(pid):
-    """What each open descriptor of ``pid`` names (a path, 'socket:[INODE]', ...)."""
-    targets = []
-    for fd in os.listdir(f'/proc/{pid}/fd'):
-        try:
-            targets.append(os.readlink(f'/proc/{pid}/fd/{fd}'))
-        except OSError:
-            pass
-    return targets
 
 
 def unixListeners(pid):

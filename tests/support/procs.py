@@ -46,6 +46,18 @@ def pidAlive(pid):
     return state not in ('Z', 'X')
 
 
+def fdTargets(pid):
+    """What each open descriptor of ``pid`` names (a path, 'socket:[INODE]', ...); a
+    descriptor closed between the listing and its reading is left out."""
+    targets = []
+    for fd in os.listdir(f'/proc/{pid}/fd'):
+        try:
+            targets.append(os.readlink(f'/proc/{pid}/fd/{fd}'))
+        except OSError:
+            pass
+    return targets
+
+
 def groupPids(pgid):
     """Pids of live (non-zombie) processes whose process group is ``pgid``."""
     found = []

@@ -178,21 +178,18 @@ def _splitNameValues(data, text, maxPairs):
 
 def _longLengths(data, pos, end):
     """``(nameLength, valueLength, position after them)`` when either has 4 bytes."""
-    nlen = data[pos]
-    if nlen & 0x80:
-        nlen = _longLength(data, pos, end)
-        pos += 4
-    else:
-        pos += 1
+    nlen, pos = _length(data, pos, end)
     if pos >= end:
         raise ProtocolError(f"FastCGI name-value pair truncated at byte {pos} of {end}")
-    vlen = data[pos]
-    if vlen & 0x80:
-        vlen = _longLength(data, pos, end)
-        pos += 4
-    else:
-        pos += 1
+    vlen, pos = _length(data, pos, end)
     return nlen, vlen, pos
+
+
+def _length(data, pos, end):
+    """The length of 1 or 4 bytes at ``pos``, and the position after it."""
+    if data[pos] & 0x80:
+        return _longLength(data, pos, end), pos + 4
+    return data[pos], pos + 1
 
 
 def decodeNameValues(data, maxPairs=1000):
