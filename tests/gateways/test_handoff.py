@@ -30,7 +30,7 @@ def test_a_connection_handed_to_another_process_keeps_its_unread_bytes():
         try:
             client.close()
             waitFor(lambda: selectReadable(pool.receiver), 10)
-            sock = pool.take()
+            sock, _deadline = pool.take()
             sock.setblocking(True)
             data = sock.recv(100)
             sock.sendall(b'served ' + data + f' in {os.getpid()}'.encode())
@@ -53,6 +53,23 @@ def test_a_connection_handed_to_another_process_keeps_its_unread_bytes():
         pool.close()
 
 
+def test_a_silent_connection_travels_with_its_deadline():
+    """One accepted whose request has not arrived: the taker learns when to give up on it."""
+    pool = HandoffPool()
+    client, server = socket.socketpair()
+    try:
+        assert pool.give(server, deadline=1234.5)
+        assert pool.give(client)
+        server.close()
+        client.close()
+        taken = [pool.take(), pool.take()]
+        assert [deadline for _sock, deadline in taken] == [1234.5, None]
+        for sock, _deadline in taken:
+            sock.close()
+    finally:
+        pool.close()
+
+
 def test_the_queue_outlives_the_process_that_filled_it():
     """A worker SIGKILLed after handing a connection over does not take it down."""
     pool = HandoffPool()
@@ -69,7 +86,8 @@ def test_the_queue_outlives_the_process_that_filled_it():
         waitFor(lambda: selectReadable(pool.receiver), 10, message="the hand-off")
         _reap(pid)
         pid = None
-        sock = pool.take()
+        sock, deadline = pool.take()
+        assert deadline is None
         client.sendall(b'still here')
         sock.setblocking(True)
         sock.settimeout(10)

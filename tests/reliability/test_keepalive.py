@@ -176,3 +176,39 @@ def _readable(sock):
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     return bool(poller.poll(0))
+
+
+def test_a_connection_accepted_before_its_request_does_not_die_with_a_worker_busy_on_another(
+        tmp_path, procs):
+    """Worker A accepts a connection whose request has not arrived yet, then a 2 s request.
+
+    A web server writes its request right after connecting, so a worker that
+    accepts several connections in one turn can find the first still silent
+    and then start a request on the second.  The silent one's request is not
+    A's: it goes to the pool as A's request starts, an idle sibling serves
+    it, and A's death cannot take it down.  Before, A kept it; killed, A took
+    two requests down with it (the chaos suite's rare "77 failed for 76
+    kills").
+    """
+    pm = Procman(tmp_path, procs, command='CGI tests.reliability.apps:sleepy', prefork=1,
+                 extra=POOL).start()
+    [busy] = pm.children()
+    silent = FastCGIClient(pm.socket, timeout=20)     # accepted by the only worker, A
+    slow = FastCGIClient(pm.socket, timeout=20)
+    try:
+        slow.sendRequest(environFor('GET', '/', query='ms=2000&id=slow'))
+        waitFor(lambda: _state(pm, busy) == 'busy', 10, message="worker A to be busy")
+        pm.signal(signal.SIGTTIN)
+        [sibling] = waitFor(lambda: [k for k in pm.children() if k != busy] or None, 10,
+                            message="worker B")
+        waitFor(lambda: _state(pm, sibling) == 'idle', 10, message="worker B to be idle")
+        os.kill(busy, signal.SIGKILL)
+        answer = silent.request(environFor('GET', '/', query='ms=0&id=silent'))
+        assert answer.status == 200
+        assert answer.body.startswith(f'pid={sibling} id=silent'.encode()), answer.body
+        with pytest.raises(EOFError):
+            slow.readResponse()         # A's own request is the only one it took down
+    finally:
+        slow.close()
+        silent.close()
+        pm.stop()

@@ -88,6 +88,10 @@ def test_every_200_has_its_row_and_no_row_lacks_one(tmp_path, procs, pgDb):
         summary = (f"{len(results)} requests, {len(answered)} answered 200, {len(kills)} kills, "
                    f"2 restarts, {len(failed)} failed {kinds.most_common(4)}, "
                    f"{len(unanswered)} rows without a 200")
+        upstream = [line.split('[error]', 1)[1][:160] for line in nginx.errorLogText().splitlines()
+                    if '[error]' in line]
+        if len(failed) > len(kills):
+            summary += "; nginx said:\n" + "\n".join(upstream) + "\nprocman said:\n" + pm.log()
         assert len(answered) > 10 * len(kills), summary
         assert len(failed) <= len(kills), summary
         assert not lost, f"answered 200 but no row: {lost[:20]}; {summary}"

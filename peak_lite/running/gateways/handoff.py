@@ -32,6 +32,7 @@ import logging
 import select
 import signal
 import socket
+import struct
 
 from zope.interface import implementer
 
@@ -43,14 +44,17 @@ log = logging.getLogger('peak_lite.running.gateways')
 
 HANDOFF_EVERY = 0.01    # the timer's period: a request that has run through a
                         # whole period lets its worker's waiting connections go
+KEPT = b'k'             # a datagram's tag: a kept-alive connection with a request waiting,
+SILENT = b's'           # ... or one accepted whose request has not arrived, then its deadline
+DEADLINE = struct.Struct('=d')
 
 
 @implementer(IHandoffPool)
 class HandoffPool:
     """See IHandoffPool.  The hand-off queue of one pool of workers.  Make it before forking them.
 
-    ``give(sock)`` queues a connection for whichever worker reads next;
-    ``take()`` returns one, or None.  In each worker process, ``install(workers,
+    ``give(sock, deadline=None)`` queues a connection for whichever worker
+    reads next; ``take()`` returns one as ``(sock, deadline)``, or None.  In each worker process, ``install(workers,
     loop)`` watches the queue and the alarm, ``uninstall()`` undoes it.
     """
 
@@ -69,10 +73,16 @@ class HandoffPool:
 
     # -- the queue -------------------------------------------------------
 
-    def give(self, sock):
-        """Queue ``sock`` for a sibling; True if it went (then close your copy)."""
+    def give(self, sock, deadline=None):
+        """Queue ``sock`` for a sibling; True if it went (then close your copy).
+
+        ``deadline`` (``time.monotonic()``) marks a connection accepted whose
+        request has not arrived yet: the taker closes it if nothing has come
+        by then, as the giver would have.
+        """
+        tag = KEPT if deadline is None else SILENT + DEADLINE.pack(deadline)
         try:
-            socket.send_fds(self.sender, [b'c'], [sock.fileno()])
+            socket.send_fds(self.sender, [tag], [sock.fileno()])
         except (BlockingIOError, InterruptedError):
             return False            # the queue is full: keep it and serve it yourself
         except OSError as e:
@@ -81,15 +91,18 @@ class HandoffPool:
         return True
 
     def take(self):
-        """A connection from the queue, or None when it is empty."""
+        """``(sock, deadline)`` from the queue (see give()), or None when it is empty."""
         try:
-            _msg, fds, _flags, _addr = socket.recv_fds(self.receiver, 16, 4)
+            msg, fds, _flags, _addr = socket.recv_fds(self.receiver, 16, 4)
         except (BlockingIOError, InterruptedError):
             return None
         socks = [socket.socket(fileno=fd) for fd in fds]
         for extra in socks[1:]:     # never sent by give(); do not leak them
             extra.close()
-        return socks[0] if socks else None
+        if not socks:
+            return None
+        silent = msg[:1] == SILENT and len(msg) == 1 + DEADLINE.size
+        return socks[0], (DEADLINE.unpack(msg[1:])[0] if silent else None)
 
     def close(self):
         self.sender.close()
@@ -156,9 +169,9 @@ class HandoffPool:
         for worker in self.workers:
             if worker.stopping:
                 return      # leave it for a sibling that is not on its way out
-        sock = self.take()
-        if sock is not None:
-            self.workers[0].adopt(sock)
+        taken = self.take()
+        if taken is not None:
+            self.workers[0].adopt(*taken)
 
     def _onAlarm(self, signum, frame):
         if not self._running:

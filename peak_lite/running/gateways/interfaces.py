@@ -96,8 +96,12 @@ class IWorker(Interface):
     serving = Attribute("The connection whose data is being handled now, or None")
     pool = Attribute("The IHandoffPool shared with sibling workers, or None")
 
-    def adopt(sock):
-        """Serve ``sock``, a kept-alive connection a sibling handed over, as one of ours."""
+    def adopt(sock, deadline=None):
+        """Serve ``sock``, a connection a sibling handed over, as one of ours.
+
+        ``deadline``: it was accepted and has sent nothing yet; close it if
+        nothing comes by then.
+        """
 
     def release(fd, conn):
         """Forget ``conn`` (on ``fd``), just handed to a sibling, and close only our copy."""
@@ -108,16 +112,24 @@ class IHandoffPool(Interface):
 
     Made before the workers are forked, so all of them share it.  A busy
     worker gives away each of its other connections that has a request
-    waiting (and nothing buffered); an idle worker takes it, unread bytes
-    and all.  Each connection queued goes to exactly one taker, and stays
+    waiting (and nothing buffered), and, as a request starts, each
+    connection it accepted whose request has not arrived yet; an idle
+    worker takes it, unread bytes and all.  Each connection queued goes to exactly one taker, and stays
     queued, owned by no worker, until one takes it.
     """
 
-    def give(sock):
-        """Queue ``sock``; True if it went (the caller then closes its copy), False if not."""
+    def give(sock, deadline=None):
+        """Queue ``sock``; True if it went (the caller then closes its copy), False if not.
+
+        ``deadline`` marks a connection accepted whose request has not
+        arrived: the taker closes it if nothing comes by then.
+        """
 
     def take():
-        """A queued connection (a socket), or None when the queue is empty.  Never blocks."""
+        """``(sock, deadline)`` of a queued connection, or None when the queue is empty.
+
+        Never blocks.  ``deadline`` is None for a kept-alive connection.
+        """
 
     def install(workers, loop):
         """In a worker process: take queued connections while idle, give while busy."""

@@ -133,10 +133,10 @@ class Worker:
                 continue
             for fd, _events in ready:
                 if fd == queue:
-                    sock = self.pool.take()
-                    if sock is not None:
+                    taken = self.pool.take()
+                    if taken is not None:
                         lastRequest = time.monotonic()
-                        self._take(sock, fresh=False)
+                        self._take(*taken)
                     continue
                 conn = self.connections.get(fd)
                 if conn is not None:
@@ -181,6 +181,8 @@ class Worker:
         """
         self.requestsServed += 1
         self.mainLoop.activityOccurred()
+        if self._fresh and self.pool is not None:
+            self._passSilent()
         busy = self.status.busy(None if response is None else requestLine(response.environ))
         interruptible = self._interruptible
         if interruptible is None:
@@ -189,9 +191,27 @@ class Worker:
             interruptible = nothing
         return During(busy, interruptible(), self, response)
 
-    def adopt(self, sock):
-        """Serve ``sock``, a kept-alive connection a sibling handed over (see handoff.py)."""
-        self._take(sock, fresh=False)
+    def adopt(self, sock, deadline=None):
+        """Serve ``sock``, a connection a sibling handed over (see handoff.py).
+
+        ``deadline``: it has sent nothing yet, and is closed if nothing comes by then.
+        """
+        self._take(sock, deadline)
+
+    def _passSilent(self):
+        # A request is about to run.  Connections accepted whose request has
+        # not arrived yet (a web server writes right after connecting) are
+        # not this request's: queued in the pool, they wait for an idle
+        # sibling instead of this request, and do not die if we are killed.
+        # A stopping worker keeps them: its siblings may be stopping too,
+        # and drain() serves them.
+        if self.stopping:
+            return
+        for fd, (conn, deadline) in list(self._fresh.items()):
+            if conn is not self.serving and self.connections.get(fd) is conn:
+                if not self.pool.give(conn.sock, deadline):
+                    return
+                self.release(fd, conn)
 
     def release(self, fd, conn):
         """Let go of an idle connection handed to a sibling: forget it, close our copy.
@@ -225,7 +245,8 @@ class Worker:
                 self._acceptFailed(e)
                 return
             self._backoff = 0.0
-            self._take(sock, fresh=True)
+            self._take(sock, time.monotonic() + self.readTimeout if self.readTimeout
+                       else float('inf'))
             if self.requestsServed != served:
                 return
 
@@ -265,7 +286,8 @@ class Worker:
         if loop is not None and not loop.is_closed():
             loop.add_reader(self.listener.fileno(), self._accept)
 
-    def _take(self, sock, fresh):
+    def _take(self, sock, deadline=None):
+        # deadline: accepted, nothing read yet; closed if still silent then.
         sock.setblocking(False)
         try:
             conn = self.connectionFactory(sock, self)
@@ -275,8 +297,8 @@ class Worker:
             return
         fd = sock.fileno()
         self.connections[fd] = conn
-        if fresh:
-            self._watchFresh(fd, conn)
+        if deadline is not None:
+            self._watchFresh(fd, conn, deadline)
         # A web server usually writes its request right after connecting (and a
         # handed-over connection has one waiting): read it now instead of going
         # round the loop first.
@@ -325,12 +347,11 @@ class Worker:
 
     # -- connections that never say anything -------------------------------
 
-    def _watchFresh(self, fd, conn):
-        """Close ``conn`` if it sends no byte within ``readTimeout`` (before any sniffing)."""
-        if not self.readTimeout:
-            return
-        self._fresh[fd] = (conn, time.monotonic() + self.readTimeout)
-        if self._freshSweep is None and self._loop is not None and not self._loop.is_closed():
+    def _watchFresh(self, fd, conn, deadline):
+        """Close ``conn`` if it sends no byte by ``deadline`` (before any sniffing)."""
+        self._fresh[fd] = (conn, deadline)
+        if (self.readTimeout and self._freshSweep is None and self._loop is not None
+                and not self._loop.is_closed()):
             self._freshSweep = self._loop.call_later(self.readTimeout / 4, self._sweepFresh)
 
     def _sweepFresh(self):
@@ -344,7 +365,8 @@ class Worker:
                 log.info("closing a connection that sent nothing for %.1fs", self.readTimeout)
                 conn.close()
                 self._forget(fd)
-        if self._fresh and self._loop is not None and not self._loop.is_closed():
+        if (self._fresh and self.readTimeout and self._loop is not None
+                and not self._loop.is_closed()):
             self._freshSweep = self._loop.call_later(self.readTimeout / 4, self._sweepFresh)
 
     def forget(self, fd):
