@@ -227,6 +227,22 @@ class IWorkerStatus(Interface):
         """
 
 
+class IStandbyStatus(IWorkerStatus):
+    """A worker status that can hold its worker back until it is needed.
+
+    A process manager's standby child (forked ahead, set up, its loop
+    running, not serving) has one.
+    """
+
+    def whenNeeded(mainLoop, begin):
+        """Call ``begin()`` (start accepting) once this worker may serve.
+
+        At once, or for a standby from ``mainLoop``'s loop once it is woken;
+        a standby no longer needed stops ``mainLoop`` instead.  A gateway
+        calls it once, set up, before it runs ``mainLoop``.
+        """
+
+
 class IProcessProxy(Interface):
     """The parent's handle on one child process."""
 

@@ -9,7 +9,7 @@ from tests.support.procs import waitFor
 
 HEADER = struct.Struct('<8sIIIiIId24x')     # the documented layout, written out again here
 SLOT = struct.Struct('<iB3xQdII')
-STATES = ('free', 'starting', 'idle', 'busy', 'stopping')
+STATES = ('free', 'starting', 'idle', 'busy', 'stopping', 'standby')
 
 
 def app(environ, start_response):

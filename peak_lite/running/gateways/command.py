@@ -15,7 +15,8 @@ from peak_lite.running.gateways.interfaces import IGatewayApp
 from peak_lite.running.gateways.sniff import SniffingConnection
 from peak_lite.running.gateways.worker import Worker
 from peak_lite.running.interfaces import (
-    EXIT_OK, ICmdLineApp, IMainLoop, IRerunnableCGI, IWorkerStatus, InvocationError)
+    EXIT_OK, ICmdLineApp, IMainLoop, IRerunnableCGI, IStandbyStatus, IWorkerStatus,
+    InvocationError)
 from peak_lite.running.mainloop import MainLoop
 from peak_lite.running.sockets import inheritedListeners, listenOn
 from peak_lite.running.workerstatus import getWorkerStatus
@@ -113,9 +114,16 @@ class GatewayCommand:
         workers = [Worker(listener, _FACTORIES[self.protocol], self.app, mainLoop, status,
                           self.readTimeout, self.idleTimeout, self.pool)
                    for listener in listeners]
-        for worker in workers:
-            worker.start()
-        self.pool.install(workers, mainLoop.eventLoop)
+
+        def begin():
+            for worker in workers:
+                worker.start()
+            self.pool.install(workers, mainLoop.eventLoop)
+
+        if IStandbyStatus.providedBy(status):
+            status.whenNeeded(mainLoop, begin)      # a process manager's standby waits
+        else:
+            begin()
         try:
             return mainLoop.run()
         finally:

@@ -18,16 +18,17 @@ __all__ = ['ChildCommand']
 class ChildCommand:
     """The command a child hands to the trampoline, off the manager's stack."""
 
-    def __init__(self, subject, board, slot, wakeFd, title, number):
+    def __init__(self, subject, board, slot, wakeFd, title, number, goFd=None):
         self.subject = subject
         self.board = board
         self.slot = slot
         self.wakeFd = wakeFd
         self.title = title
         self.number = number
+        self.goFd = goFd             # a standby's pipe (see standby.py), else None
 
     def run(self):
-        status = SlotStatus(self.board, self.slot, self.wakeFd)
+        status = SlotStatus(self.board, self.slot, self.wakeFd, self.goFd)
         setWorkerStatus(status)
         setTitle(f"{self.title}: worker {self.number}")
         armStackDump()               # RequestTimeout's stack (see stuck.py)

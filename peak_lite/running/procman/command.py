@@ -14,6 +14,7 @@ from peak_lite.running.procman.generation import CARRY_GENERATION
 from peak_lite.running.procman.restart import takeCarriedConfig
 from peak_lite.running.procman.config import loadConfig, probeResources
 from peak_lite.running.procman.handover import Handover
+from peak_lite.running.procman.hugepages import collapseHeap
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
 from peak_lite.running.procman.manager import HELD_SIGNALS, Manager
 from peak_lite.running.procman.logs import StdErr, setupLogging
@@ -113,6 +114,8 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
                 # A reload whose code changed after its check passed: the children
                 # carried across the exec keep serving (see generation.py).
                 subject, failed = None, oneLine(e)
+            if subject is not None and cfg.HugePages:
+                collapseHeap()
             if self.handover is not None:
                 self.handover.complete()
             manager = Manager(cfg, subject, listeners, pidfile, stderr, environ,
@@ -129,7 +132,13 @@ TTIN/TTOU raise/lower the floor.  See docs/procman.md.
         return manager.run()
 
     def _checkSocket(self, cfg, subject, haveSocket):
-        if not haveSocket and getattr(subject, 'usesInheritedSocket', False):
+        serves = getattr(subject, 'usesInheritedSocket', False)
+        if cfg.Standby and not serves:
+            raise cfg.errorAt('Standby', f"Standby needs a gateway Command that serves the "
+                              f"Listen socket (CGI or HTTP); Command "
+                              f"{' '.join(cfg.Command)} is not one, so its children cannot "
+                              f"wait for their turn: remove the Standby line")
+        if not haveSocket and serves:
             raise cfg.errorAt('Command', f"Command {' '.join(cfg.Command)} serves a socket, "
                               f"but there is none: add a Listen line (for example "
                               f"'Listen unix:/run/myapp.sock' or 'Listen 127.0.0.1:8000'), "

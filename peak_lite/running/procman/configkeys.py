@@ -15,6 +15,8 @@ from peak_lite.running.procman import configtypes as types
 from peak_lite.running.procman import accesslog, memory
 from peak_lite.running.procman.configtypes import MAX_PROCESSES, MAX_REQUESTS
 
+MAX_STANDBY = 4
+
 __all__ = ['Key', 'KEYS', 'SECTIONS', 'markdownTable']
 
 
@@ -100,6 +102,16 @@ KEYS = (
     _count('MaxProcesses', 4, 'The ceiling: never more children than this. At least'
            ' `MinProcesses`; below the `RLIMIT_NPROC` limit (`ulimit -u`) of a manager not'
            ' running as root.', low=1, high=MAX_PROCESSES),
+    Key('HugePages', '`on` or `off`', types.onOff, True, '`on`',
+        "Once the app is built, move the manager's well-used heap into 2 MB huge pages"
+        ' before the first fork: forking and reaping children of a big app get several'
+        ' times cheaper, and a child still shares every page until it writes to it.'
+        ' Linux 6.1 and later; elsewhere nothing happens.'),
+    _count('Standby', 0, 'Children forked ahead and kept waiting, set up but not'
+           ' accepting: a repair, the floor, SIGTTIN or growth wakes one instead of forking,'
+           ' and another is forked behind it. Not counted in `MaxProcesses`. Needs a'
+           ' gateway `Command` (`CGI` or `HTTP`) that serves the `Listen` socket.',
+           high=MAX_STANDBY),
     _duration('StartInterval', 0.5, 'Minimum time between two starts that grow the pool'
               ' above its floor; repairs, the floor and SIGTTIN start at once.'),
     _duration('IdleTimeout', 60, 'A child idle this long, while more than `MinProcesses`'

@@ -108,6 +108,12 @@ def reloadMode(text):
     return text
 
 
+def onOff(text):
+    if text not in ('on', 'off'):
+        raise ValueError(f"expected 'on' or 'off', got {text!r}")
+    return text == 'on'
+
+
 def pathValue(text):
     if not text:
         raise ValueError('expected a path, got nothing')

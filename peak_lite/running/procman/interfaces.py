@@ -72,6 +72,10 @@ class IProcmanConfig(Interface):
                         "defaults to MinProcesses")
     MinProcesses = Attribute("int >= 1: the floor.  Default 1")
     MaxProcesses = Attribute("int >= MinProcesses: the ceiling.  Default 4")
+    HugePages = Attribute("bool: collapse the preloaded heap into huge pages (hugepages.py).  "
+                          "Default True")
+    Standby = Attribute("int 0-4: children forked ahead, waiting to be woken (standby.py).  "
+                        "Default 0")
     StartInterval = Attribute("float seconds between two starts.  Default 0.5")
     IdleTimeout = Attribute("float seconds an idle child above the floor is kept; "
                             "0 keeps idle children for ever.  Default 60")
@@ -213,8 +217,12 @@ class IPool(Interface):
 
     def exited(proxy):
         """The reaper saw ``proxy`` exit.  The record of that child, taken out of
-        the pool with its counts added to the tally and its slot cleared, or
-        None when it is not one of ours."""
+        the pool, or None when it is not one of ours.  A repair or a backoff
+        is booked at once; its counts, its slot and its log line wait for
+        ``recordExits()``, on the loop's next turn."""
+
+    def recordExits():
+        """Add the exited children's counts to the tally, clear their slots, log them."""
 
     def maintain():
         """Re-plan after any change (a start, an exit, a signal)."""

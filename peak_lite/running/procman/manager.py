@@ -61,6 +61,7 @@ from peak_lite.running.procman.privileges import dropPrivileges
 from peak_lite.running.procman.records import Child
 from peak_lite.running.procman.reloading import Reloading
 from peak_lite.running.procman.scoreboard import openScoreboard
+from peak_lite.running.procman.standby import Standbys
 from peak_lite.running.procman.status import Tally, openStatus
 from peak_lite.running.procman.view import ManagerView
 
@@ -113,12 +114,15 @@ class Manager:
             self.parentPipe, self.tally, self.pid, mode=self.mode,
             beginRestart=lambda: self.beginShutdown('restart'), switch=self.switch,
             previousGone=self.previousGone)
+        self.standbys = Standbys(cfg.Standby, self.loop, self.board, self.tally, wanted=lambda: (
+            not self.shutdown and self.pool.readySent and subject is not None))
         self.pool = Pool(cfg, self.loop, self.board, self.tally, self.notifier, listeners,
                          hasCode=subject is not None, ending=self.mode,
                          previousServing=self.reloading.previousServing,
-                         onReady=self.poolReady)
+                         onReady=self.poolReady, wakeStandby=self.standbys.wake)
         self.template = ProcessTemplate(self.makeChildCommand, childSetup=self.childSetup)
         self._spawningSlot = None
+        self._goFd = None            # the read end of a standby's pipe, while forking one
         self.view = ManagerView(cfg, self.loop, self.pid, environ, self.board, self.tally,
                                 listeners, self.pool, self.reloading, mode=self.mode,
                                 draining=lambda: self.draining)
@@ -166,12 +170,18 @@ class Manager:
         self.reap()                  # children of a previous generation, carried by exec
         self.pool.maintain()
         while not self.stopped:
+            self.pool.startFromStandby()
             if self.pool.startDue():
                 stub = self.spawn()
-                if stub is not None:
-                    return stub      # we are the new child: its command, for the trampoline
+            elif self.standbys.due():
+                stub = self.spawn(standby=True)
+            else:
+                self.pool.recordExits()      # after the replacements: see Pool.exited
+                self.loop.runOnce()
                 continue
-            self.loop.runOnce()
+            if stub is not None:
+                return stub          # we are the new child: its command, for the trampoline
+        self.pool.recordExits()      # before exit or exec
         # From here through exec or exit, a held signal stays pending: with the
         # handlers popped, its default action would kill us.
         signal.pthread_sigmask(signal.SIG_BLOCK,
@@ -219,8 +229,9 @@ class Manager:
 
     # -- forking -----------------------------------------------------------
 
-    def spawn(self):
-        """Fork one child, between loop turns.  In the child: its command.  Else None."""
+    def spawn(self, standby=False):
+        """Fork one child (a ``standby``: see standby.py), between loop turns.
+        In the child: its command.  Else None."""
         self.numbers += 1
         limit = policy.requestLimit(self.cfg)
         slot = self.board.allocate(-1, self.numbers, limit)
@@ -228,10 +239,13 @@ class Manager:
             self.pool.slotsFull()
             return None
         self._spawningSlot = slot
+        self._goFd = self.standbys.openPipe() if standby else None
         try:
             proxy, stub = self.template.spawn(self)
         except OSError as e:
             self.board.clear(slot)   # a failed fork keeps no slot
+            if standby:
+                self.standbys.forkFailed()
             self.pool.forkFailed(e)
             return None
         if stub is not None:
@@ -243,7 +257,11 @@ class Manager:
         self.board.setPid(slot, proxy.pid)
         self.tally.spawned()
         self.reaper.track(proxy)
-        self.pool.started(Child(proxy, slot, self.numbers, limit))
+        child = Child(proxy, slot, self.numbers, limit)
+        if standby:
+            self.standbys.forked(child)
+        else:
+            self.pool.started(child)
         return None
 
     def childSetup(self):
@@ -255,7 +273,7 @@ class Manager:
         self.notifier.close()        # the socket object's own close: no stale number later
         fds = [self.wakeR, self.pidfile.fd if self.pidfile is not None else None,
                self.board.fd]
-        fds += self.reloading.fds()
+        fds += self.reloading.fds() + self.standbys.fds()
         childBootstrap(self.pid, closeFds=[fd for fd in fds if fd is not None],
                        parentPipe=self.parentPipe)
         self.listeners.installInChild()
@@ -264,7 +282,7 @@ class Manager:
 
     def makeChildCommand(self):
         return ChildCommand(self.subject, self.board, self._spawningSlot, self.wakeW,
-                            self.title, self.numbers)
+                            self.title, self.numbers, self._goFd)
 
     # -- events ----------------------------------------------------------
 
@@ -273,11 +291,12 @@ class Manager:
 
     def processExited(self, proxy):
         """The reaper saw ``proxy`` exit: route it to whoever owns it."""
-        if self.reloading.owns(proxy):          # the previous generation, or the check
-            self.reloading.exited(proxy)
-            if self.shutdown:
-                self.checkShutdownDone()
-            return
+        for part in (self.standbys, self.reloading):   # the check, a previous generation
+            if part.owns(proxy):
+                part.exited(proxy)
+                if self.shutdown:
+                    self.checkShutdownDone()
+                return
         child = self.pool.exited(proxy)
         if child is None:
             return
@@ -334,6 +353,7 @@ class Manager:
                                               'restart': 'restart'}[mode],
                  len(self.pool.records()))
         self.pool.stopAll(mode)
+        self.standbys.killAll(mode)
         self.checkShutdownDone()
 
     def switch(self):
@@ -342,6 +362,7 @@ class Manager:
         self.shutdown = 'restart'
         self.carry = True
         self.stopped = True
+        self.standbys.killAll('reload')      # they hold the old code
         usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
         self.notifier.send('RELOADING=1', f'MONOTONIC_USEC={usec}')
         log.info("reload: the %d children keep serving while the new code loads",
@@ -364,7 +385,8 @@ class Manager:
         self.beginShutdown('stop')
 
     def checkShutdownDone(self):
-        if self.shutdown and not self.pool.records() and self.reloading.settled():
+        if (self.shutdown and not self.pool.records() and not self.standbys.pending()
+                and self.reloading.settled()):
             self.stopped = True
 
     def reopenLogs(self):

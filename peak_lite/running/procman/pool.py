@@ -1,21 +1,20 @@
 """The pool: the one owner of the children's records; when to start one, whom to stop.
 
 ``Pool`` records and acts.  It holds a ``Child`` record per child of this
-generation (stopping ones included), copied from the child's scoreboard slot
-by ``refresh()``, and the counters that pace starts: the floor, the repairs
-owed, the growth wanted, the backoff.  It carries out the decisions that
-``scaling.Policy`` computes (stop gracefully or quickly, with escalation,
-and replace), with two parts of its own, each given the pool explicitly:
-``Growth`` (growth.py: when load calls for one more child) and ``Guards``
-(guards.py: hung requests and memory).
+generation (stopping ones included), refreshed from its scoreboard slot,
+and what paces starts: the floor, the repairs owed, the growth wanted, the
+backoff.  It carries out ``scaling.Policy``'s decisions, with two parts of
+its own: ``Growth`` (growth.py: load) and ``Guards`` (guards.py: hung
+requests and memory).
 
 It never forks and never reaps: ``startDue()`` only says whether the manager
 should fork now, and arms a timer for when it will be due; the manager forks
 and books the child with ``started()``, reaps and hands the exit to
 ``exited()``.  What it needs of the manager comes in through its
 constructor: ``ending()`` (the manager's shutdown mode, None while it runs),
-``previousServing()`` (a reload's previous generation still serves) and
-``onReady()`` (this generation's first children are ready).
+``previousServing()`` (a reload's previous generation still serves),
+``onReady()`` (this generation's first children are ready) and
+``wakeStandby()`` (the record of a standby child told to serve, or None).
 """
 
 import logging
@@ -29,7 +28,7 @@ from peak_lite.running.procman import policy, scaling
 from peak_lite.running.procman.growth import Growth
 from peak_lite.running.procman.guards import Guards
 from peak_lite.running.procman.interfaces import IPool
-from peak_lite.running.procman.records import Child
+from peak_lite.running.procman.records import Child, HowItExited
 from peak_lite.running.procman.scoreboard import STARTING
 
 log = logging.getLogger('peak_lite.procman')
@@ -53,7 +52,7 @@ class Pool:
 
     def __init__(self, cfg, loop, board, tally, notifier, listeners, hasCode=True,
                  ending=_running, previousServing=lambda: False, onReady=lambda: None,
-                 policy=None):
+                 policy=None, wakeStandby=lambda: None):
         self.cfg = cfg
         self.loop = loop
         self.board = board
@@ -64,8 +63,10 @@ class Pool:
         self.ending = ending
         self.previousServing = previousServing
         self.onReady = onReady
+        self.wakeStandby = wakeStandby
         self.policy = policy if policy is not None else scaling.Policy(cfg)
         self.children = {}           # pid -> Child: ours alone; others get records()
+        self.unrecorded = []         # (Child, log line): exited, counted on the next turn
         self.floor = cfg.MinProcesses
         self.owed = 0                # repairs: start at once
         self.grow = 0                # growth above the floor: paced by StartInterval
@@ -143,6 +144,14 @@ class Pool:
                 self.startTimer.cancel()
             self.startTimer = self.loop.callAt(due, self.maintain)
         return False
+
+    def startFromStandby(self):
+        """Start what is due from standbys (standby.py): no fork, so no need to wait."""
+        while self.startDue():
+            child = self.wakeStandby()
+            if child is None:
+                return
+            self.started(child)
 
     def started(self, child):
         """A child was forked: book it, and stop the child it replaces."""
@@ -229,42 +238,55 @@ class Pool:
     # -- exits -------------------------------------------------------------
 
     def exited(self, proxy):
-        """See IPool."""
+        """See IPool.
+
+        A repair owed or a backoff is booked now, and a standby woken; the
+        counts, the slot and the log line wait for ``recordExits()``, called
+        once the replacement is forked or woken (at once while ending).
+        """
         child = self.children.pop(proxy.pid, None)
         if child is None:
             return None
         # Its own count, not the last look's copy: a child that served before
         # it was killed, however young, did not crash at startup.
         child.requests = self.board.read(child.slot)[2]
-        self.tally.exited(child, self.board)     # its counts outlive its slot
-        self.board.clear(child.slot)
-        self._childGone(child, proxy)
+        self.unrecorded.append((child, self._childGone(child, proxy)))
+        if self.ending():
+            self.recordExits()
+        else:
+            self.startFromStandby()
         return child
 
+    def recordExits(self):
+        """See IPool: count the exited children, free their slots, log them."""
+        unrecorded, self.unrecorded = self.unrecorded, []
+        for child, (level, message, args) in unrecorded:
+            self.tally.exited(child, self.board)     # its counts outlive its slot
+            self.board.clear(child.slot)
+            log.log(level, message, *args)
+
     def _childGone(self, child, proxy):
-        """Book a reaped child: a crash streak's backoff, or a repair owed."""
+        """Book a reaped child: a crash streak's backoff, or a repair owed.
+        Returns its log line: ``(level, message, args)``."""
         age = time.monotonic() - child.startedAt
-        how = proxy.describeExit()
-        if child.stopStage is not None:
-            log.info("child %d %s (%s)", child.pid, how, child.stopReason)
-        elif age < QUICK_DEATH and not child.requests:
-            self.quickDeaths += 1
-            if self.quickDeaths == 1 and proxy.exitSignal in KILLED_BY:
-                # Killed from outside, once: a repair, not yet a crash streak.
-                log.warning("child %d %s %.2fs after starting; replacing it", child.pid, how,
-                            age)
-            else:
-                delay = min(self.cfg.StartInterval * 2 ** self.quickDeaths, BACKOFF_CAP)
-                self.notBefore = max(time.monotonic() + delay,
-                                     self.lastStart + QUICK_DEATH)
-                log.error("child %d %s %.2fs after starting; %d quick deaths in a row, "
-                          "backing off: next start in %.1fs", child.pid, how, age,
-                          self.quickDeaths, self.notBefore - time.monotonic())
-        else:
-            self.quickDeaths = 0
-            log.warning("child %d %s unexpectedly after %.1fs", child.pid, how, age)
+        how = HowItExited(proxy)
         if child.stopStage is None and not child.replacing:
             self.owed += 1           # a child that died unasked is replaced, floor or not
+        if child.stopStage is not None:
+            return logging.INFO, "child %d %s (%s)", (child.pid, how, child.stopReason)
+        if age >= QUICK_DEATH or child.requests:
+            self.quickDeaths = 0
+            return logging.WARNING, "child %d %s unexpectedly after %.1fs", (child.pid, how, age)
+        self.quickDeaths += 1
+        if self.quickDeaths == 1 and proxy.exitSignal in KILLED_BY:
+            # Killed from outside, once: a repair, not yet a crash streak.
+            return (logging.WARNING, "child %d %s %.2fs after starting; replacing it",
+                    (child.pid, how, age))
+        delay = min(self.cfg.StartInterval * 2 ** self.quickDeaths, BACKOFF_CAP)
+        self.notBefore = max(time.monotonic() + delay, self.lastStart + QUICK_DEATH)
+        return (logging.ERROR, "child %d %s %.2fs after starting; %d quick deaths in a row, "
+                "backing off: next start in %.1fs",
+                (child.pid, how, age, self.quickDeaths, self.notBefore - time.monotonic()))
 
     # -- stopping ----------------------------------------------------------
 
@@ -368,8 +390,9 @@ class Pool:
     def changeFloor(self, delta):
         """SIGTTIN / SIGTTOU: raise or lower the floor by one, between 1 and MaxProcesses."""
         floor = self.policy.changeFloor(self.floor, delta)
-        log.info("floor %d -> %d", self.floor, floor)
-        self.floor = floor
+        previous, self.floor = self.floor, floor
+        self.startFromStandby()
+        log.info("floor %d -> %d", previous, floor)
         self.refresh()
         victim = self.policy.floorVictim(self.live(), floor, time.monotonic())
         if victim is not None:

@@ -98,9 +98,9 @@ PID = struct.Struct('<i')
 STATE = struct.Struct('<B')
 STATE_OFFSET = 4
 WAKE_OFFSET = 24
-FREE, STARTING, IDLE, BUSY, STOPPING = range(5)
+FREE, STARTING, IDLE, BUSY, STOPPING, STANDBY = range(6)
 UNKNOWN = 255           # what a corrupt state byte reads as
-STATES = ('free', 'starting', 'idle', 'busy', 'stopping')
+STATES = ('free', 'starting', 'idle', 'busy', 'stopping', 'standby')
 
 # The field widths, for validating a config before anything starts:
 MAX_REQUEST_LIMIT = 2 ** 32 - 1   # a slot's request limit (MaxRequests plus its jitter)
@@ -266,8 +266,9 @@ class CarriedBoard(Scoreboard):
 
 
 def slotsFor(cfg):
-    """How many slots a config's pool needs: live children plus those still stopping."""
-    return max(2 * cfg.MaxProcesses, cfg.MaxProcesses + 4)
+    """How many slots a config's pool needs: live children plus those still stopping,
+    and the standbys."""
+    return max(2 * cfg.MaxProcesses, cfg.MaxProcesses + 4) + cfg.Standby
 
 
 def semaphoreRule(cfg):

@@ -10,16 +10,16 @@ import os
 
 from zope.interface import implementer
 
-from peak_lite.running.interfaces import IWorkerStatus
+from peak_lite.running.interfaces import IStandbyStatus
 from peak_lite.running.procman.scoreboard import (
     BUCKETS, BUCKETS_OFFSET, BUSY, CODES_OFFSET, COUNT, HEADER, IDLE, LIMIT, LIMIT_OFFSET,
-    LINE, LINE_OFFSET, SLOT, SLOT_SIZE, STARTING, STATE, STATE_OFFSET, STOPPING, SUM,
+    LINE, LINE_OFFSET, SLOT, SLOT_SIZE, STANDBY, STARTING, STATE, STATE_OFFSET, STOPPING, SUM,
     SUM_OFFSET, WAKE, WAKE_OFFSET, clock)
 
 __all__ = ['SlotStatus']
 
 
-@implementer(IWorkerStatus)
+@implementer(IStandbyStatus)
 class SlotStatus:
     """A child's IWorkerStatus: its own scoreboard slot.  See IWorkerStatus.
 
@@ -30,7 +30,7 @@ class SlotStatus:
 
     stopping = False
 
-    def __init__(self, board, index, wakeFd=None):
+    def __init__(self, board, index, wakeFd=None, goFd=None):
         self.map = board.map
         self.offset = board.offset(index)
         self.slots = board.slots
@@ -44,8 +44,31 @@ class SlotStatus:
         self.buckets = list(buckets)
         self.code = 0
         self.started = 0.0
-        SLOT.pack_into(self.map, self.offset, self.pid, IDLE, self.requests, clock(),
-                       self.number)
+        self.goFd = goFd
+        SLOT.pack_into(self.map, self.offset, self.pid, IDLE if goFd is None else STANDBY,
+                       self.requests, clock(), self.number)
+
+    def whenNeeded(self, mainLoop, begin):
+        """See IStandbyStatus.  A standby (see standby.py) runs its loop with only
+        its pipe watched, and begins serving when the manager writes a byte."""
+        if self.goFd is None:
+            begin()
+            return
+        loop = mainLoop.eventLoop
+
+        def woken():
+            loop.remove_reader(self.goFd)
+            go = os.read(self.goFd, 1)
+            os.close(self.goFd)
+            self.goFd = None
+            if not go:
+                mainLoop.stop()      # the manager closed the pipe: it exited or exec'd
+                return
+            SLOT.pack_into(self.map, self.offset, self.pid, IDLE, self.requests, clock(),
+                           self.number)
+            begin()
+
+        loop.add_reader(self.goFd, woken)
 
     def busy(self, line=None):
         """See IWorkerStatus."""

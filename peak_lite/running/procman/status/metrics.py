@@ -18,7 +18,7 @@ __all__ = ['render', 'wantsOpenMetrics', 'TEXT_TYPE', 'OPENMETRICS_TYPE', 'EXIT_
 TEXT_TYPE = 'text/plain; version=0.0.4; charset=utf-8'
 OPENMETRICS_TYPE = 'application/openmetrics-text; version=1.0.0; charset=utf-8'
 EXIT_REASONS = ('crash', 'max_requests', 'idle', 'timeout', 'memory', 'reload', 'stop')
-WORKER_STATES = ('starting', 'idle', 'busy', 'stopping')
+WORKER_STATES = ('starting', 'idle', 'busy', 'stopping', 'standby')
 RELOAD_RESULTS = ('accepted', 'refused')
 
 
