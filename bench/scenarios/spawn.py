@@ -11,8 +11,11 @@
   asked for one more (SIGTTIN), and a request is sent: the new worker answers
   it.  uWSGI has no such signal, so it has no figure here.
 
-peak_lite forks from the preloaded manager; gunicorn runs without
-``--preload``; uWSGI with ``--lazy-apps`` (each worker imports the app).
+peak_lite forks from the preloaded manager, its heap in huge pages
+(``HugePages on``, the default); a second row keeps one standby child
+(``Standby 1``), which a repair or SIGTTIN wakes instead of forking, and a
+third turns huge pages off.  gunicorn runs without ``--preload``; uWSGI with
+``--lazy-apps`` (each worker imports the app).
 """
 
 import os
@@ -39,11 +42,16 @@ TABLES = {'spawn': {
     'ratio': ('kill_ms', 'after SIGKILL', False)}}
 
 
+def _peak(name, workdir, **settings):
+    return PeakServer(name, workdir, APP, workers=1, startTimeout=60,
+                      settings={'MaxProcesses': 2, 'IdleTimeout': 600, **settings})
+
+
 def servers(workdir):
     return [
-        ('peak_lite (preloaded fork)', PeakServer(
-            'spawn-peak', workdir, APP, workers=1,
-            settings={'MaxProcesses': 2, 'IdleTimeout': 600}, startTimeout=60), True),
+        ('peak_lite (preloaded fork)', _peak('spawn-peak', workdir), True),
+        ('peak_lite, Standby 1', _peak('spawn-peak-standby', workdir, Standby=1), True),
+        ('peak_lite, HugePages off', _peak('spawn-peak-4k', workdir, HugePages='off'), True),
         ('gunicorn, no preload', GunicornServer('spawn-gunicorn', workdir, APP, workers=1,
                                                 startTimeout=60), True),
         ('uWSGI lazy-apps', UwsgiServer('spawn-uwsgi', workdir, APP, workers=1, lazy=True,

@@ -6,9 +6,10 @@ stop or a reload."""
 import os
 import re
 import signal
+import subprocess
 
 from tests.procman.scaling_apps import readBoard
-from tests.support.procman import Procman
+from tests.support.procman import Procman, peakArgv
 from tests.support.procs import pidAlive, waitFor
 
 APP = 'CGI tests.procman.core_apps:core'
@@ -44,6 +45,10 @@ def test_a_standby_never_accepts_and_a_repair_wakes_it_instead_of_forking(tmp_pa
     pm, standby = withStandby(tmp_path, procs)
     [worker] = [p for p in pm.children() if p != standby]
     assert states(pm)[worker] == 'idle'
+    table = subprocess.run(peakArgv('procman', '--status', pm.path), capture_output=True,
+                           text=True, env=dict(os.environ, **pm.env), timeout=60)
+    assert f"{standby} " in table.stdout and ' standby ' in table.stdout, table.stdout
+    assert "1 standby" in table.stdout.splitlines()[-1], table.stdout
     assert {pidOf(pm.request('/')) for _ in range(20)} == {worker}
     os.kill(worker, signal.SIGKILL)
     # The next request is served by the standby, woken: no fork on the way.

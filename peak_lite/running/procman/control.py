@@ -155,7 +155,7 @@ def poolDocument(manager, config, slots, rss=None):
                              request=slot.get('request') or None if busy else None,
                              rss=rss(slot['pid'])))
     totals = {state: sum(1 for c in children if c['state'] == state)
-              for state in ('starting', 'idle', 'busy', 'stopping', 'unknown')}
+              for state in ('starting', 'idle', 'busy', 'stopping', 'standby', 'unknown')}
     totals.update(children=len(children), requests=sum(c['requests'] for c in children),
                   rss=sum(c['rss'] or 0 for c in children))
     return dict(manager=manager, config=config,
@@ -178,6 +178,7 @@ def showStatus(cfg, stdout, asJSON=False):
     t = status['totals']
     stdout.write(f"total: {t['children']} children ({t['busy']} busy, {t['idle']} idle, "
                  f"{t['starting']} starting, {t['stopping']} stopping"
+                 f"{', %d standby' % t['standby'] if t['standby'] else ''}"
                  f"{', %d unknown' % t['unknown'] if t['unknown'] else ''}), {t['requests']} "
                  f"requests, {t['rss'] / 1048576:.1f} MB RSS\n")
     return EXIT_OK

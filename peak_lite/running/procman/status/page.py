@@ -66,7 +66,7 @@ def render(doc, snap):
 <table id=totals>
 <tr><th class=l>children</th><td>{doc['totals']['children']} ({workers.get('busy', 0)} busy,
 {workers.get('idle', 0)} idle, {workers.get('starting', 0)} starting,
-{workers.get('stopping', 0)} stopping)</td></tr>
+{workers.get('stopping', 0)} stopping, {workers.get('standby', 0)} standby)</td></tr>
 <tr><th class=l>requests</th><td>{snap['requests']} (mean {mean * 1000:.1f} ms)</td></tr>
 <tr><th class=l>responses</th><td>{codes}</td></tr>
 <tr><th class=l>children started</th><td>{snap['spawns']}</td></tr>
