@@ -235,11 +235,12 @@ class IStandbyStatus(IWorkerStatus):
     """
 
     def whenNeeded(mainLoop, begin):
-        """Call ``begin()`` (start accepting) once this worker may serve.
+        """Call ``begin(woken)`` (start accepting) once this worker may serve.
 
-        At once, or for a standby from ``mainLoop``'s loop once it is woken;
-        a standby no longer needed stops ``mainLoop`` instead.  A gateway
-        calls it once, set up, before it runs ``mainLoop``.
+        At once with ``woken`` False; or, for a standby, from ``mainLoop``'s
+        running loop with ``woken`` True once it is woken.  A standby no
+        longer needed stops ``mainLoop`` instead.  A gateway calls it once,
+        set up, before it runs ``mainLoop``.
         """
 
 

@@ -115,10 +115,13 @@ class GatewayCommand:
                           self.readTimeout, self.idleTimeout, self.pool)
                    for listener in listeners]
 
-        def begin():
+        def begin(woken=False):
             for worker in workers:
                 worker.start()
             self.pool.install(workers, mainLoop.eventLoop)
+            if woken:       # from the running loop, a connection likely waiting already
+                for worker in workers:
+                    worker.acceptNow()
 
         if IStandbyStatus.providedBy(status):
             status.whenNeeded(mainLoop, begin)      # a process manager's standby waits

@@ -77,6 +77,9 @@ class IWorker(Interface):
     def start():
         """Register the listener with the main loop's event loop."""
 
+    def acceptNow():
+        """Accept what waits on the listener now, from the running loop (a woken standby)."""
+
     def close():
         """Stop accepting and close the listener's registration and every connection."""
 

@@ -191,6 +191,10 @@ class Worker:
             interruptible = nothing
         return During(busy, interruptible(), self, response)
 
+    def acceptNow(self):
+        """Accept what waits now, from the running loop, without waiting for its next turn."""
+        self._accept()
+
     def adopt(self, sock, deadline=None):
         """Serve ``sock``, a connection a sibling handed over (see handoff.py).
 

@@ -66,7 +66,7 @@ class SlotStatus:
                 return
             SLOT.pack_into(self.map, self.offset, self.pid, IDLE, self.requests, clock(),
                            self.number)
-            begin()
+            begin(True)
 
         loop.add_reader(self.goFd, woken)
 
