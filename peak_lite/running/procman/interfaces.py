@@ -221,6 +221,9 @@ class IPool(Interface):
         is booked at once; its counts, its slot and its log line wait for
         ``recordExits()``, on the loop's next turn."""
 
+    def startFromStandby():
+        """Start what is due now by waking standby children (standby.py), no fork."""
+
     def recordExits():
         """Add the exited children's counts to the tally, clear their slots, log them."""
 
