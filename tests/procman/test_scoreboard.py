@@ -214,3 +214,16 @@ def test_a_carried_descriptor_that_is_no_board_is_refused(tmp_path):
     path.write_bytes(b'x' * 4096)
     with pytest.raises(ProcmanError, match='not one of this layout'):
         CarriedBoard(os.open(path, os.O_RDONLY))
+
+
+def test_a_pid_over_a_free_state_counts_as_unknown_and_never_fails_the_manager():
+    """No child writes that, but the manager must not fail on any slot's content."""
+    board = Scoreboard(4)
+    try:
+        index = board.allocate(-1, 1)
+        board.clear(index)
+        board.setPid(index, 4242)       # a pid written over a slot just cleared
+        counts = board.counts()
+        assert counts['unknown'] == 1 and 'free' not in counts
+    finally:
+        board.close()

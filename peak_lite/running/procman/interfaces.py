@@ -217,15 +217,12 @@ class IPool(Interface):
 
     def exited(proxy):
         """The reaper saw ``proxy`` exit.  The record of that child, taken out of
-        the pool, or None when it is not one of ours.  A repair or a backoff
-        is booked at once; its counts, its slot and its log line wait for
-        ``recordExits()``, on the loop's next turn."""
+        the pool with its counts added to the tally and its slot cleared, or
+        None when it is not one of ours.  A repair owed is started from a
+        standby first, if one waits."""
 
     def startFromStandby():
         """Start what is due now by waking standby children (standby.py), no fork."""
-
-    def recordExits():
-        """Add the exited children's counts to the tally, clear their slots, log them."""
 
     def maintain():
         """Re-plan after any change (a start, an exit, a signal)."""

@@ -176,12 +176,10 @@ class Manager:
             elif self.standbys.due():
                 stub = self.spawn(standby=True)
             else:
-                self.pool.recordExits()      # after the replacements: see Pool.exited
                 self.loop.runOnce()
                 continue
             if stub is not None:
                 return stub          # we are the new child: its command, for the trampoline
-        self.pool.recordExits()      # before exit or exec
         # From here through exec or exit, a held signal stays pending: with the
         # handlers popped, its default action would kill us.
         signal.pthread_sigmask(signal.SIG_BLOCK,

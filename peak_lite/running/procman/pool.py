@@ -66,7 +66,6 @@ class Pool:
         self.wakeStandby = wakeStandby
         self.policy = policy if policy is not None else scaling.Policy(cfg)
         self.children = {}           # pid -> Child: ours alone; others get records()
-        self.unrecorded = []         # (Child, log line): exited, counted on the next turn
         self.floor = cfg.MinProcesses
         self.owed = 0                # repairs: start at once
         self.grow = 0                # growth above the floor: paced by StartInterval
@@ -240,9 +239,8 @@ class Pool:
     def exited(self, proxy):
         """See IPool.
 
-        A repair owed or a backoff is booked now, and a standby woken; the
-        counts, the slot and the log line wait for ``recordExits()``, called
-        once the replacement is forked or woken (at once while ending).
+        A repair owed or a backoff is booked first, and a standby woken for
+        it, before the counts, the slot and the log line.
         """
         child = self.children.pop(proxy.pid, None)
         if child is None:
@@ -250,20 +248,13 @@ class Pool:
         # Its own count, not the last look's copy: a child that served before
         # it was killed, however young, did not crash at startup.
         child.requests = self.board.read(child.slot)[2]
-        self.unrecorded.append((child, self._childGone(child, proxy)))
-        if self.ending():
-            self.recordExits()
-        else:
+        level, message, args = self._childGone(child, proxy)
+        if not self.ending():
             self.startFromStandby()
+        self.tally.exited(child, self.board)     # its counts outlive its slot
+        self.board.clear(child.slot)
+        log.log(level, message, *args)
         return child
-
-    def recordExits(self):
-        """See IPool: count the exited children, free their slots, log them."""
-        unrecorded, self.unrecorded = self.unrecorded, []
-        for child, (level, message, args) in unrecorded:
-            self.tally.exited(child, self.board)     # its counts outlive its slot
-            self.board.clear(child.slot)
-            log.log(level, message, *args)
 
     def _childGone(self, child, proxy):
         """Book a reaped child: a crash streak's backoff, or a repair owed.

@@ -204,7 +204,9 @@ class Scoreboard:
         for i in range(self.slots):
             pid, state = SLOT.unpack_from(self.map, self.offset(i))[:2]
             if pid:
-                result[stateName(state)] += 1
+                # A pid over a free state is no state a child writes: unknown,
+                # never a reason for the manager to fail.
+                result[stateName(state) if state != FREE else 'unknown'] += 1
         return result
 
     def armWake(self, wanted=True):
