@@ -73,9 +73,8 @@ class MaxWatcher:
         self.thread.start()
 
     def _watch(self):
-        while not self.done.is_set():
+        while not self.done.wait(0.005):
             self.most = max(self.most, len(childrenOf(self.pid)))
-            time.sleep(0.005)
 
     def stop(self):
         self.done.set()

@@ -28,7 +28,7 @@ from peak_lite.running.procman import policy, scaling
 from peak_lite.running.procman.growth import Growth
 from peak_lite.running.procman.guards import Guards
 from peak_lite.running.procman.interfaces import IPool
-from peak_lite.running.procman.records import Child, HowItExited
+from peak_lite.running.procman.records import Child
 from peak_lite.running.procman.scoreboard import STARTING
 
 log = logging.getLogger('peak_lite.procman')
@@ -260,7 +260,7 @@ class Pool:
         """Book a reaped child: a crash streak's backoff, or a repair owed.
         Returns its log line: ``(level, message, args)``."""
         age = time.monotonic() - child.startedAt
-        how = HowItExited(proxy)
+        how = proxy.describeExit()
         if child.stopStage is None and not child.replacing:
             self.owed += 1           # a child that died unasked is replaced, floor or not
         if child.stopStage is not None:

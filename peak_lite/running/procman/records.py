@@ -11,7 +11,7 @@ import time
 
 from peak_lite.running.procman.scoreboard import STATES
 
-__all__ = ['Child', 'HowItExited']
+__all__ = ['Child']
 
 
 class Child:
@@ -32,15 +32,3 @@ class Child:
         self.state = STATES.index('starting')
         self.requests = 0
         self.lastChange = time.monotonic()
-
-
-class HowItExited:
-    """How a child exited (``killed by SIGKILL``), worded only if it is logged."""
-
-    __slots__ = ('proxy',)
-
-    def __init__(self, proxy):
-        self.proxy = proxy
-
-    def __str__(self):
-        return self.proxy.describeExit()
