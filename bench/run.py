@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-from bench import report
+from bench import machine, report
 from bench.load import wrkBinary
 from bench.nginx import nginxBinary
 from bench.procs import BenchError
@@ -115,19 +115,21 @@ def runAll(args, workdir):
     return rounds, errors, specs, done
 
 
-def write(args, rounds, errors, specs, done, started):
+def write(args, rounds, errors, specs, done, started, memory):
     os.makedirs(RESULTS, exist_ok=True)
     table_medians = report.medians(rounds)
     stamp = time.strftime('%Y%m%d-%H%M%S', time.localtime(started))
     command = 'python -m bench.run ' + ' '.join(sys.argv[1:])
     text = (f"# peak_lite benchmarks, {time.strftime('%Y-%m-%d %H:%M', time.localtime(started))}"
-            f"\n\n`{command.strip()}`\n\n" + report.markdown(specs, table_medians, done))
+            f"\n\n`{command.strip()}`\n\nMemory on this machine: at the start, "
+            f"{machine.describe(memory['start'])}; at the end, {machine.describe(memory['end'])}."
+            f"\n\n" + report.markdown(specs, table_medians, done))
     if errors:
         text += '\n**Failed rounds:**\n\n' + '\n'.join(f'- {e}' for e in errors) + '\n'
     data = {'command': command.strip(), 'started': started, 'seconds': time.time() - started,
             'versions': versions(), 'rounds': rounds, 'medians': table_medians,
             'ratios': {t: report.ratios(specs[t], rows) for t, rows in table_medians.items()},
-            'errors': errors}
+            'errors': errors, 'memory': memory}
     for base in (f'results-{stamp}', 'latest'):
         with open(os.path.join(RESULTS, base + '.json'), 'w') as f:
             json.dump(data, f, indent=1, sort_keys=True)
@@ -151,13 +153,16 @@ def main(argv=None):
               file=sys.stderr)
         return 2
     started = time.time()
+    memory = {'start': machine.firstTouchMicros()}
+    print(f"memory: {machine.describe(memory['start'])}", flush=True)
     workdir = tempfile.mkdtemp(prefix='peak-bench-')
     try:
         rounds, errors, specs, done = runAll(args, workdir)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    print(write(args, rounds, errors, specs, done, started))
+    memory['end'] = machine.firstTouchMicros()
+    print(write(args, rounds, errors, specs, done, started, memory))
     print(f"results in {RESULTS}/latest.md and latest.json ({time.time() - started:.0f} s)")
     return 1 if errors else 0
 
