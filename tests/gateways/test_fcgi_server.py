@@ -249,7 +249,13 @@ def test_stdin_beyond_content_length_ends_the_request(serve, tmp_path):
                       + fc.record(fc.STDIN, 1, b'z' * 60000) + fc.record(fc.STDIN, 1))
         except (BrokenPipeError, ConnectionResetError):
             pass        # the worker may close before it has read everything
-        assert c.readRecord() is None, "the application was run on an over-long body"
+        try:
+            record = c.readRecord()
+        except ConnectionResetError:
+            # Closed with some of our records unread: the kernel resets the
+            # connection, but only after whatever the worker sent was read.
+            record = None
+        assert record is None, "the application was run on an over-long body"
     waitFor(lambda: 'beyond its CONTENT_LENGTH of 5' in errlog.read_text(), 10,
              message="the protocol error in the log")
     assert stillServes(addr)

@@ -227,3 +227,48 @@ def test_a_pid_over_a_free_state_counts_as_unknown_and_never_fails_the_manager()
         assert counts['unknown'] == 1 and 'free' not in counts
     finally:
         board.close()
+
+
+def test_a_reader_never_sees_a_slot_half_written():
+    """A child rewrites its slot at every request while the manager reads it.
+
+    ``struct.pack_into`` zero-fills its target before it packs, so a slot
+    written with it reads, for an instant, as free, with no requests: a
+    counter going backwards on /metrics, a pid over a free state.  A real
+    forked child writes here as fast as it can while this process reads.
+    """
+    board = Scoreboard(2)
+    slot = board.allocate(-1, 1)
+    ready, go = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            status = SlotStatus(board, slot)
+            status.responded(200)
+            os.write(go, b'x')
+            end = time.monotonic() + 3
+            while time.monotonic() < end:
+                for _ in range(1000):
+                    with status.busy():
+                        status.responded(200)
+        finally:
+            os._exit(0)
+    try:
+        board.setPid(slot, pid)
+        os.read(ready, 1)
+        seen, requests, counted = 0, 0, 0
+        deadline = time.monotonic() + 2
+        while time.monotonic() < deadline:
+            who, state, served = board.read(slot)[:3]
+            assert who == pid and state in (IDLE, BUSY), (who, state, served)
+            assert served >= requests, (served, requests)
+            codes = board.counters(slot)[1]
+            assert codes[0] >= counted, (codes, counted)
+            requests, counted, seen = served, codes[0], seen + 1
+        assert requests > 1000 and seen > 1000, (requests, seen)   # both really ran
+    finally:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        os.close(ready)
+        os.close(go)
+        board.close()

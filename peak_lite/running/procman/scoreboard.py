@@ -14,7 +14,7 @@ Layout (little-endian), also read by ``peak procman --status`` and outside tools
      40  24x reserved
     slot i at 64 + 256*i, 256 bytes:
       0  i   pid (0: free slot)
-      4  B   state: 0 free, 1 starting, 2 idle, 3 busy, 4 stopping
+      4  B   state: 0 free, 1 starting, 2 idle, 3 busy, 4 stopping, 5 standby
       5  3x
       8  Q   requests served
      16  d   CLOCK_MONOTONIC time of the last state change (for busy: when the
@@ -35,10 +35,11 @@ The counters are the child's own, from zero: when the manager reaps a child
 it adds them to its totals before it clears the slot, so totals never go
 backwards.
 
-A child's request path (``slotstatus.SlotStatus``) writes only its own slot with ``struct.pack_into``:
-no lock, no system call (the times come from the vDSO's clock).  It writes one byte to the manager's wake pipe only when
-every child is busy and the manager asked for it (the wake flag), or once in
-its life, when it reaches its request limit.
+A child's request path (``slotstatus.SlotStatus``) writes only its own slot, with
+``util.shared.store`` (see there why never ``struct.pack_into``): no lock, no system
+call (the times come from the vDSO's clock).  It writes one byte to the manager's wake
+pipe only when every child is busy and the manager asked for it (the wake flag), or
+once in its life, when it reaches its request limit.
 
 Every time the manager compares is monotonic: a step of the wall clock (NTP,
 an operator's ``date -s``) must never make RequestTimeout or IdleTimeout fire.
@@ -70,6 +71,7 @@ import time
 
 from peak_lite.running.procman.interfaces import ConfigError, ProcmanError
 from peak_lite.util.safefile import openTrusted
+from peak_lite.util.shared import store
 
 __all__ = ['Scoreboard', 'CarriedBoard', 'STATES', 'BUCKETS', 'CODE_CLASSES', 'readScoreboard', 'openScoreboard',
            'checkSemaphore', 'slotsFor', 'clock', 'stateName', 'MAX_REQUEST_LIMIT',
@@ -140,7 +142,6 @@ class Scoreboard:
                          time.time())
         for i in range(slots):
             self.clear(i)
-        self.wakeFd = None
 
     def offset(self, index):
         return HEADER.size + SLOT_SIZE * index
@@ -149,16 +150,16 @@ class Scoreboard:
         """Claim a free slot for a new child; return its index, or None if full."""
         for i in range(self.slots):
             if SLOT.unpack_from(self.map, self.offset(i))[0] == 0:
-                SLOT.pack_into(self.map, self.offset(i), pid, STARTING, 0, clock(),
-                               number & MAX_CHILD_NUMBER)
-                LIMIT.pack_into(self.map, self.offset(i) + LIMIT_OFFSET, limit)
+                store(self.map, self.offset(i), SLOT, pid, STARTING, 0, clock(),
+                      number & MAX_CHILD_NUMBER)
+                store(self.map, self.offset(i) + LIMIT_OFFSET, LIMIT, limit)
                 return i
         return None
 
     def setPid(self, index, pid):
         """Record the pid of the child that will use the reserved slot ``index``."""
         # Only the pid field: the child may already be writing the rest of its slot.
-        PID.pack_into(self.map, self.offset(index), pid)
+        store(self.map, self.offset(index), PID, pid)
 
     def clear(self, index):
         start = self.offset(index)
@@ -167,7 +168,7 @@ class Scoreboard:
 
     def markStopping(self, index):
         """Mark a child asked to stop.  Only the state byte: the child owns the rest."""
-        STATE.pack_into(self.map, self.offset(index) + STATE_OFFSET, STOPPING)
+        store(self.map, self.offset(index) + STATE_OFFSET, STATE, STOPPING)
 
     def read(self, index):
         """(pid, state, requests, lastChange, number) of slot ``index``.
@@ -204,13 +205,12 @@ class Scoreboard:
         for i in range(self.slots):
             pid, state = SLOT.unpack_from(self.map, self.offset(i))[:2]
             if pid:
-                # A pid over a free state is no state a child writes: unknown,
-                # never a reason for the manager to fail.
+                # A pid over a free state (a hostile write) is unknown, never fatal.
                 result[stateName(state) if state != FREE else 'unknown'] += 1
         return result
 
     def armWake(self, wanted=True):
-        WAKE.pack_into(self.map, WAKE_OFFSET, 1 if wanted else 0)
+        store(self.map, WAKE_OFFSET, WAKE, 1 if wanted else 0)
 
     def slotOf(self, pid):
         """The index of the slot ``pid`` holds, or None."""

@@ -15,6 +15,7 @@ from peak_lite.running.procman.scoreboard import (
     BUCKETS, BUCKETS_OFFSET, BUSY, CODES_OFFSET, COUNT, HEADER, IDLE, LIMIT, LIMIT_OFFSET,
     LINE, LINE_OFFSET, SLOT, SLOT_SIZE, STANDBY, STARTING, STATE, STATE_OFFSET, STOPPING, SUM,
     SUM_OFFSET, WAKE, WAKE_OFFSET, clock)
+from peak_lite.util.shared import store
 
 __all__ = ['SlotStatus']
 
@@ -45,8 +46,8 @@ class SlotStatus:
         self.code = 0
         self.started = 0.0
         self.goFd = goFd
-        SLOT.pack_into(self.map, self.offset, self.pid, IDLE if goFd is None else STANDBY,
-                       self.requests, clock(), self.number)
+        store(self.map, self.offset, SLOT, self.pid, IDLE if goFd is None else STANDBY,
+              self.requests, clock(), self.number)
 
     def whenNeeded(self, mainLoop, begin):
         """See IStandbyStatus.  A standby (see standby.py) runs its loop with only
@@ -64,8 +65,8 @@ class SlotStatus:
             if not go:
                 mainLoop.stop()      # the manager closed the pipe: it exited or exec'd
                 return
-            SLOT.pack_into(self.map, self.offset, self.pid, IDLE, self.requests, clock(),
-                           self.number)
+            store(self.map, self.offset, SLOT, self.pid, IDLE, self.requests, clock(),
+                  self.number)
             begin(True)
 
         loop.add_reader(self.goFd, woken)
@@ -75,7 +76,7 @@ class SlotStatus:
         if line is not None:
             if type(line) is str:
                 line = line.encode('utf-8', 'replace')
-            LINE.pack_into(self.map, self.offset + LINE_OFFSET, line[:64])
+            store(self.map, self.offset + LINE_OFFSET, LINE, line[:64])
         self.code = 0
         return self
 
@@ -87,7 +88,7 @@ class SlotStatus:
         if STATE.unpack_from(self.map, self.offset + STATE_OFFSET)[0] == STOPPING:
             self.stopping = True     # the manager asked this child to stop
         self.started = now = clock()
-        SLOT.pack_into(self.map, self.offset, self.pid, BUSY, self.requests, now, self.number)
+        store(self.map, self.offset, SLOT, self.pid, BUSY, self.requests, now, self.number)
         if self.wakeFd is not None and WAKE.unpack_from(self.map, WAKE_OFFSET)[0]:
             self._wakeIfAllBusy()
         return self
@@ -97,19 +98,19 @@ class SlotStatus:
         spent = now - self.started
         offset = self.offset
         self.total += spent
-        SUM.pack_into(self.map, offset + SUM_OFFSET, self.total)
+        store(self.map, offset + SUM_OFFSET, SUM, self.total)
         bucket = bisect.bisect_left(BUCKETS, spent)
         self.buckets[bucket] += 1
-        COUNT.pack_into(self.map, offset + BUCKETS_OFFSET + 8 * bucket, self.buckets[bucket])
+        store(self.map, offset + BUCKETS_OFFSET + 8 * bucket, COUNT, self.buckets[bucket])
         kind = self.code // 100 - 2
         if 0 <= kind < 4:
             self.codes[kind] += 1
-            COUNT.pack_into(self.map, offset + CODES_OFFSET + 8 * kind, self.codes[kind])
+            store(self.map, offset + CODES_OFFSET + 8 * kind, COUNT, self.codes[kind])
         self.requests += 1
         if STATE.unpack_from(self.map, offset + STATE_OFFSET)[0] == STOPPING:
             self.stopping = True
-        SLOT.pack_into(self.map, offset, self.pid, STOPPING if self.stopping else IDLE,
-                       self.requests, now, self.number)
+        store(self.map, offset, SLOT, self.pid, STOPPING if self.stopping else IDLE,
+              self.requests, now, self.number)
         if self.requests == self.limit:
             self._wake()             # time to recycle: once in this child's life
         return False
@@ -119,7 +120,7 @@ class SlotStatus:
             pid, state = SLOT.unpack_from(self.map, HEADER.size + SLOT_SIZE * i)[:2]
             if pid and state in (STARTING, IDLE):
                 return
-        WAKE.pack_into(self.map, WAKE_OFFSET, 0)
+        store(self.map, WAKE_OFFSET, WAKE, 0)
         self._wake()
 
     def _wake(self):
