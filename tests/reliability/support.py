@@ -108,3 +108,29 @@ class Killer:
                 except ProcessLookupError:
                     pass
             self._stop.wait(max(0.0, deadline - time.monotonic()))
+
+
+def servesListener(pid):
+    """True once the event loop of worker ``pid`` watches its listening socket.
+
+    A worker counts as a live child (idle in its slot) a moment before its
+    gateway has built its loop; descriptors counted before this are not the
+    ones it keeps.
+    """
+    with open('/proc/net/unix') as f:
+        listening = {f'socket:[{fields[6]}]' for fields in (line.split() for line in f)
+                     if len(fields) > 6 and fields[3] != 'Flags'
+                     and int(fields[3], 16) & 0x10000}
+    fds = openFds(pid)
+    wanted = {str(fd) for fd, target in fds.items() if target in listening}
+    for fd, target in fds.items():
+        if target != 'anon_inode:[eventpoll]':
+            continue
+        try:
+            with open(f'/proc/{pid}/fdinfo/{fd}') as f:
+                watched = {line.split()[1] for line in f if line.startswith('tfd:')}
+        except FileNotFoundError:
+            continue
+        if wanted and wanted <= watched:
+            return True
+    return False

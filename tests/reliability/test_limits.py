@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from tests.procman.scaling_apps import readBoard
-from tests.reliability.support import openFds, zombies
+from tests.reliability.support import openFds, servesListener, zombies
 from tests.support import fcgi_client as fc
 from tests.support.procman import Procman
 from tests.support.procs import waitFor
@@ -105,6 +105,8 @@ def test_thousand_idle_connections(tmp_path, procs, manyFds):
                  extra="MinProcesses 2\nMaxProcesses 4").start()
     workers = pm.children()
     # Identical workers hold the same descriptors once they have set up.
+    waitFor(lambda: all(servesListener(w) for w in workers), 10,
+            message="the workers to watch the listening socket")
     fdsBefore = waitFor(lambda: (lambda n: n if len(set(n.values())) == 1 else None)(
         {w: len(openFds(w)) for w in workers}), 10, message="the workers to set up")
     idle = []
