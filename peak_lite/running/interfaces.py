@@ -209,7 +209,8 @@ class IWorkerStatus(Interface):
     implementation is a cheap no-op.  It must not make a system call per request.
     """
 
-    stopping = Attribute("True once the worker has been asked to stop gracefully")
+    stopping = Attribute("True once the worker has been asked to stop gracefully, or has "
+                         "served its request limit: it takes no new connection")
 
     def busy(line=None):
         """Return a context manager marking this worker busy for one request, idle after.

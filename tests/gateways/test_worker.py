@@ -102,6 +102,17 @@ class CountingStatus:
         self.events.append(code)
 
 
+class StoppingDuringRequest(CountingStatus):
+    """Told to stop while its request runs: its supervisor asked, or the request
+    was its last (a status that says stopping before that accepts nothing)."""
+
+    @contextlib.contextmanager
+    def busy(self, line=None):
+        self.stopping = True
+        with super().busy(line):
+            yield
+
+
 class CountingLoop(MainLoop):
     def __init__(self):
         super().__init__(signalHandler=object())
@@ -169,7 +180,7 @@ def test_http_says_connection_close_once_the_worker_is_stopping():
         conn.close()
         return resp.getheader('Connection'), body
     (connection, body), _, _ = serveInProcess(
-        HTTPConnection, hello, CountingStatus(stopping=True), client)
+        HTTPConnection, hello, StoppingDuringRequest(), client)
     assert (connection, body) == ('close', b'hi')
 
 

@@ -1,6 +1,7 @@
 """procman's adaptive pool under real load: scale up and down, no start-then-kill,
 busy children kept, recycling with jitter, hung requests."""
 
+import collections
 import os
 import re
 import signal
@@ -154,10 +155,25 @@ def test_max_requests_with_jitter_recycles_staggered_and_keeps_the_floor(tmp_pat
                 re.findall(r"recycled after (\d+) requests \(limit (\d+)\)", pm.log())]
     assert len(set(limit for _, limit in recycled)) > 1, recycled
     # Recycled as soon as the limit is reached (the child wakes the manager), not
-    # a housekeeping tick later: at most the few requests served while the
-    # replacement's start waits for StartInterval.
-    assert all(limit <= n <= limit + 100 for n, limit in recycled), recycled
-    assert any(n == limit for n, limit in recycled), recycled
+    # a housekeeping tick later; and a child at its limit takes no new connection.
+    assert all(n == limit for n, limit in recycled), recycled
+    pm.stop()
+
+
+@pytest.mark.parametrize('prefork', [1, 2])
+def test_a_child_at_its_request_limit_takes_no_new_connection(tmp_path, procs, prefork):
+    # Requests one after another, as fast as the children answer: before, a
+    # child kept accepting until the manager had started its replacement,
+    # and served up to 12 with a limit of 4.  Now it stops accepting as its
+    # limit is reached; what comes meanwhile waits in the backlog.
+    pm = manager(tmp_path, procs, f"MaxProcesses {prefork}\nMaxRequests 4", prefork=prefork)
+    pm.start(children=prefork)
+    served = collections.Counter(pidOf(pm.request('/')) for _ in range(40))
+    assert max(served.values()) == 4, served
+    waitFor(lambda: pm.log().count("recycled after") >= 40 // 4 - prefork, 10,
+             message="the children at their limit recycled")
+    recycled = re.findall(r"recycled after (\d+) requests \(limit 4\)", pm.log())
+    assert set(recycled) == {'4'}, recycled
     pm.stop()
 
 

@@ -114,11 +114,14 @@ def test_counters_match_exactly_across_sigkill_and_max_requests(tmp_path, procs)
         pm.request('/code/404' if i % 2 else '/')
 
     def settled():
+        # A child at its limit stays idle in its slot until the manager, woken
+        # by it, recycles it: settled means none is left at its limit.
         samples = scrape()
         exits = sum(value(samples, 'peak_worker_exits_total', reason=r) for r in REASONS)
         return samples if (value(samples, 'peak_requests_total') >= 20
                            and value(samples, 'peak_workers', state='idle') == 2
-                           and value(samples, 'peak_worker_spawns_total') == 2 + exits) \
+                           and value(samples, 'peak_worker_spawns_total') == 2 + exits
+                           and all(c['requests'] < 4 for c in document(pm)['children'])) \
             else None
     samples = waitFor(settled, 15, message="every exit replaced, two idle children")
     assert value(samples, 'peak_requests_total') == 20

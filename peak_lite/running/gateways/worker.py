@@ -238,6 +238,11 @@ class Worker:
         # at most, and connections not yet served are left in the backlog for
         # idle siblings instead of queueing here.
         served = self.requestsServed
+        if self.status.stopping and self._loop is not None:
+            # At its request limit (or asked to stop): the supervisor replaces
+            # this worker; what waits is for a sibling or the replacement.
+            self._loop.remove_reader(self.listener.fileno())
+            return
         for _ in range(ACCEPT_BATCH):
             if getattr(self.mainLoop, 'stopRequested', False) or self._loop is None:
                 return  # stopping: leave it in the backlog for a sibling or our successor

@@ -30,6 +30,7 @@ class SlotStatus:
     """
 
     stopping = False
+    asked = False       # the manager wrote STOPPING in our slot
 
     def __init__(self, board, index, wakeFd=None, goFd=None):
         self.map = board.map
@@ -86,7 +87,7 @@ class SlotStatus:
 
     def __enter__(self):
         if STATE.unpack_from(self.map, self.offset + STATE_OFFSET)[0] == STOPPING:
-            self.stopping = True     # the manager asked this child to stop
+            self.asked = self.stopping = True     # the manager asked this child to stop
         self.started = now = clock()
         store(self.map, self.offset, SLOT, self.pid, BUSY, self.requests, now, self.number)
         if self.wakeFd is not None and WAKE.unpack_from(self.map, WAKE_OFFSET)[0]:
@@ -108,11 +109,15 @@ class SlotStatus:
             store(self.map, offset + CODES_OFFSET + 8 * kind, COUNT, self.codes[kind])
         self.requests += 1
         if STATE.unpack_from(self.map, offset + STATE_OFFSET)[0] == STOPPING:
-            self.stopping = True
-        store(self.map, offset, SLOT, self.pid, STOPPING if self.stopping else IDLE,
+            self.asked = self.stopping = True
+        store(self.map, offset, SLOT, self.pid, STOPPING if self.asked else IDLE,
               self.requests, now, self.number)
         if self.requests == self.limit:
-            self._wake()             # time to recycle: once in this child's life
+            # Time to recycle, once in this child's life: it takes no new
+            # connection (IWorkerStatus.stopping) and the manager, woken,
+            # replaces it.  Its slot stays idle until the manager says stopping.
+            self.stopping = True
+            self._wake()
         return False
 
     def _wakeIfAllBusy(self):
