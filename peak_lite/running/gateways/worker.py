@@ -92,7 +92,7 @@ class Worker:
 
     @property
     def stopping(self):
-        """True once this worker is on its way out: responses then close their connection."""
+        """On its way out, or at its request limit: no more accepts; responses close."""
         return (self.draining or getattr(self.mainLoop, 'stopRequested', False)
                 or self.status.stopping)
 
@@ -204,11 +204,10 @@ class Worker:
 
     def _passSilent(self):
         # A request is about to run.  Connections accepted whose request has
-        # not arrived yet (a web server writes right after connecting) are
-        # not this request's: queued in the pool, they wait for an idle
-        # sibling instead of this request, and do not die if we are killed.
-        # A stopping worker keeps them: its siblings may be stopping too,
-        # and drain() serves them.
+        # not arrived yet are not this request's: queued in the pool, they
+        # wait for an idle sibling, not for it, and do not die if we are
+        # killed.  A stopping worker keeps them (its siblings may be stopping
+        # too); drain() serves them.
         if self.stopping:
             return
         for fd, (conn, deadline) in list(self._fresh.items()):
@@ -233,14 +232,13 @@ class Worker:
     # -- loop callbacks ---------------------------------------------------
 
     def _accept(self):
-        # Several connections per turn, but a turn serves at most one request,
-        # as before: a stop (deferred to the loop) still waits for one request
-        # at most, and connections not yet served are left in the backlog for
-        # idle siblings instead of queueing here.
+        # Several connections per turn, but a turn serves at most one request:
+        # a stop (deferred to the loop) still waits for one request at most,
+        # and connections not yet served stay in the backlog for idle siblings.
+        # At its request limit (status.stopping) it takes none: what waits is
+        # for a sibling or its replacement.
         served = self.requestsServed
         if self.status.stopping and self._loop is not None:
-            # At its request limit (or asked to stop): the supervisor replaces
-            # this worker; what waits is for a sibling or the replacement.
             self._loop.remove_reader(self.listener.fileno())
             return
         for _ in range(ACCEPT_BATCH):
