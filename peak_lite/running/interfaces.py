@@ -151,6 +151,16 @@ class IRerunnableCGI(Interface):
         """Serve one request read from ``stdin``/``environ``; write the response to ``stdout``."""
 
 
+class IWaitingWork(Interface):
+    """A command whose forked children share a queue of work for whichever is idle
+    (the gateways' hand-off queue of kept-alive connections).  A process manager
+    counts what waits there as load, as it counts a listening socket's backlog."""
+
+    def waitingFds():
+        """Descriptors readable while work waits there for an idle child.  A
+        process manager only polls them; it never reads them."""
+
+
 class IWSGIApplication(Interface):
     """A PEP 3333 application: ``app(environ, start_response) -> iterable of bytes``."""
 

@@ -14,8 +14,8 @@ from peak_lite.running.gateways import (
     resolveApp)
 from peak_lite.running.gateways.interfaces import IGatewayApp
 from peak_lite.running.interfaces import (
-    ICmdLineApp, ICmdLineAppFactory, IRerunnableCGI, IWSGIApplication, InvocationError,
-    LoadError)
+    ICmdLineApp, ICmdLineAppFactory, IRerunnableCGI, IWaitingWork, IWSGIApplication,
+    InvocationError, LoadError)
 from peak_lite.running.sockets import (
     SocketError, listenOn, listeningSocketOnFd, parseAddress)
 from tests.gateways import apps
@@ -118,8 +118,9 @@ def test_factories_build_ready_commands():
         verifyObject(ICmdLineAppFactory, factory)
         cmd = factory(None, argv=[name, 'tests.gateways.apps:hello'])
         assert isinstance(cmd, GatewayCommand) and cmd.app is apps.hello
-        for iface in (ICmdLineApp, IRerunnableCGI, IGatewayApp):
+        for iface in (ICmdLineApp, IRerunnableCGI, IGatewayApp, IWaitingWork):
             verifyObject(iface, cmd)
+        assert cmd.waitingFds() == [cmd.pool.receiver.fileno()]
     cmd = FastCGIInterpreter(None, argv=['FastCGI', '--read-timeout=2', 'unix:/tmp/x',
                                          'tests.gateways.apps:hello'])
     assert (cmd.socket, cmd.readTimeout) == ('unix:/tmp/x', 2.0)

@@ -11,6 +11,7 @@ import time
 import pytest
 
 from tests.procman.scaling_apps import Sampler, pidGet, pidOf, readBoard, waitState
+from tests.support import fcgi_client as fc
 from tests.support.load import ClientLoop
 from tests.support.procman import Procman
 from tests.support.procs import pidAlive, waitFor
@@ -174,6 +175,36 @@ def test_a_child_at_its_request_limit_takes_no_new_connection(tmp_path, procs, p
              message="the children at their limit recycled")
     recycled = re.findall(r"recycled after (\d+) requests \(limit 4\)", pm.log())
     assert set(recycled) == {'4'}, recycled
+    pm.stop()
+
+
+def test_requests_waiting_on_kept_alive_connections_grow_the_pool(tmp_path, procs):
+    # A web server that keeps its FastCGI connections alive sends new requests
+    # down them, not through the listening socket: while every child is busy
+    # they wait in the children's hand-off queue, where the manager did not
+    # look, so the pool never grew.  Three kept connections, all opened on
+    # the one child, then a 2 s request on each at once.
+    pm = manager(tmp_path, procs, "MinProcesses 1\nMaxProcesses 3", prefork=1)
+    pm.start(children=1)
+    clients = [fc.FastCGIClient(pm.socket, timeout=30) for _ in range(3)]
+    assert len({pidOf(c.request(fc.environFor('GET', '/'), keepConn=True))
+                for c in clients}) == 1
+    answered = []
+
+    def slow(client):
+        answered.append(client.request(fc.environFor('GET', '/sleep', query='2'),
+                                       keepConn=True).status)
+    threads = [threading.Thread(target=slow, args=(c,)) for c in clients]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    pm.waitChildren(3, timeout=1.5)
+    for thread in threads:
+        thread.join(10)
+    assert answered == [200] * 3 and time.monotonic() - started < 3.5, answered
+    assert "every child is busy and a connection" in pm.log()
+    for client in clients:
+        client.close()
     pm.stop()
 
 

@@ -19,7 +19,7 @@ import pytest
 from peak_lite.running.sockets import Listener, parseAddress
 from tests.support.nginx import Nginx, freePort
 from tests.support.procman import Procman, peakArgv
-from tests.support.procs import childrenOf, fdTargets, waitFor
+from tests.support.procs import childrenOf, openFds, waitFor
 
 root = pytest.mark.skipif(os.getuid() != 0, reason="needs root: other users' files and sockets")
 
@@ -238,7 +238,7 @@ def test_processes_the_app_starts_inherit_no_listening_socket(tmp_path, procs):
     conn.close()
     # A descriptor closed since the listing (the just-exec'd program's loader opens
     # and closes its libraries) is left out; an inherited listener would stay open.
-    held = fdTargets(sleeper)
+    held = list(openFds(sleeper).values())
     assert not [link for link in held if link.startswith('socket:')], held
     with open(f'/proc/{sleeper}/environ', 'rb') as f:
         assert b'PEAK_LISTEN_FDS=' not in f.read()

@@ -17,7 +17,8 @@ from tests.process.test_procman_reload_overlap import (
     zombies)
 from tests.support.load import ClientLoop, fastcgiGet
 from tests.support.procman import Procman
-from tests.support.procs import childrenOf, fdTargets, groupPids, waitFor
+from tests.support.procs import (childrenOf, groupPids, listeningUnixSockets, openFds,
+                                 waitFor)
 from tests.support.status import freePort, get, parse
 
 INTERVAL = 0.02
@@ -40,11 +41,7 @@ def keepers(pid):
 
 def unixListeners(pid):
     """The listening unix sockets ``pid`` holds, as 'socket:[INODE]'."""
-    with open('/proc/net/unix') as f:
-        listening = {f'socket:[{fields[6]}]' for fields in (line.split() for line in f)
-                     if len(fields) > 6 and fields[3].isalnum() and fields[3] != 'Flags'
-                     and int(fields[3], 16) & 0x10000}
-    return listening & set(fdTargets(pid))
+    return listeningUnixSockets() & set(openFds(pid).values())
 
 
 class Prober:
@@ -93,7 +90,7 @@ class Prober:
         seen = keepers(self.managerPid)
         for pid in set(seen) - set(self.keeperFds):
             try:
-                self.keeperFds[pid] = fdTargets(pid)
+                self.keeperFds[pid] = list(openFds(pid).values())
             except OSError:
                 pass        # gone already
         with self.lock:

@@ -3,7 +3,7 @@
     killer = Killer(pm, every=0.2).start()
     ...                                  # load from tests.support.load meanwhile
     killer.stop()                        # the pids it killed
-    zombies(pm.pid), openFds(pm.pid)
+    zombies(pm.pid), servesListener(worker)
 
 Everything here runs in threads of the test process and talks to real
 processes over real sockets; nothing is mocked.
@@ -15,7 +15,9 @@ import signal
 import threading
 import time
 
-__all__ = ['Killer', 'zombies', 'openFds', 'rawChildren', 'vmRSS']
+from tests.support.procs import listeningUnixSockets, openFds
+
+__all__ = ['Killer', 'zombies', 'servesListener', 'rawChildren', 'vmRSS']
 
 
 def rawChildren(pid):
@@ -38,17 +40,6 @@ def _state(pid):
 def zombies(pid):
     """Children of ``pid`` in state Z: exited but never reaped."""
     return [kid for kid in rawChildren(pid) if _state(kid) == 'Z']
-
-
-def openFds(pid):
-    """Names of the open file descriptors of ``pid`` and what they point at."""
-    found = {}
-    for fd in os.listdir(f'/proc/{pid}/fd'):
-        try:
-            found[int(fd)] = os.readlink(f'/proc/{pid}/fd/{fd}')
-        except FileNotFoundError:
-            continue
-    return found
 
 
 def vmRSS(pid):
@@ -117,10 +108,7 @@ def servesListener(pid):
     gateway has built its loop; descriptors counted before this are not the
     ones it keeps.
     """
-    with open('/proc/net/unix') as f:
-        listening = {f'socket:[{fields[6]}]' for fields in (line.split() for line in f)
-                     if len(fields) > 6 and fields[3] != 'Flags'
-                     and int(fields[3], 16) & 0x10000}
+    listening = listeningUnixSockets()
     fds = openFds(pid)
     wanted = {str(fd) for fd, target in fds.items() if target in listening}
     for fd, target in fds.items():

@@ -4,11 +4,11 @@ import collections
 
 import pytest
 
-from tests.reliability.support import Killer, openFds, zombies
+from tests.reliability.support import Killer, zombies
 from tests.support.load import ClientLoop, KeptAliveHttp
 from tests.support.nginx import Nginx
 from tests.support.procman import Procman
-from tests.support.procs import waitFor
+from tests.support.procs import openFds, waitFor
 
 pytestmark = [pytest.mark.slow, pytest.mark.nginx]
 

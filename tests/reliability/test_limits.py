@@ -13,10 +13,10 @@ import threading
 import pytest
 
 from tests.procman.scaling_apps import readBoard
-from tests.reliability.support import openFds, servesListener, zombies
+from tests.reliability.support import servesListener, zombies
 from tests.support import fcgi_client as fc
 from tests.support.procman import Procman
-from tests.support.procs import waitFor
+from tests.support.procs import openFds, waitFor
 
 MB = 1024 * 1024
 

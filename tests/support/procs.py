@@ -46,16 +46,24 @@ def pidAlive(pid):
     return state not in ('Z', 'X')
 
 
-def fdTargets(pid):
-    """What each open descriptor of ``pid`` names (a path, 'socket:[INODE]', ...); a
+def openFds(pid):
+    """{descriptor: what it names (a path, 'socket:[INODE]', ...)} of ``pid``; a
     descriptor closed between the listing and its reading is left out."""
-    targets = []
+    found = {}
     for fd in os.listdir(f'/proc/{pid}/fd'):
         try:
-            targets.append(os.readlink(f'/proc/{pid}/fd/{fd}'))
+            found[int(fd)] = os.readlink(f'/proc/{pid}/fd/{fd}')
         except OSError:
             pass
-    return targets
+    return found
+
+
+def listeningUnixSockets():
+    """Every listening unix socket on this machine, as 'socket:[INODE]' (/proc/net/unix)."""
+    with open('/proc/net/unix') as f:
+        return {f'socket:[{fields[6]}]' for fields in (line.split() for line in f)
+                if len(fields) > 6 and fields[3].isalnum() and fields[3] != 'Flags'
+                and int(fields[3], 16) & 0x10000}
 
 
 def groupPids(pgid):

@@ -15,8 +15,8 @@ from peak_lite.running.gateways.interfaces import IGatewayApp
 from peak_lite.running.gateways.sniff import SniffingConnection
 from peak_lite.running.gateways.worker import Worker
 from peak_lite.running.interfaces import (
-    EXIT_OK, ICmdLineApp, IMainLoop, IRerunnableCGI, IStandbyStatus, IWorkerStatus,
-    InvocationError)
+    EXIT_OK, ICmdLineApp, IMainLoop, IRerunnableCGI, IStandbyStatus, IWaitingWork,
+    IWorkerStatus, InvocationError)
 from peak_lite.running.mainloop import MainLoop
 from peak_lite.running.sockets import inheritedListeners, listenOn
 from peak_lite.running.workerstatus import getWorkerStatus
@@ -51,7 +51,7 @@ def _binary(stream):
     return getattr(stream, 'buffer', stream)
 
 
-@implementer(ICmdLineApp, IRerunnableCGI, IGatewayApp)
+@implementer(ICmdLineApp, IRerunnableCGI, IGatewayApp, IWaitingWork)
 class GatewayCommand:
     """See IGatewayApp.
 
@@ -82,6 +82,10 @@ class GatewayCommand:
         # Made now, while this is built in a process manager's parent: every
         # worker forked from it shares the queue (see handoff.py).
         self.pool = HandoffPool()
+
+    def waitingFds(self):
+        """See IWaitingWork: the workers' hand-off queue (handoff.py)."""
+        return [self.pool.receiver.fileno()]
 
     @property
     def usesInheritedSocket(self):

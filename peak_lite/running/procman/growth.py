@@ -5,7 +5,9 @@ Part of the pool (see pool.py), given it explicitly.  Two paths ask the pool
 for one more child, which it then starts:
 
 - *pending connections*: every child busy and a connection waiting on a
-  listening socket;
+  listening socket, or in the children's shared queue (``IWaitingWork``:
+  the gateways' hand-off queue, where a request sent down a kept-alive
+  connection of a busy child waits for an idle one);
 - *the BusyStarter rules*, timed only while every child is busy.
 
 Nothing here runs per request.  While not every child is busy (*cool*), the
@@ -58,11 +60,12 @@ SETTLE_TRIES = 5        # this often in a row at most, then the pool is not all 
 class Growth:
     """See IGrowth and the module docstring."""
 
-    def __init__(self, cfg, loop, board, listeners, policy, pool, ending):
+    def __init__(self, cfg, loop, board, listeners, policy, pool, ending, waiting=()):
         self.cfg = cfg
         self.loop = loop
         self.board = board
         self.listeners = listeners
+        self.waiting = list(waiting)   # the children's shared queue (IWaitingWork)
         self.policy = policy
         self.pool = pool
         self.ending = ending
@@ -139,7 +142,7 @@ class Growth:
 
     def connectionPending(self):
         """See IGrowth."""
-        fds = self.listeners.fds()
+        fds = self.listeners.fds() + self.waiting
         return bool(fds) and bool(select.select(fds, [], [], 0)[0])
 
     # -- warm: every child busy ---------------------------------------------
@@ -186,7 +189,7 @@ class Growth:
     def _watch(self):
         """Look again as soon as a connection arrives on a listening socket: once."""
         self.lastWatch = time.monotonic()
-        self.watched = self.listeners.fds()
+        self.watched = self.listeners.fds() + self.waiting
         for fd in self.watched:
             self.loop.addReader(fd, self._arrived)
 

@@ -289,7 +289,8 @@ class IGrowth(Interface):
         """Arm the scoreboard's wake flag while there is room for one more child."""
 
     def connectionPending():
-        """True when a connection waits on a listening socket, unaccepted."""
+        """True when a connection waits on a listening socket, unaccepted, or in the
+        children's shared queue (IWaitingWork)."""
 
 
 class IGuards(Interface):

@@ -49,6 +49,7 @@ import os
 import signal
 import time
 
+from peak_lite.running.interfaces import IWaitingWork
 from peak_lite.running.process import (
     ParentPipe, ProcessTemplate, Reaper, becomeSubreaper, childBootstrap, highFd,
     killLeftovers)
@@ -119,7 +120,9 @@ class Manager:
         self.pool = Pool(cfg, self.loop, self.board, self.tally, self.notifier, listeners,
                          hasCode=subject is not None, ending=self.mode,
                          previousServing=self.reloading.previousServing,
-                         onReady=self.poolReady, wakeStandby=self.standbys.wake)
+                         onReady=self.poolReady, wakeStandby=self.standbys.wake,
+                         waiting=subject.waitingFds()
+                         if IWaitingWork.providedBy(subject) else ())
         self.template = ProcessTemplate(self.makeChildCommand, childSetup=self.childSetup)
         self._spawningSlot = None
         self._goFd = None            # the read end of a standby's pipe, while forking one

@@ -52,7 +52,7 @@ class Pool:
 
     def __init__(self, cfg, loop, board, tally, notifier, listeners, hasCode=True,
                  ending=_running, previousServing=lambda: False, onReady=lambda: None,
-                 policy=None, wakeStandby=lambda: None):
+                 policy=None, wakeStandby=lambda: None, waiting=()):
         self.cfg = cfg
         self.loop = loop
         self.board = board
@@ -78,7 +78,7 @@ class Pool:
         self.startTimer = None
         self.checkTimer = None
         self.readySent = False
-        self.growth = Growth(cfg, loop, board, listeners, self.policy, self, ending)
+        self.growth = Growth(cfg, loop, board, listeners, self.policy, self, ending, waiting)
         self.guards = Guards(cfg, loop, self.policy, self, ending)
 
     # -- the records -------------------------------------------------------
