@@ -1,9 +1,12 @@
 """The pool's hand-off queue between real processes: a socket travels with its unread bytes."""
 
+import asyncio
 import os
 import select
 import signal
 import socket
+import time
+import types
 
 from zope.interface.verify import verifyObject
 
@@ -67,6 +70,32 @@ def test_a_silent_connection_travels_with_its_deadline():
         for sock, _deadline in taken:
             sock.close()
     finally:
+        pool.close()
+
+
+def test_a_worker_on_its_way_out_leaves_the_queue_without_spinning_on_it():
+    """A stopping worker (asked to, or at its request limit) leaves what is queued to a
+    sibling; the queue stays readable meanwhile, so it must stop watching it."""
+    pool = HandoffPool()
+    client, server = socket.socketpair()
+    loop = asyncio.new_event_loop()
+    adopted = []
+    worker = types.SimpleNamespace(stopping=True, adopt=lambda *taken: adopted.append(taken))
+    try:
+        assert pool.give(server)
+        server.close()
+        pool.install([worker], loop)
+        before = time.process_time()
+        loop.run_until_complete(asyncio.sleep(0.3))
+        spent = time.process_time() - before
+        pool.uninstall()
+        assert not adopted
+        assert spent < 0.1, f"{spent:.2f}s of CPU in 0.3s: the worker spun on the queue"
+        sock, _deadline = pool.take()       # still there, for a sibling
+        sock.close()
+    finally:
+        loop.close()
+        client.close()
         pool.close()
 
 

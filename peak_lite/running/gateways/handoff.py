@@ -168,7 +168,10 @@ class HandoffPool:
     def _adopt(self):
         for worker in self.workers:
             if worker.stopping:
-                return      # leave it for a sibling that is not on its way out
+                # Leave it for a sibling that is not on its way out, and stop
+                # watching: the queue stays readable until one takes it.
+                self._loop.remove_reader(self.receiver.fileno())
+                return
         taken = self.take()
         if taken is not None:
             self.workers[0].adopt(*taken)
