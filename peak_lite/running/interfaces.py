@@ -219,8 +219,9 @@ class IWorkerStatus(Interface):
     implementation is a cheap no-op.  It must not make a system call per request.
     """
 
-    stopping = Attribute("True once the worker has been asked to stop gracefully, or has "
-                         "served its request limit: it takes no new connection")
+    stopping = Attribute("True once the worker has been asked to stop gracefully, or while "
+                         "it waits to be replaced at its request limit: it takes no new "
+                         "connection, and each response closes its connection")
 
     def busy(line=None):
         """Return a context manager marking this worker busy for one request, idle after.

@@ -3,6 +3,7 @@ every stage, pacing that never delays a repair, an idle manager that sleeps,
 fork failure under a real pids cgroup, nothing left after a stop, and the
 MaxProcesses bound."""
 
+import contextlib
 import os
 import re
 import signal
@@ -173,6 +174,38 @@ def test_fork_failure_frees_its_slot_backs_off_and_the_pool_recovers(tmp_path, p
     _cgroupV1()
     pm = Procman(tmp_path, procs, command=APP, prefork=2,
                  extra="MinProcesses 2\nMaxProcesses 2").start(children=2)
+    with forksBlocked(pm) as unblock:
+        for victim in pm.children():
+            os.kill(victim, signal.SIGKILL)
+        pm.waitLog("fork failed", timeout=10)
+        began = time.monotonic()
+        waitFor(lambda: time.monotonic() - began > 1.5, 2, interval=0.1)
+        assert pm.log().count("fork failed") == 1, pm.log()     # once per streak
+        assert "scoreboard full" not in pm.log()
+        unblock()
+        pm.waitChildren(2, timeout=30)
+        assert pm.request('/').status == 200
+        pm.stop()
+
+
+def test_a_child_at_its_request_limit_serves_on_while_no_replacement_can_start(tmp_path,
+                                                                               procs):
+    # At its limit a child takes no new connection while its replacement
+    # starts; but when no fork succeeds, it must not leave the pool empty.
+    _cgroupV1()
+    pm = Procman(tmp_path, procs, command=APP, prefork=1,
+                 extra="MinProcesses 1\nMaxProcesses 1\nMaxRequests 3").start(children=1)
+    child = pm.children()[0]
+    with forksBlocked(pm):
+        answered = [pm.request('/', timeout=10).status for _ in range(6)]
+        assert answered == [200] * 6
+        assert "fork failed" in pm.log() and pm.children() == [child]
+        pm.stop()
+
+
+@contextlib.contextmanager
+def forksBlocked(pm):
+    """No fork of the manager succeeds inside (a cgroup's pids.max); yields ``unblock()``."""
     cg = os.path.join(CGROUP_V1, f'peak-test-{os.getpid()}-{pm.pid}')
     os.mkdir(cg)
     try:
@@ -181,19 +214,12 @@ def test_fork_failure_frees_its_slot_backs_off_and_the_pool_recovers(tmp_path, p
         with open(os.path.join(cg, 'pids.current')) as f:
             current = int(f.read())
         with open(os.path.join(cg, 'pids.max'), 'w') as f:
-            f.write(str(current))       # no fork of the manager succeeds now
-        for victim in pm.children():
-            os.kill(victim, signal.SIGKILL)
-        pm.waitLog("fork failed", timeout=10)
-        began = time.monotonic()
-        waitFor(lambda: time.monotonic() - began > 1.5, 2, interval=0.1)
-        assert pm.log().count("fork failed") == 1, pm.log()     # once per streak
-        assert "scoreboard full" not in pm.log()
-        with open(os.path.join(cg, 'pids.max'), 'w') as f:
-            f.write('max')
-        pm.waitChildren(2, timeout=30)
-        assert pm.request('/').status == 200
-        pm.stop()
+            f.write(str(current))
+
+        def unblock():
+            with open(os.path.join(cg, 'pids.max'), 'w') as f:
+                f.write('max')
+        yield unblock
     finally:
         with open(os.path.join(cg, 'cgroup.procs')) as f:
             left = f.read().split()

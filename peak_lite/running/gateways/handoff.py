@@ -44,6 +44,8 @@ log = logging.getLogger('peak_lite.running.gateways')
 
 HANDOFF_EVERY = 0.01    # the timer's period: a request that has run through a
                         # whole period lets its worker's waiting connections go
+RELOOK = 0.1            # a stopping worker looks again this often at what it leaves
+                        # alone (one at its request limit may serve on: slotstatus.py)
 KEPT = b'k'             # a datagram's tag: a kept-alive connection with a request waiting,
 SILENT = b's'           # ... or one accepted whose request has not arrived, then its deadline
 DEADLINE = struct.Struct('=d')
@@ -122,13 +124,18 @@ class HandoffPool:
         """In a worker process: adopt queued connections while idle, hand off while busy."""
         self.workers = tuple(workers)
         self._loop = loop
-        loop.add_reader(self.receiver.fileno(), self._adopt)
+        self._watch()
         if signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, None):
             signal.signal(signal.SIGALRM, self._onAlarm)
             # Restart the application's interrupted system calls in the kernel:
             # C extensions that mishandle EINTR never see one from us.
             signal.siginterrupt(signal.SIGALRM, False)
             self._alarm = True
+
+    def _watch(self):
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.add_reader(self.receiver.fileno(), self._adopt)
 
     def uninstall(self):
         self._running = False
@@ -168,9 +175,10 @@ class HandoffPool:
     def _adopt(self):
         for worker in self.workers:
             if worker.stopping:
-                # Leave it for a sibling that is not on its way out, and stop
-                # watching: the queue stays readable until one takes it.
+                # Leave it for a sibling that is not on its way out.  The queue
+                # stays readable until one takes it: look again later, not at once.
                 self._loop.remove_reader(self.receiver.fileno())
+                self._loop.call_later(RELOOK, self._watch)
                 return
         taken = self.take()
         if taken is not None:

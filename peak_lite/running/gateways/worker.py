@@ -19,6 +19,7 @@ import time
 from zope.interface import implementer
 
 from peak_lite.running.accesslog import getAccessLog
+from peak_lite.running.gateways.handoff import RELOOK
 from peak_lite.running.gateways.interfaces import IWorker
 from peak_lite.running.gateways.requestscope import During, nothing, requestLine
 from peak_lite.running.mainloop import Interrupted
@@ -50,10 +51,9 @@ class Worker:
     """See IWorker.
 
     ``Worker(listener, connectionFactory, app, mainLoop, status=None,
-    readTimeout=30.0, idleTimeout=0, pool=None)``: ``idleTimeout`` (0 =
-    never) closes connections that stay idle between requests for that long;
-    a connection that sends nothing at all is closed after ``readTimeout``.
-    ``pool`` is the HandoffPool shared with sibling workers, if any.
+    readTimeout=30.0, idleTimeout=0, pool=None)``: ``idleTimeout`` (0 = never)
+    closes connections idle that long between requests; one that sends nothing
+    at all closes after ``readTimeout``.  ``pool``: the siblings' HandoffPool.
     """
 
     def __init__(self, listener, connectionFactory, app, mainLoop, status=None,
@@ -203,11 +203,10 @@ class Worker:
         self._take(sock, deadline)
 
     def _passSilent(self):
-        # A request is about to run.  Connections accepted whose request has
-        # not arrived yet are not this request's: queued in the pool, they
-        # wait for an idle sibling, not for it, and do not die if we are
-        # killed.  A stopping worker keeps them (its siblings may be stopping
-        # too); drain() serves them.
+        # A request is about to run.  Connections accepted whose request has not
+        # arrived yet, queued in the pool, wait for an idle sibling, not for it,
+        # and do not die if we are killed.  A stopping worker keeps them (its
+        # siblings may be stopping too); drain() serves them.
         if self.stopping:
             return
         for fd, (conn, deadline) in list(self._fresh.items()):
@@ -235,11 +234,12 @@ class Worker:
         # Several connections per turn, but a turn serves at most one request:
         # a stop (deferred to the loop) still waits for one request at most,
         # and connections not yet served stay in the backlog for idle siblings.
-        # At its request limit (status.stopping) it takes none: what waits is
-        # for a sibling or its replacement.
+        # Stopping (or at its request limit) it takes none; it looks again later.
         served = self.requestsServed
         if self.status.stopping and self._loop is not None:
             self._loop.remove_reader(self.listener.fileno())
+            if self._resume is None:
+                self._resume = self._loop.call_later(RELOOK, self._resumeAccepting)
             return
         for _ in range(ACCEPT_BATCH):
             if getattr(self.mainLoop, 'stopRequested', False) or self._loop is None:

@@ -17,7 +17,9 @@ from peak_lite.running.procman.scoreboard import (
     SUM_OFFSET, WAKE, WAKE_OFFSET, clock)
 from peak_lite.util.shared import store
 
-__all__ = ['SlotStatus']
+__all__ = ['SlotStatus', 'SPENT_GRACE']
+
+SPENT_GRACE = 1.0   # seconds a child at its request limit waits for its replacement
 
 
 @implementer(IStandbyStatus)
@@ -29,8 +31,15 @@ class SlotStatus:
     stores as each request ends.
     """
 
-    stopping = False
     asked = False       # the manager wrote STOPPING in our slot
+    spentAt = 0.0       # when this child served its request limit
+
+    @property
+    def stopping(self):
+        """See IWorkerStatus.  At its request limit a child takes no new connection
+        while its replacement starts, for SPENT_GRACE at most: if none has come by
+        then (no fork succeeds), it serves on rather than leave the pool empty."""
+        return self.asked or (self.spentAt > 0.0 and clock() - self.spentAt < SPENT_GRACE)
 
     def __init__(self, board, index, wakeFd=None, goFd=None):
         self.map = board.map
@@ -87,7 +96,7 @@ class SlotStatus:
 
     def __enter__(self):
         if STATE.unpack_from(self.map, self.offset + STATE_OFFSET)[0] == STOPPING:
-            self.asked = self.stopping = True     # the manager asked this child to stop
+            self.asked = True        # the manager asked this child to stop
         self.started = now = clock()
         store(self.map, self.offset, SLOT, self.pid, BUSY, self.requests, now, self.number)
         if self.wakeFd is not None and WAKE.unpack_from(self.map, WAKE_OFFSET)[0]:
@@ -109,14 +118,14 @@ class SlotStatus:
             store(self.map, offset + CODES_OFFSET + 8 * kind, COUNT, self.codes[kind])
         self.requests += 1
         if STATE.unpack_from(self.map, offset + STATE_OFFSET)[0] == STOPPING:
-            self.asked = self.stopping = True
+            self.asked = True
         store(self.map, offset, SLOT, self.pid, STOPPING if self.asked else IDLE,
               self.requests, now, self.number)
         if self.requests == self.limit:
             # Time to recycle, once in this child's life: it takes no new
-            # connection (IWorkerStatus.stopping) and the manager, woken,
-            # replaces it.  Its slot stays idle until the manager says stopping.
-            self.stopping = True
+            # connection (see stopping) and the manager, woken, replaces it.
+            # Its slot stays idle until the manager says stopping.
+            self.spentAt = now
             self._wake()
         return False
 
