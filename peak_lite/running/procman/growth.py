@@ -142,8 +142,12 @@ class Growth:
 
     def connectionPending(self):
         """See IGrowth."""
-        fds = self.listeners.fds() + self.waiting
+        fds = self._pendingFds()
         return bool(fds) and bool(select.select(fds, [], [], 0)[0])
+
+    def _pendingFds(self):
+        """Where a connection waits for a child: the listening sockets, the shared queue."""
+        return self.listeners.fds() + self.waiting
 
     # -- warm: every child busy ---------------------------------------------
 
@@ -187,9 +191,10 @@ class Growth:
         self.look()
 
     def _watch(self):
-        """Look again as soon as a connection arrives on a listening socket: once."""
+        """Look again as soon as a connection arrives on a listening socket or in the
+        shared queue: once."""
         self.lastWatch = time.monotonic()
-        self.watched = self.listeners.fds() + self.waiting
+        self.watched = self._pendingFds()
         for fd in self.watched:
             self.loop.addReader(fd, self._arrived)
 
