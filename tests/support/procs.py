@@ -58,12 +58,29 @@ def openFds(pid):
     return found
 
 
+def _unixSockets():
+    """(flags, state, 'socket:[INODE]', path) of every unix socket on this machine."""
+    with open('/proc/net/unix') as f:
+        for fields in (line.split() for line in f):
+            if len(fields) > 6 and fields[3].isalnum() and fields[3] != 'Flags':
+                yield (int(fields[3], 16), fields[5], f'socket:[{fields[6]}]',
+                       fields[7] if len(fields) > 7 else '')
+
+
 def listeningUnixSockets():
     """Every listening unix socket on this machine, as 'socket:[INODE]' (/proc/net/unix)."""
-    with open('/proc/net/unix') as f:
-        return {f'socket:[{fields[6]}]' for fields in (line.split() for line in f)
-                if len(fields) > 6 and fields[3].isalnum() and fields[3] != 'Flags'
-                and int(fields[3], 16) & 0x10000}
+    return {inode for flags, state, inode, path in _unixSockets() if flags & 0x10000}
+
+
+def acceptedUnixConnections(pid):
+    """The connections ``pid`` holds that were accepted on a unix socket it listens on,
+    as 'socket:[INODE]': the accepting side carries the listener's bound path (as it
+    was bound) and is connected (state 03)."""
+    held = set(openFds(pid).values())
+    sockets = [s for s in _unixSockets() if s[3]]
+    paths = {path for flags, state, inode, path in sockets if flags & 0x10000 and inode in held}
+    return {inode for flags, state, inode, path in sockets
+            if path in paths and state == '03' and inode in held}
 
 
 def groupPids(pgid):
