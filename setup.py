@@ -1,4 +1,4 @@
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
 
 TEST_REQUIRES = [
     'pytest>=8',
@@ -20,6 +20,10 @@ setup(
     license='ZPL-2.1',
     python_requires='>=3.10',
     packages=find_packages(include=['peak_lite', 'peak_lite.*']),
+    # The gateways' per-record, per-parameter and per-header loops, compiled.  Optional:
+    # without a C compiler the install goes on and the pure-Python code does the same work.
+    ext_modules=[Extension('peak_lite.running.gateways._speedups',
+                           ['peak_lite/running/gateways/_speedups.c'], optional=True)],
     include_package_data=True,
     package_data={'peak_lite': ['*.ini', '**/*.xml', '**/*.ini']},
     install_requires=[

@@ -18,14 +18,12 @@ import socket
 import sys
 from pathlib import Path
 
-import pytest
 import yaml
 
 from peak_lite.running.procman.configtypes import duration
 from tests.process.test_procman_systemd import WRAPPER, NotifySocket
 from tests.support.fcgi_client import FastCGIClient, environFor
 from tests.support.procman import Procman, peakArgv
-from tests.support.procs import waitFor
 
 DOC = Path(__file__).resolve().parent.parent.parent / 'docs' / 'deploy.md'
 FENCE = re.compile(r'^```(\w*)\n(# (\S+)\n.*?)^```$', re.M | re.S)

@@ -72,6 +72,11 @@ def twice(environ, start_response):
     return [b'x']
 
 
+def twoLengths(environ, start_response):
+    start_response('200 OK', [('Content-Length', '1'), ('Content-Length', '2')])
+    return [b'x']
+
+
 def errors(environ, start_response):
     environ['wsgi.errors'].write('a message on wsgi.errors\n')
     return hello(environ, start_response)

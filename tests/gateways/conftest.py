@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from peak_lite.running.gateways import speedups
 from tests.support.nginx import freePort
 from tests.support.procs import waitFor
 
@@ -58,3 +59,13 @@ def serve(procs, tmp_path):
         assert p.returncode is None, f"the gateway exited with {p.returncode}"
         return p, spec
     return start
+
+
+@pytest.fixture(params=['compiled', 'python'])
+def speedupsOnAndOff(request, monkeypatch):
+    """Run a test with the compiled loops (speedups.py) and again with pure Python alone,
+    in this process and in the gateways it starts."""
+    if request.param == 'python':
+        monkeypatch.setattr(speedups, 'compiled', None)
+        monkeypatch.setenv('PEAK_LITE_PURE_PYTHON', '1')
+    return request.param

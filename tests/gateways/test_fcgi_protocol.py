@@ -1,4 +1,8 @@
-"""Records and name-value pairs (pure functions), including fuzzing of the parser."""
+"""Records and name-value pairs (pure functions), including fuzzing of the parser.
+
+Every test runs twice: with the compiled loops (speedups.py) and with the
+pure-Python code alone, which is what an install without a C compiler gets.
+"""
 
 import pytest
 from hypothesis import given, settings
@@ -7,6 +11,8 @@ from hypothesis import strategies as st
 from peak_lite.running.gateways import fcgi_protocol as fp
 from peak_lite.running.gateways.interfaces import GatewayError, ProtocolError
 from tests.support import fcgi_client as fc
+
+pytestmark = pytest.mark.usefixtures('speedupsOnAndOff')
 
 
 def test_records_are_padded_to_eight_and_match_an_independent_encoder():

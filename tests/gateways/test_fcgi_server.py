@@ -13,6 +13,9 @@ from tests.support import fcgi_client as fc
 from tests.support.fcgi_client import FastCGIClient, environFor
 from tests.support.procs import waitFor
 
+# Each test runs with the compiled loops (speedups.py) and with pure Python alone.
+pytestmark = pytest.mark.usefixtures('speedupsOnAndOff')
+
 
 @pytest.fixture
 def echo(serve):
@@ -185,7 +188,7 @@ def test_streaming_response(serve):
     assert r.body == b''.join(f'line {i}\n'.encode() for i in range(100))
 
 
-@pytest.mark.parametrize('app', ['badstatus', 'twice'])
+@pytest.mark.parametrize('app', ['badstatus', 'twice', 'twoLengths'])
 def test_pep3333_violations_become_500(serve, app):
     proc, spec = serve('FastCGI', f'tests.gateways.apps:{app}')
     with FastCGIClient(address(spec)) as c:

@@ -9,6 +9,9 @@ import pytest
 from tests.gateways.conftest import address
 from tests.support.procs import waitFor
 
+# Each test runs with the compiled loops (speedups.py) and with pure Python alone.
+pytestmark = pytest.mark.usefixtures('speedupsOnAndOff')
+
 
 @pytest.fixture
 def echo(serve):
@@ -202,8 +205,12 @@ def readLines(environ, start_response):
 
 def badHeader(environ, start_response):
     """A header the wire cannot carry: the kind given in the query."""
-    value = {'ctl': 'a\x01b', 'length': 'many', 'del': 'x\x7fy'}[environ['QUERY_STRING']]
-    name = 'Content-Length' if environ['QUERY_STRING'] == 'length' else 'X-Bad'
+    kind = environ['QUERY_STRING']
+    if kind == 'twoLengths':
+        start_response('200 OK', [('Content-Length', '4'), ('Content-Length', '5')])
+        return [b'body']
+    value = {'ctl': 'a\x01b', 'length': 'many', 'del': 'x\x7fy'}[kind]
+    name = 'Content-Length' if kind == 'length' else 'X-Bad'
     start_response('200 OK', [(name, value)])
     return [b'body']
 
@@ -251,7 +258,7 @@ def test_readline_none(serve):
     conn.close()
 
 
-@pytest.mark.parametrize('kind', ['ctl', 'del', 'length'])
+@pytest.mark.parametrize('kind', ['ctl', 'del', 'length', 'twoLengths'])
 def test_an_invalid_header_from_the_app_is_a_500(serve, kind):
     proc, spec = serve('HTTP', 'tests.gateways.test_http:badHeader', tcp=True)
     conn = http.client.HTTPConnection(*address(spec), timeout=10)

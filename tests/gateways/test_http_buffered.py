@@ -2,7 +2,12 @@
 
 import socket
 
+import pytest
+
 from peak_lite.running.gateways.http_server import HTTPConnection
+
+# Each test runs with the compiled loops (speedups.py) and with pure Python alone.
+pytestmark = pytest.mark.usefixtures('speedupsOnAndOff')
 
 
 def test_buffered_is_zero_between_requests_and_not_while_a_head_is_under_way():

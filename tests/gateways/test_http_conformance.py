@@ -12,6 +12,9 @@ import pytest
 
 from tests.gateways.conftest import address
 
+# Each test runs with the compiled loops (speedups.py) and with pure Python alone.
+pytestmark = pytest.mark.usefixtures('speedupsOnAndOff')
+
 REPORTED = ('REQUEST_METHOD', 'PATH_INFO', 'QUERY_STRING', 'REQUEST_URI', 'HTTP_HOST',
             'HTTP_X_FORWARDED_FOR', 'REMOTE_ADDR', 'REMOTE_PORT', 'CONTENT_LENGTH')
 

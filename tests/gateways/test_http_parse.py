@@ -1,9 +1,13 @@
 """RequestReader on its own: arbitrary bytes and arbitrary splits (hypothesis)."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from peak_lite.running.gateways.http_parse import END, Refusal, Request, RequestReader
+
+# Each test runs with the compiled loops (speedups.py) and with pure Python alone.
+pytestmark = pytest.mark.usefixtures('speedupsOnAndOff')
 
 VALID = (b'POST /a?x=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello'
          b'GET http://example.com/b HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nX-A: 2\r\n\r\n'

@@ -1,4 +1,7 @@
-"""WSGIRequest: PEP 3333 checks, write(), iteration, close() and the generic 500."""
+"""WSGIRequest: PEP 3333 checks, write(), iteration, close() and the generic 500.
+
+Every test runs with the compiled header check (speedups.py) and without it.
+"""
 
 import io
 import sys
@@ -7,6 +10,8 @@ import pytest
 
 from peak_lite.running.gateways.wsgi import (
     ERROR_BODY, ResponseError, WSGIRequest, baseEnviron, checkHeaders, checkStatus)
+
+pytestmark = pytest.mark.usefixtures('speedupsOnAndOff')
 
 
 class Recorder(WSGIRequest):

@@ -2,7 +2,6 @@
 replacement first, at the floor); one whose memory is only the manager's preloaded,
 shared pages is not."""
 
-import os
 import re
 import threading
 

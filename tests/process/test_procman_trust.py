@@ -7,7 +7,6 @@ import shutil
 import signal
 import stat
 import struct
-import subprocess
 import tempfile
 import threading
 
@@ -16,7 +15,7 @@ import pytest
 from tests.process.test_procman_control import peak
 from tests.procman.scaling_apps import readBoard
 from tests.support.procman import Procman
-from tests.support.procs import pidAlive, waitFor
+from tests.support.procs import waitFor
 
 APP = 'CGI tests.procman.trust_apps:app'
 FAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1'

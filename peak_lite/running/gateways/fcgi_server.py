@@ -18,7 +18,7 @@ from zope.interface import implementer
 from peak_lite.running.gateways import fcgi_protocol as fp
 from peak_lite.running.gateways.interfaces import GatewayError, IConnection, ProtocolError
 from peak_lite.running.gateways.sockio import sendAll
-from peak_lite.running.gateways.wsgi import WSGIRequest, baseEnviron
+from peak_lite.running.gateways.wsgi import WSGIRequest, baseEnviron, headLines
 
 log = logging.getLogger('peak_lite.running.gateways')
 
@@ -97,10 +97,7 @@ class FastCGIResponse(WSGIRequest):
         self.errors = errors    # the app may wrap environ's copy (wsgiref.validate does)
 
     def frameHead(self, status, headers, body):
-        lines = [f'Status: {status}\r\n']
-        lines += [f'{name}: {value}\r\n' for name, value in headers]
-        lines.append('\r\n')
-        return ''.join(lines).encode('latin-1')
+        return b'Status: %s\r\n%s\r\n' % (status.encode('latin-1'), headLines(headers)[0])
 
     def frameBody(self, data):
         return data

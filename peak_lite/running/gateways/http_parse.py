@@ -15,6 +15,7 @@ from urllib.parse import unquote
 
 import httptools
 
+from peak_lite.running.gateways import speedups
 from peak_lite.running.gateways.interfaces import ProtocolError
 
 __all__ = ['RequestReader', 'Request', 'Refusal', 'END',
@@ -28,7 +29,7 @@ MAX_HEAD = 65536        # bytes in the whole head: 431 past it
 END = object()          # the queue item that ends a request's body
 
 # Field names as environ keys, computed once per distinct name.  A name with
-# an underscore maps to None: it is dropped (see on_header).
+# an underscore maps to None: it is dropped (see fieldsOf).
 _SPECIAL = {b'content-type': 'CONTENT_TYPE', b'content-length': 'CONTENT_LENGTH'}
 _WATCHED = frozenset(('HTTP_HOST', 'HTTP_TRANSFER_ENCODING', 'CONTENT_LENGTH', 'HTTP_EXPECT'))
 _keys = {}
@@ -47,6 +48,31 @@ def _environKey(name):
     return key
 
 
+def fieldsOf(raw, keys, environKey, watched):
+    """``(fields, watchedFields)`` of a head's raw ``[name, value, ...]``.
+
+    ``fields``: ``{environ key: value str}``, trailing blanks stripped, the
+    values of a key given twice joined with ","; ``watchedFields``:
+    ``[(key, raw value)]`` for the keys in ``watched``.  ``keys`` caches each
+    name's key, None for a name that is dropped; ``environKey(name)`` computes
+    one it lacks.  speedups.py has its twin.
+    """
+    fields = {}
+    seen = []
+    raw = iter(raw)
+    for name, value in zip(raw, raw):
+        key = keys[name] if name in keys else environKey(name)
+        if key is None:
+            # X_Forwarded_For would land on HTTP_X_FORWARDED_FOR and spoof the
+            # dashed header a proxy vouches for: drop it, as gunicorn does.
+            continue
+        if key in watched:
+            seen.append((key, value))
+        value = value.rstrip(b' \t').decode('latin-1')
+        fields[key] = fields[key] + ',' + value if key in fields else value
+    return fields, seen
+
+
 class Refusal(ProtocolError):
     """The request cannot be served: answer ``status`` and close the connection."""
 
@@ -55,20 +81,51 @@ class Refusal(ProtocolError):
         self.status = status
 
 
+class FieldLines:
+    """The head's fields, raw, bounded as they come; ``add`` is httptools' ``on_header``.
+
+    ``add(name, value)`` keeps the field in a flat list and adds it to
+    ``size``, the head's bytes so far (its request-target included).  A field
+    past ``maxField`` bytes, a field past ``maxFields`` or a head past
+    ``maxHead`` bytes calls ``tooBig(name, fieldSize, fields, headSize)``, which
+    raises.  ``take()`` returns ``[name, value, ...]`` and starts afresh.  Its
+    compiled twin (speedups.py) does the same with no Python frame per field.
+    """
+
+    def __init__(self, maxField, maxFields, maxHead, tooBig):
+        self.maxField, self.maxFields, self.maxHead = maxField, maxFields, maxHead
+        self.tooBig = tooBig
+        self.raw = []
+        self.size = 0
+
+    def add(self, name, value):
+        field = len(name) + len(value) + 4
+        count = len(self.raw) // 2
+        self.size += field
+        if field > self.maxField or count >= self.maxFields or self.size > self.maxHead:
+            return self.tooBig(name, field, count, self.size)
+        self.raw += (name, value)
+
+    def take(self):
+        raw = self.raw
+        self.raw = []
+        self.size = 0
+        return raw
+
+
 class Request:
     """One request head, as parsed."""
 
     __slots__ = ('method', 'target', 'version', 'fields', 'keepAlive', 'chunked',
-                 'contentLength', 'expectContinue', 'hostCount', 'size')
+                 'contentLength', 'expectContinue', 'hostCount')
 
     def __init__(self):
         self.target = b''
-        self.fields = []            # (environ key, value str), underscored names dropped
+        self.fields = None          # {environ key: value str}, underscored names dropped
         self.chunked = False
         self.contentLength = None
         self.expectContinue = False
         self.hostCount = 0
-        self.size = 0
 
     @property
     def hasBody(self):
@@ -87,19 +144,14 @@ class Request:
             if not target.startswith('/'):
                 target = '/' + target
         path, _, query = target.partition('?')
-        environ = {
-            'REQUEST_METHOD': self.method,
-            'SCRIPT_NAME': '',
-            'PATH_INFO': unquote(path, 'latin-1') if '%' in path else path,
-            'QUERY_STRING': query,
-            'REQUEST_URI': target,
-            'SERVER_PROTOCOL': 'HTTP/' + self.version,
-        }
-        for key, value in self.fields:
-            if key in environ:
-                environ[key] += ',' + value
-            else:
-                environ[key] = value
+        # The fields' keys are HTTP_*, CONTENT_TYPE and CONTENT_LENGTH: none of these.
+        environ = self.fields
+        environ['REQUEST_METHOD'] = self.method
+        environ['SCRIPT_NAME'] = ''
+        environ['PATH_INFO'] = unquote(path, 'latin-1') if '%' in path else path
+        environ['QUERY_STRING'] = query
+        environ['REQUEST_URI'] = target
+        environ['SERVER_PROTOCOL'] = 'HTTP/' + self.version
         if host is not None:
             environ['HTTP_HOST'] = host
         return environ
@@ -120,6 +172,11 @@ class RequestReader:
     def __init__(self):
         self.queue = deque()
         self.finished = False
+        # httptools looks its callbacks up once, here: on_header is an attribute.
+        compiled = speedups.compiled
+        self._lines = (FieldLines if compiled is None else compiled.FieldLines)(
+            self.maxField, self.maxFields, self.maxHead, self._tooBig)
+        self.on_header = self._lines.add
         self._parser = httptools.HttpRequestParser(self)
         self._request = None        # the request whose head is being read
         self._trickled = 0          # head bytes fed after the feed its head began in
@@ -156,7 +213,7 @@ class RequestReader:
             # All of this feed belongs to a head that is still not whole:
             # bound what llhttp and httptools buffer for it.
             self._trickled += len(data)
-            if inHead.size + self._trickled > self.maxHead:
+            if self._lines.size + self._trickled > self.maxHead:
                 self._refuse(Refusal(431, f"request head exceeds {self.maxHead} bytes"))
 
     def _refuse(self, refusal):
@@ -170,34 +227,19 @@ class RequestReader:
         self._inMessage = True
         self._request = Request()
         self._trickled = 0
+        self._lines.take()
 
     def on_url(self, url):
         request = self._request
         request.target += url
-        request.size += len(url)
+        self._lines.size += len(url)
         if len(request.target) > self.maxTarget:
             raise Refusal(414, f"request target exceeds {self.maxTarget} bytes")
 
-    def on_header(self, name, value):
-        request = self._request
-        size = len(name) + len(value) + 4
-        request.size += size
-        fields = request.fields
-        if size > self.maxField or len(fields) >= self.maxFields or request.size > self.maxHead:
-            self._tooBig(request, name, size)
-        key = _keys[name] if name in _keys else _environKey(name)
-        if key is None:
-            # X_Forwarded_For would land on HTTP_X_FORWARDED_FOR and spoof the
-            # dashed header a proxy vouches for: drop it, as gunicorn does.
-            return
-        if key in _WATCHED:
-            self._watch(request, key, value)
-        fields.append((key, value.rstrip(b' \t').decode('latin-1')))
-
-    def _tooBig(self, request, name, size):
+    def _tooBig(self, name, size, count, headSize):
         if size > self.maxField:
             raise Refusal(431, f"header field {name[:40]!r} exceeds {self.maxField} bytes")
-        if len(request.fields) >= self.maxFields:
+        if count >= self.maxFields:
             raise Refusal(431, f"more than {self.maxFields} header fields")
         raise Refusal(431, f"request head exceeds {self.maxHead} bytes")
 
@@ -214,6 +256,11 @@ class RequestReader:
 
     def on_headers_complete(self):
         request = self._request
+        compiled = speedups.compiled
+        request.fields, watched = (fieldsOf if compiled is None else compiled.fieldsOf)(
+            self._lines.take(), _keys, _environKey, _WATCHED)
+        for key, value in watched:
+            self._watch(request, key, value)
         parser = self._parser
         request.version = version = parser.get_http_version()
         request.method = method = parser.get_method().decode('latin-1')

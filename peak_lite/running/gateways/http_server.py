@@ -18,10 +18,11 @@ import time
 
 from zope.interface import implementer
 
+from peak_lite.running.gateways import speedups
 from peak_lite.running.gateways.http_parse import END, Refusal, Request, RequestReader
 from peak_lite.running.gateways.interfaces import GatewayError, IConnection, ProtocolError
 from peak_lite.running.gateways.sockio import recvSome, sendAll
-from peak_lite.running.gateways.wsgi import ResponseError, WSGIRequest, baseEnviron
+from peak_lite.running.gateways.wsgi import ResponseError, WSGIRequest, baseEnviron, headLines
 
 log = logging.getLogger('peak_lite.running.gateways')
 
@@ -149,20 +150,23 @@ class HTTPResponse(WSGIRequest):
         self._left = 0
 
     def frameHead(self, status, headers, body):
+        request = self.request
+        compiled = speedups.compiled
+        if compiled is not None and request.method != 'HEAD':
+            # The common case (a Content-Length declared), compiled; None: the rest.
+            close = self._mustClose()
+            found = compiled.httpHead(status, headers, body, close)
+            if found is not None:
+                self._mode = 'length'
+                head, self._left = found
+                self.mustClose = close
+                return head
         code = int(status[:3])
         if code < 200:
             raise ResponseError(f"WSGI status {status!r}: the gateway sends 1xx responses itself")
-        request = self.request
-        declared = None
-        out = ['HTTP/1.1 ', status, '\r\n']
-        for name, value in headers:
-            if len(name) == 14 and name.lower() == 'content-length':
-                if declared is not None and int(value) != declared:
-                    raise ResponseError(f"two different Content-Length headers: {value!r}")
-                declared = int(value)
-                if code == 204:
-                    continue        # RFC 9110 8.6: never on a 204
-            out += (name, ': ', value, '\r\n')
+        # RFC 9110 8.6: never a Content-Length on a 204.
+        lines, declared = headLines(headers, code == 204)
+        out = []
         if body is not None and declared is not None and code not in (204, 304):
             total = sum(map(len, body))
             if total != declared and request.method != 'HEAD':
@@ -182,12 +186,18 @@ class HTTPResponse(WSGIRequest):
         else:
             self._mode = 'close'
             self.mustClose = True
-        if not self.mustClose and (self.conn.worker.stopping or not self.conn.canKeepBody(self)):
+        if self._mustClose():
             self.mustClose = True
-        if self.mustClose:
             out.append('Connection: close\r\n')
         out.append('\r\n')
-        return ''.join(out).encode('latin-1')
+        return b'HTTP/1.1 %s\r\n%s%s' % (status.encode('latin-1'), lines,
+                                          ''.join(out).encode('latin-1'))
+
+    def _mustClose(self):
+        """True when the connection closes after this response."""
+        conn = self.conn
+        return self.mustClose or conn.worker.stopping or (
+            self.request.hasBody and not conn.canKeepBody(self))
 
     def frameBody(self, data):
         mode = self._mode
@@ -228,7 +238,7 @@ class HTTPConnection:
         self.closed = False
         self.lastActive = time.monotonic()
         self.reader = RequestReader()
-        self._server = None         # (SERVER_NAME, SERVER_PORT, REMOTE_ADDR, REMOTE_PORT)
+        self._server = None         # {SERVER_NAME, SERVER_PORT, REMOTE_ADDR, ...}: once
 
     # -- IConnection -----------------------------------------------------
 
@@ -344,14 +354,14 @@ class HTTPConnection:
         if server is None:
             local, peer = self.sock.getsockname(), self.sock.getpeername()
             if isinstance(local, tuple):
-                server = local[0], str(local[1]), peer[0], str(peer[1])
+                address = local[0], str(local[1]), peer[0], str(peer[1])
             else:
                 # A unix socket has no peer address: CGI's REMOTE_ADDR stays empty.
-                server = 'localhost', '0', '', ''
-            self._server = server
-        environ['SERVER_NAME'], environ['SERVER_PORT'], \
-            environ['REMOTE_ADDR'], environ['REMOTE_PORT'] = server
-        environ['SERVER_SOFTWARE'] = 'peak_lite'
+                address = 'localhost', '0', '', ''
+            server = self._server = dict(
+                zip(('SERVER_NAME', 'SERVER_PORT', 'REMOTE_ADDR', 'REMOTE_PORT'), address),
+                SERVER_SOFTWARE='peak_lite')
+        environ.update(server)
 
     def _refuse(self, refusal, headersSent=False):
         status = getattr(refusal, 'status', 400)

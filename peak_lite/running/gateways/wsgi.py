@@ -13,11 +13,13 @@ import re
 import sys
 import traceback
 
+from peak_lite.running.gateways import speedups
 from peak_lite.running.gateways.interfaces import ClientTimeout, ConnectionClosed, ProtocolError
 
 log = logging.getLogger('peak_lite.running.gateways')
 
-__all__ = ['WSGIRequest', 'checkStatus', 'checkHeaders', 'baseEnviron', 'ERROR_BODY']
+__all__ = ['WSGIRequest', 'checkStatus', 'checkHeaders', 'headLines', 'baseEnviron',
+           'ERROR_BODY']
 
 ERROR_BODY = (b'<html><head><title>500 Internal Server Error</title></head><body>'
               b'<h1>Internal Server Error</h1><p>The server could not complete the request.'
@@ -47,6 +49,9 @@ class ResponseError(Exception):
 
 def checkStatus(status):
     """Raise ResponseError unless ``status`` is a str like ``'200 OK'``."""
+    compiled = speedups.compiled
+    if compiled is not None and compiled.statusValid(status):
+        return
     if type(status) is not str:
         raise ResponseError(f"WSGI status must be a str, got {type(status).__name__}: {status!r}")
     if not _STATUS.match(status):
@@ -54,7 +59,14 @@ def checkStatus(status):
 
 
 def checkHeaders(headers):
-    """Raise ResponseError unless ``headers`` is a list of (str, str) with legal contents."""
+    """Raise ResponseError unless ``headers`` is a list of (str, str) with legal contents.
+
+    The compiled twin (speedups.py) passes what is legal; what it does not
+    pass is looked at again here, which says what is wrong.
+    """
+    compiled = speedups.compiled
+    if compiled is not None and compiled.headersValid(headers):
+        return
     if type(headers) is not list:
         raise ResponseError(
             f"WSGI response headers must be a list, got {type(headers).__name__}")
@@ -79,6 +91,32 @@ def checkHeaders(headers):
         except UnicodeEncodeError:
             raise ResponseError(
                 f"WSGI response header {name!r} value {value!r} is not latin-1") from None
+
+
+def headLines(headers, dropContentLength=False):
+    """``(lines, declared)``: a "Name: value" CRLF line per header in latin-1 bytes
+    (Content-Length's left out if ``dropContentLength``), and the Content-Length
+    declared as an int, or None.
+
+    ``headers`` passed checkHeaders.  Raises ResponseError when two
+    Content-Length headers disagree.  speedups.py has the compiled twin.
+    """
+    compiled = speedups.compiled
+    if compiled is not None:
+        found = compiled.headLines(headers, dropContentLength)
+        if found is not None:
+            return found
+    declared = None
+    out = []
+    for name, value in headers:
+        if len(name) == 14 and name.lower() == 'content-length':
+            if declared is not None and int(value) != declared:
+                raise ResponseError(f"two different Content-Length headers: {value!r}")
+            declared = int(value)
+            if dropContentLength:
+                continue
+        out += (name, ': ', value, '\r\n')
+    return ''.join(out).encode('latin-1'), declared
 
 
 def baseEnviron(environ, wsgiInput, wsgiErrors):
