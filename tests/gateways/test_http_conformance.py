@@ -187,6 +187,9 @@ def test_header_count_limit_is_431(server):
     fine = b''.join(b'X-H%d: v\r\n' % i for i in range(98))
     assert len(served(server, b'GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n'
                               + fine + b'\r\n')['headers']) == 100
+    # Fields dropped for an underscore in their name count too: they were read.
+    dropped = b''.join(b'X_H%d: v\r\n' % i for i in range(101))
+    assert one(server, b'GET / HTTP/1.1\r\nHost: x\r\n' + dropped + b'\r\n') == 431
 
 
 def test_header_field_size_limit_is_431(server):

@@ -227,7 +227,8 @@ class RequestReader:
         self._inMessage = True
         self._request = Request()
         self._trickled = 0
-        self._lines.take()
+        # self._lines is empty here: on_headers_complete took the last head's
+        # fields, and a head refused part way ends the connection's reading.
 
     def on_url(self, url):
         request = self._request
