@@ -20,10 +20,13 @@ setup(
     license='ZPL-2.1',
     python_requires='>=3.10',
     packages=find_packages(include=['peak_lite', 'peak_lite.*']),
-    # The gateways' per-record, per-parameter and per-header loops, compiled.  Optional:
-    # without a C compiler the install goes on and the pure-Python code does the same work.
+    # The gateways' per-record, per-parameter and per-header loops, and a child's
+    # scoreboard writes per request, compiled.  Optional: without a C compiler the
+    # install goes on and the pure-Python code does the same work.
     ext_modules=[Extension('peak_lite.running.gateways._speedups',
-                           ['peak_lite/running/gateways/_speedups.c'], optional=True)],
+                           ['peak_lite/running/gateways/_speedups.c'], optional=True),
+                 Extension('peak_lite.running.procman._slotcore',
+                           ['peak_lite/running/procman/_slotcore.c'], optional=True)],
     include_package_data=True,
     package_data={'peak_lite': ['*.ini', '**/*.xml', '**/*.ini']},
     install_requires=[

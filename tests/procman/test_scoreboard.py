@@ -1,4 +1,7 @@
-"""The scoreboard in one process: layout, slots, busy(), wake and the file's safety."""
+"""The scoreboard in one process: layout, slots, busy(), wake and the file's safety.
+
+Every test runs with the compiled slot (SlotStatus) and with its pure-Python twin.
+"""
 
 import math
 import os
@@ -14,10 +17,19 @@ from peak_lite.running.interfaces import IWorkerStatus
 from peak_lite.running.procman.interfaces import ProcmanError
 from peak_lite.running.procman.scoreboard import (
     BUSY, IDLE, STARTING, STOPPING, UNKNOWN, CarriedBoard, Scoreboard, readScoreboard)
+from peak_lite.running.procman import slotstatus
 from peak_lite.running.procman.slotstatus import SlotStatus
 
 HEADER = struct.Struct('<8sIIIiIId24x')
 SLOT = struct.Struct('<iB3xQdII')
+
+
+@pytest.fixture(autouse=True, params=['compiled', 'python'])
+def twin(request, monkeypatch):
+    """The test's SlotStatus: the compiled one, then PySlotStatus."""
+    if request.param == 'python':
+        monkeypatch.setitem(globals(), 'SlotStatus', slotstatus.PySlotStatus)
+    return request.param
 
 
 def test_slot_status_provides_worker_status():

@@ -36,8 +36,8 @@ it adds them to its totals before it clears the slot, so totals never go
 backwards.
 
 A child's request path (``slotstatus.SlotStatus``) writes only its own slot, with
-``util.shared.store`` (see there why never ``struct.pack_into``): no lock, no system
-call (the times come from the vDSO's clock).  It writes one byte to the manager's wake
+``util.shared.store`` (see there why never ``struct.pack_into``), or compiled, one
+aligned store per field (``_slotcore.c``): no lock, no system call (the times come from the vDSO's clock).  It writes one byte to the manager's wake
 pipe only when every child is busy and the manager asked for it (the wake flag), or
 once in its life, when it reaches its request limit.
 
