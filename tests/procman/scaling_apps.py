@@ -5,7 +5,7 @@ import struct
 import threading
 import time
 
-from tests.support.procs import waitFor
+from tests.support.procs import childrenByScan, waitFor
 
 HEADER = struct.Struct('<8sIIIiIId24x')     # the documented layout, written out again here
 SLOT = struct.Struct('<iB3xQdII')
@@ -49,7 +49,13 @@ def waitState(pm, pid, state, timeout=10.0):
 
 
 class Sampler:
-    """Samples the manager's child count every few milliseconds, in a thread."""
+    """Samples the manager's child count every few milliseconds, in a thread.
+
+    A count lower than the last one is taken again by a scan of /proc
+    (childrenByScan): the cheap look the kernel's ``children`` lists give can
+    miss a live child while another is reaped, which a recycling pool does
+    all the time.
+    """
 
     def __init__(self, pm, interval=0.005):
         self.pm = pm
@@ -59,8 +65,13 @@ class Sampler:
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self):
+        last = 0
         while not self.done.is_set():
-            self.samples.append((time.monotonic(), len(self.pm.children())))
+            count = len(self.pm.children())
+            if count < last:
+                count = len(childrenByScan(self.pm.pid))
+            self.samples.append((time.monotonic(), count))
+            last = count
             self.done.wait(self.interval)
 
     def __enter__(self):

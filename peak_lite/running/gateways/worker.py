@@ -109,12 +109,16 @@ class Worker:
         connection accepted whose first byte has not arrived yet is no idle
         link: its request is on its way, so while one is open the drain
         waits up to ``limit`` for it, not ``quiet``.
+
+        With no connection of its own left it still empties the pool's queue:
+        a connection left there dies unread with the pool's last process (its
+        client sees a reset), and each worker looks after its last hand-off.
         """
         self.draining = True
         end = time.monotonic() + limit
         lastRequest = time.monotonic()
         # poll(), not select(): descriptors past 1024 are routine in a busy worker.
-        while self.connections:
+        while self.connections or self._takeQueued():
             now = time.monotonic()
             pending = any(fd in self._fresh for fd in self.connections)
             wait = (end if pending else min(end, lastRequest + quiet)) - now
@@ -132,16 +136,19 @@ class Worker:
             except InterruptedError:
                 continue
             for fd, _events in ready:
-                if fd == queue:
-                    taken = self.pool.take()
-                    if taken is not None:
-                        lastRequest = time.monotonic()
-                        self._take(*taken)
-                    continue
                 conn = self.connections.get(fd)
                 if conn is not None:
                     lastRequest = time.monotonic()
                     self._readable(fd, conn)
+                elif fd == queue and self._takeQueued():
+                    lastRequest = time.monotonic()
+
+    def _takeQueued(self):
+        """Take one connection waiting in the pool's queue, if any; True if one was."""
+        taken = self.pool.take() if self.pool is not None else None
+        if taken is not None:
+            self._take(*taken)
+        return taken is not None
 
     def close(self):
         """See IWorker."""
