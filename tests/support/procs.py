@@ -83,9 +83,12 @@ def acceptedUnixConnections(pid):
             if path in paths and state == '03' and inode in held}
 
 
-def groupPids(pgid):
-    """Pids of live (non-zombie) processes whose process group is ``pgid``."""
-    found = []
+def _liveProcesses():
+    """(pid, the fields of /proc/PID/stat after the name) of every live (non-zombie) process.
+
+    /proc's listing goes by pid number, so a process that lives through the
+    scan is always in it.
+    """
     for name in os.listdir('/proc'):
         if not name.isdigit():
             continue
@@ -94,9 +97,13 @@ def groupPids(pgid):
                 fields = f.read().rsplit(')', 1)[1].split()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        if fields[0] not in ('Z', 'X') and int(fields[2]) == pgid:
-            found.append(int(name))
-    return found
+        if fields[0] not in ('Z', 'X'):
+            yield int(name), fields
+
+
+def groupPids(pgid):
+    """Pids of live (non-zombie) processes whose process group is ``pgid``."""
+    return [pid for pid, fields in _liveProcesses() if int(fields[2]) == pgid]
 
 
 def childrenOf(pid):
@@ -120,21 +127,9 @@ def childrenByScan(pid):
 
     The kernel's ``children`` lists may skip a live child when another one is
     reaped while they are read ("never promised to be accurate", says its
-    source); /proc's own listing goes by pid number, so a process that lives
-    through the scan is always in it.
+    source); a scan of /proc does not (see _liveProcesses).
     """
-    kids = []
-    for name in os.listdir('/proc'):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f'/proc/{name}/stat') as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-        if fields[0] not in ('Z', 'X') and int(fields[1]) == pid:
-            kids.append(int(name))
-    return kids
+    return [kid for kid, fields in _liveProcesses() if int(fields[1]) == pid]
 
 
 class Proc:
