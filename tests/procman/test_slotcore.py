@@ -86,8 +86,9 @@ def test_both_twins_write_the_same_slot(steps, limit):
                 b.apply(op, arg)
         compiled, python = (b.slot() for b in boards)
         for raw in (compiled, python):
+            requests = int.from_bytes(raw[8:16], 'little')
             assert sum(int.from_bytes(raw[i:i + 8], 'little')
-                       for i in range(BUCKETS_OFFSET, TIMED.stop, 8)) == int.from_bytes(raw[8:16], 'little')
+                       for i in range(BUCKETS_OFFSET, TIMED.stop, 8)) == requests
         assert compiled[:TIME.start] + compiled[TIME.stop:TIMED.start] == \
             python[:TIME.start] + python[TIME.stop:TIMED.start]
         assert compiled[TIMED.stop:] == python[TIMED.stop:]
@@ -121,9 +122,10 @@ def test_the_request_line_is_utf8_cut_at_64_bytes_and_padded(cls):
     board = Scoreboard(1)
     try:
         status = cls(board, board.allocate(-1, 1))
-        with status.busy('GET /' + 'é' * 40):
+        line = 'GET /' + 'é' * 40
+        with status.busy(line):
             pass
-        assert board.requestLine(0) == ('GET /' + 'é' * 40).encode()[:64].decode('utf-8', 'replace')
+        assert board.requestLine(0) == line.encode()[:64].decode('utf-8', 'replace')
         with status.busy(b'POST /x'):
             pass
         with status.busy():

@@ -213,7 +213,7 @@ SlotCore_exit(SlotCore *self, PyObject *args)
         bucket++;
     add(slot + BUCKETS_OFFSET + 8 * bucket);
     int kind = self->code / 100 - 2;
-    if (self->code >= 0 && kind >= 0 && kind < 4)
+    if (kind >= 0 && kind < 4)
         add(slot + CODES_OFFSET + 8 * kind);
     uint64_t requests;
     memcpy(&requests, slot + REQUESTS_OFFSET, sizeof requests);

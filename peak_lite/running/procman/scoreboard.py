@@ -37,9 +37,10 @@ backwards.
 
 A child's request path (``slotstatus.SlotStatus``) writes only its own slot, with
 ``util.shared.store`` (see there why never ``struct.pack_into``), or compiled, one
-aligned store per field (``_slotcore.c``): no lock, no system call (the times come from the vDSO's clock).  It writes one byte to the manager's wake
-pipe only when every child is busy and the manager asked for it (the wake flag), or
-once in its life, when it reaches its request limit.
+aligned store per field (``_slotcore.c``): no lock, no system call (the times come
+from the vDSO's clock).  It writes one byte to the manager's wake pipe only when
+every child is busy and the manager asked for it (the wake flag), or once in its
+life, when it reaches its request limit.
 
 Every time the manager compares is monotonic: a step of the wall clock (NTP,
 an operator's ``date -s``) must never make RequestTimeout or IdleTimeout fire.

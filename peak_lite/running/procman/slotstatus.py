@@ -123,7 +123,7 @@ class _Slot:
 
     def __init__(self, board, index, wakeFd=None, goFd=None):
         super().__init__(board.map, board.offset(index))
-        self.map = board.map
+        self.map = board.map        # the compiled core keeps its own reference, unexposed
         self.slots = board.slots
         self.wakeFd = wakeFd
         self.pid = os.getpid()
